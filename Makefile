@@ -1,0 +1,34 @@
+# raftkv: build, test and run the cluster. See README.md.
+GO      ?= go
+BIN     ?= raftkv
+# Simulator seeds per run of `make test` (each seed is a full randomized fault schedule).
+SIM_SEEDS ?= 1000
+
+.PHONY: all build test test-unit test-sim vet check-core clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) .
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+# The consensus core must stay a pure state machine: no I/O, clock or goroutines.
+check-core:
+	@bad=$$(grep -lE '^\s*"(net|os|time|math/rand|sync)"|^\s*go func|\bgo [a-zA-Z_.]+\(' $$(ls src/raft/*.go | grep -v _test.go) || true); \
+	if [ -n "$$bad" ]; then echo "src/raft must do no I/O and start no goroutines: $$bad"; exit 1; fi
+
+test-unit:
+	$(GO) test -race -count=1 ./...
+
+# The simulator again without the race detector (it is single-goroutine) and with many seeds.
+test-sim:
+	$(GO) test -count=1 ./src/raft/simtest -seeds=$(SIM_SEEDS)
+
+test: vet check-core test-unit test-sim
+
+clean:
+	rm -f $(BIN)
+	find persistence -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
