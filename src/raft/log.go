@@ -1,0 +1,199 @@
+package raft
+
+import "fmt"
+
+// raftLog is a node's log from its snapshot onward, held in memory. The
+// runtime persists what Ready hands out; the core never reads storage.
+//
+// Invariants:
+//
+//	offset <= applied <= committed <= lastIndex()
+//	offset <= stable <= lastIndex()
+//	entries[i].Index == offset+1+i
+type raftLog struct {
+	// snapshot is the newest snapshot this node holds (taken locally or
+	// received); it is what a leader sends a follower that needs compacted
+	// entries. nil until the first snapshot.
+	snapshot *Snapshot
+	// offset and offsetTerm are the index and term of the last entry the
+	// snapshot covers (0, 0 without a snapshot).
+	offset, offsetTerm uint64
+	entries            []Entry
+	// committed is the highest index known to be committed (Raft figure 2).
+	committed uint64
+	// applied is the highest index handed to the runtime to apply.
+	applied uint64
+	// stable is the highest index the runtime has reported durable (Advance).
+	stable uint64
+}
+
+func (l *raftLog) lastIndex() uint64 { return l.offset + uint64(len(l.entries)) }
+
+func (l *raftLog) lastTerm() uint64 {
+	t, _ := l.term(l.lastIndex())
+	return t
+}
+
+// term returns the term of the entry at i, and false when i is compacted
+// away (below the snapshot) or beyond the end of the log.
+func (l *raftLog) term(i uint64) (uint64, bool) {
+	switch {
+	case i == l.offset:
+		return l.offsetTerm, true
+	case i < l.offset || i > l.lastIndex():
+		return 0, false
+	}
+	return l.entries[i-l.offset-1].Term, true
+}
+
+func (l *raftLog) matchTerm(i, term uint64) bool {
+	t, ok := l.term(i)
+	return ok && t == term
+}
+
+// isUpToDate implements the election restriction (Raft 5.4.1): a candidate's
+// log is at least as up-to-date as ours if its last term is greater, or the
+// same with an index at least as large.
+func (l *raftLog) isUpToDate(lastIndex, lastTerm uint64) bool {
+	lt := l.lastTerm()
+	return lastTerm > lt || (lastTerm == lt && lastIndex >= l.lastIndex())
+}
+
+// entry returns the entry at i, which must be in the log.
+func (l *raftLog) entry(i uint64) Entry { return l.entries[i-l.offset-1] }
+
+// slice returns entries [lo, hi) limited to maxEntries and maxBytes of Data,
+// but always at least one entry when lo < hi. The result must not be
+// modified; it may share memory with the log.
+func (l *raftLog) slice(lo, hi uint64, maxEntries int, maxBytes uint64) []Entry {
+	if lo >= hi {
+		return nil
+	}
+	if lo <= l.offset || hi > l.lastIndex()+1 {
+		panic(fmt.Sprintf("raft: slice [%d, %d) out of log (%d, %d]", lo, hi, l.offset, l.lastIndex()))
+	}
+	ents := l.entries[lo-l.offset-1 : hi-l.offset-1]
+	if len(ents) > maxEntries {
+		ents = ents[:maxEntries]
+	}
+	var size uint64
+	for i := range ents {
+		size += uint64(len(ents[i].Data))
+		if i > 0 && size > maxBytes {
+			return ents[:i:i]
+		}
+	}
+	return ents[:len(ents):len(ents)]
+}
+
+// append adds entries that continue the log at lastIndex()+1 or replace a
+// suffix of it. Replacing a committed entry is a bug.
+func (l *raftLog) append(ents ...Entry) {
+	if len(ents) == 0 {
+		return
+	}
+	first := ents[0].Index
+	switch {
+	case first <= l.committed:
+		panic(fmt.Sprintf("raft: overwriting committed entry %d (committed %d)", first, l.committed))
+	case first > l.lastIndex()+1:
+		panic(fmt.Sprintf("raft: gap in log: appending %d after %d", first, l.lastIndex()))
+	case first <= l.lastIndex():
+		// Truncate. The three-index slice forces a fresh array so that earlier
+		// Ready batches and messages that share the old one never change.
+		n := int(first - l.offset - 1)
+		l.entries = append(l.entries[:n:n], ents...)
+		l.stable = min(l.stable, first-1)
+	default:
+		l.entries = append(l.entries, ents...)
+	}
+}
+
+// maybeAppend handles the entries of an AppendEntries request whose previous
+// entry is (prevIndex, prevTerm). It returns the index of the last entry
+// the request covers and whether the log matched (Raft figure 2, receiver
+// rules 2-5).
+func (l *raftLog) maybeAppend(prevIndex, prevTerm, leaderCommit uint64, ents []Entry) (uint64, bool) {
+	if !l.matchTerm(prevIndex, prevTerm) {
+		return 0, false
+	}
+	lastNew := prevIndex + uint64(len(ents))
+	// Skip the entries we already have; an old, duplicated or reordered
+	// request must not truncate entries that a newer one added.
+	for i := range ents {
+		if !l.matchTerm(ents[i].Index, ents[i].Term) {
+			l.append(ents[i:]...)
+			break
+		}
+	}
+	l.commitTo(min(leaderCommit, lastNew))
+	return lastNew, true
+}
+
+func (l *raftLog) commitTo(c uint64) bool {
+	if c <= l.committed {
+		return false
+	}
+	if c > l.lastIndex() {
+		panic(fmt.Sprintf("raft: commit %d is beyond the last index %d", c, l.lastIndex()))
+	}
+	l.committed = c
+	return true
+}
+
+// findConflictByTerm returns the largest index <= index whose term is <=
+// term, or the snapshot index if there is none. It lets a follower and a
+// leader skip a whole term of disagreeing entries per round trip instead of
+// one entry (Raft 5.3, the optimization at the end of the section).
+func (l *raftLog) findConflictByTerm(index, term uint64) uint64 {
+	index = min(index, l.lastIndex())
+	for ; index > l.offset; index-- {
+		if l.entries[index-l.offset-1].Term <= term {
+			return index
+		}
+	}
+	return l.offset
+}
+
+// unstable returns the entries not yet reported durable.
+func (l *raftLog) unstable() []Entry {
+	if l.stable >= l.lastIndex() {
+		return nil
+	}
+	ents := l.entries[l.stable-l.offset:]
+	return ents[:len(ents):len(ents)]
+}
+
+// toApply returns the committed entries not yet handed out for applying.
+func (l *raftLog) toApply() []Entry {
+	if l.applied >= l.committed {
+		return nil
+	}
+	ents := l.entries[l.applied-l.offset : l.committed-l.offset]
+	return ents[:len(ents):len(ents)]
+}
+
+// compact drops the entries covered by snap, which the runtime has taken of
+// its applied state and made durable.
+func (l *raftLog) compact(snap *Snapshot) {
+	if snap.Index <= l.offset {
+		return
+	}
+	if snap.Index > l.applied {
+		panic(fmt.Sprintf("raft: compact to %d beyond applied %d", snap.Index, l.applied))
+	}
+	n := snap.Index - l.offset
+	rest := l.entries[n:]
+	// Copy so the compacted prefix can be freed.
+	l.entries = append(make([]Entry, 0, len(rest)+64), rest...)
+	l.offset, l.offsetTerm = snap.Index, snap.Term
+	l.snapshot = snap
+}
+
+// restore replaces the whole log with snap (a follower too far behind).
+func (l *raftLog) restore(snap *Snapshot) {
+	l.snapshot = snap
+	l.offset, l.offsetTerm = snap.Index, snap.Term
+	l.entries = nil
+	l.committed, l.applied, l.stable = snap.Index, snap.Index, snap.Index
+}

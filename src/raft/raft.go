@@ -1,0 +1,802 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+var (
+	// ErrNotLeader: proposals and reads are accepted only by the leader.
+	ErrNotLeader = errors.New("raft: not leader")
+	// ErrProposalDropped: the leader is handing leadership over and takes no
+	// new proposals until the transfer ends.
+	ErrProposalDropped = errors.New("raft: proposal dropped during leadership transfer")
+)
+
+// Rand is the source of randomness for election timeouts. The caller seeds
+// it, so a run is reproducible.
+type Rand interface {
+	// Intn returns a number in [0, n).
+	Intn(n int) int
+}
+
+// Config describes one node. Durations are in ticks; the runtime decides how
+// long a tick is.
+type Config struct {
+	ID    ID
+	Peers []ID // every voter, this node included
+	// ElectionTicks is the minimum election timeout; each election waits a
+	// random number of ticks in [ElectionTicks, 2*ElectionTicks).
+	ElectionTicks int
+	// HeartbeatTicks is the leader's heartbeat interval; < ElectionTicks.
+	HeartbeatTicks int
+	Rand           Rand
+	// MaxMsgEntries and MaxMsgBytes bound one AppendEntries message (the
+	// bytes bound counts entry data and lets at least one entry through).
+	MaxMsgEntries int
+	MaxMsgBytes   uint64
+	// MaxInflight bounds the unacknowledged AppendEntries per follower.
+	MaxInflight int
+
+	// The recovered durable state: the newest snapshot (nil for none), the
+	// hard state, and the log entries that follow the snapshot.
+	Snapshot  *Snapshot
+	HardState HardState
+	Entries   []Entry
+	// Applied is the highest index the state machine already reflects
+	// (normally the snapshot's index; 0 restarts application from it).
+	Applied uint64
+
+	// Trace, when set, receives a line for every state change and message.
+	// The simulator uses it for its replay trace.
+	Trace func(string)
+}
+
+func (c *Config) setDefaults() error {
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = 1
+	}
+	if c.MaxMsgEntries == 0 {
+		c.MaxMsgEntries = 4096
+	}
+	if c.MaxMsgBytes == 0 {
+		c.MaxMsgBytes = 1 << 20
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = 256
+	}
+	switch {
+	case c.HeartbeatTicks >= c.ElectionTicks:
+		return fmt.Errorf("raft: heartbeat (%d ticks) must be shorter than the election timeout (%d ticks)", c.HeartbeatTicks, c.ElectionTicks)
+	case c.Rand == nil:
+		return errors.New("raft: Config.Rand is required")
+	case !slices.Contains(c.Peers, c.ID):
+		return fmt.Errorf("raft: node %d is not among the peers %v", c.ID, c.Peers)
+	}
+	return nil
+}
+
+// pendingRead is a ReadIndex request waiting for a quorum to confirm the
+// leader's leadership in read round round.
+type pendingRead struct {
+	id, index, round uint64
+}
+
+// Node is one Raft participant as a deterministic state machine. It is not
+// safe for concurrent use: one goroutine owns it (see doc.go).
+type Node struct {
+	id      ID
+	peers   []ID
+	cfg     Config
+	term    uint64
+	vote    ID
+	lead    ID
+	role    Role
+	log     raftLog
+	prs     map[ID]*Progress
+	votes   map[ID]bool
+	msgs    []Message
+	quorum  int
+	trace   func(string)
+	rand    Rand
+	pending struct {
+		snapshot  *Snapshot // received, to hand out in Ready
+		append    bool      // new entries to broadcast at the next Ready
+		readBcast bool      // reads wait for a heartbeat round
+	}
+
+	electionElapsed  int
+	heartbeatElapsed int
+	// randomizedTimeout is in [ElectionTicks, 2*ElectionTicks), drawn anew
+	// at every reset of the election timer (Raft 5.2).
+	randomizedTimeout int
+	leadTransferee    ID
+
+	readRound     uint64
+	reads         []pendingRead
+	readsWaitNoop []uint64
+	readStates    []ReadState
+
+	prevHard HardState
+	prevSoft SoftState
+}
+
+// NewNode builds a node from its configuration and recovered state.
+func NewNode(cfg Config) (*Node, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		id:             cfg.ID,
+		peers:          slices.Clone(cfg.Peers),
+		cfg:            cfg,
+		vote:           None,
+		lead:           None,
+		trace:          cfg.Trace,
+		rand:           cfg.Rand,
+		quorum:         len(cfg.Peers)/2 + 1,
+		leadTransferee: None,
+	}
+	slices.Sort(n.peers)
+	hs := cfg.HardState
+	if !cfg.Snapshot.IsEmpty() {
+		n.log.restore(cfg.Snapshot)
+	}
+	if len(cfg.Entries) > 0 {
+		if cfg.Entries[0].Index != n.log.offset+1 {
+			return nil, fmt.Errorf("raft: recovered entries start at %d, want %d", cfg.Entries[0].Index, n.log.offset+1)
+		}
+		n.log.entries = slices.Clone(cfg.Entries)
+	}
+	n.log.stable = n.log.lastIndex()
+	n.log.committed = max(n.log.offset, min(hs.Commit, n.log.lastIndex()))
+	n.log.applied = max(n.log.offset, min(cfg.Applied, n.log.committed))
+	if !hs.IsEmpty() {
+		n.term, n.vote = hs.Term, hs.Vote
+	}
+	n.prevHard = n.hardState()
+	n.becomeFollower(n.term, None)
+	n.prevSoft = n.softState()
+	return n, nil
+}
+
+func (n *Node) tracef(format string, args ...any) {
+	if n.trace != nil {
+		n.trace(fmt.Sprintf("n%d t%d %s: ", n.id, n.term, n.role) + fmt.Sprintf(format, args...))
+	}
+}
+
+func (n *Node) hardState() HardState {
+	return HardState{Term: n.term, Vote: n.vote, Commit: n.log.committed}
+}
+
+func (n *Node) softState() SoftState { return SoftState{Lead: n.lead, Role: n.role} }
+
+func (n *Node) send(m Message) {
+	m.From = n.id
+	if m.Term == 0 {
+		m.Term = n.term
+	}
+	if n.trace != nil {
+		n.tracef("send %s", m)
+	}
+	n.msgs = append(n.msgs, m)
+}
+
+// --- role transitions -------------------------------------------------------
+
+func (n *Node) reset(term uint64) {
+	if n.term != term {
+		n.term = term
+		n.vote = None
+	}
+	n.lead = None
+	n.electionElapsed = 0
+	n.heartbeatElapsed = 0
+	n.randomizedTimeout = n.cfg.ElectionTicks + n.rand.Intn(n.cfg.ElectionTicks)
+	n.leadTransferee = None
+	n.votes = map[ID]bool{}
+	n.prs = nil
+	n.reads = nil
+	n.readsWaitNoop = nil
+}
+
+func (n *Node) becomeFollower(term uint64, lead ID) {
+	n.reset(term)
+	n.role = RoleFollower
+	n.lead = lead
+	n.tracef("became follower of %d", lead)
+}
+
+func (n *Node) becomePreCandidate() {
+	// A pre-candidate keeps its term and vote (Raft thesis 9.6): only a real
+	// election, which it may never get to, would disturb the cluster.
+	n.role = RolePreCandidate
+	n.votes = map[ID]bool{}
+	n.lead = None
+	n.tracef("became pre-candidate")
+}
+
+func (n *Node) becomeCandidate() {
+	n.reset(n.term + 1)
+	n.vote = n.id
+	n.role = RoleCandidate
+	n.tracef("became candidate")
+}
+
+func (n *Node) becomeLeader() {
+	n.reset(n.term)
+	n.role = RoleLeader
+	n.lead = n.id
+	n.prs = make(map[ID]*Progress, len(n.peers))
+	last := n.log.lastIndex()
+	for _, p := range n.peers {
+		n.prs[p] = &Progress{Next: last + 1, inflight: newInflights(n.cfg.MaxInflight), RecentActive: true}
+	}
+	n.prs[n.id].Match = n.log.stable
+	// A no-op starts each term (Raft thesis 6.4): a leader may count replicas
+	// only of current-term entries (5.4.2), so committing this one commits
+	// everything before it and tells the leader its commit index.
+	n.appendEntry(Entry{Type: EntryNoop})
+	n.tracef("became leader at last index %d", last)
+}
+
+// --- inputs ----------------------------------------------------------------
+
+// Tick advances the logical clock by one tick.
+func (n *Node) Tick() {
+	if n.role == RoleLeader {
+		n.tickHeartbeat()
+	} else {
+		n.tickElection()
+	}
+}
+
+func (n *Node) tickElection() {
+	n.electionElapsed++
+	if n.electionElapsed >= n.randomizedTimeout {
+		n.electionElapsed = 0
+		n.campaign(false)
+	}
+}
+
+func (n *Node) tickHeartbeat() {
+	n.heartbeatElapsed++
+	n.electionElapsed++
+	if n.electionElapsed >= n.cfg.ElectionTicks {
+		n.electionElapsed = 0
+		// Check-quorum (Raft thesis 6.2): a leader that has not heard from a
+		// majority for an election timeout steps down, so clients stop
+		// waiting on it and its lease-like guarantee to followers holds.
+		if !n.quorumActive() {
+			n.tracef("steps down: no quorum heard in an election timeout")
+			n.becomeFollower(n.term, None)
+			return
+		}
+		if n.leadTransferee != None {
+			n.tracef("abandons transfer to %d", n.leadTransferee)
+			n.leadTransferee = None
+		}
+	}
+	for _, p := range n.peers {
+		if pr := n.prs[p]; p != n.id && pr.State == stateSnapshot {
+			pr.snapshotWait++
+			if pr.snapshotWait >= n.cfg.ElectionTicks {
+				// The snapshot or its answer was lost: try again.
+				pr.becomeProbe()
+			}
+		}
+	}
+	if n.heartbeatElapsed >= n.cfg.HeartbeatTicks {
+		n.heartbeatElapsed = 0
+		n.bcastHeartbeat()
+	}
+}
+
+func (n *Node) quorumActive() bool {
+	active := 0
+	for _, p := range n.peers {
+		pr := n.prs[p]
+		if p == n.id || pr.RecentActive {
+			active++
+		}
+		pr.RecentActive = false
+	}
+	return active >= n.quorum
+}
+
+// Campaign starts a pre-vote at once, as if the election timer had fired.
+// The runtime may call it when it has strong evidence that the leader is
+// gone (its connection to us broke); pre-vote still asks a majority first,
+// so a wrong guess cannot depose a healthy leader.
+func (n *Node) Campaign() {
+	if n.role != RoleLeader {
+		n.electionElapsed = 0
+		n.campaign(false)
+	}
+}
+
+// ExpireLease forgets the current leader's lease early, as a follower whose
+// connection from the leader broke: it lets this node grant pre-votes
+// without waiting a full election timeout.
+func (n *Node) ExpireLease() {
+	if n.role == RoleFollower {
+		n.electionElapsed = max(n.electionElapsed, n.cfg.ElectionTicks)
+	}
+}
+
+// campaign starts a pre-vote, or with transfer an immediate real election.
+func (n *Node) campaign(transfer bool) {
+	if n.role == RoleLeader {
+		return
+	}
+	var t MessageType
+	var term uint64
+	if transfer {
+		n.becomeCandidate()
+		t, term = MsgVote, n.term
+	} else {
+		n.becomePreCandidate()
+		t, term = MsgPreVote, n.term+1
+	}
+	if n.poll(n.id, true) {
+		return
+	}
+	for _, p := range n.peers {
+		if p != n.id {
+			n.send(Message{Type: t, To: p, Term: term, Index: n.log.lastIndex(), LogTerm: n.log.lastTerm(), Force: transfer})
+		}
+	}
+}
+
+// poll records a vote and acts on the outcome; it reports whether the
+// election ended.
+func (n *Node) poll(from ID, granted bool) bool {
+	if _, seen := n.votes[from]; !seen {
+		n.votes[from] = granted
+	}
+	yes, no := 0, 0
+	for _, g := range n.votes {
+		if g {
+			yes++
+		} else {
+			no++
+		}
+	}
+	switch {
+	case yes >= n.quorum:
+		if n.role == RolePreCandidate {
+			n.campaign(true)
+		} else {
+			n.becomeLeader()
+		}
+		return true
+	case no >= n.quorum || len(n.peers)-no < n.quorum:
+		n.becomeFollower(n.term, None)
+		return true
+	}
+	return false
+}
+
+// Step feeds the node a message from a peer.
+func (n *Node) Step(m Message) error {
+	if n.trace != nil {
+		n.tracef("recv %s", m)
+	}
+	if _, known := indexOf(n.peers, m.From); !known || m.From == n.id {
+		return fmt.Errorf("raft: message from unknown node %d", m.From)
+	}
+	switch {
+	case m.Term > n.term:
+		if (m.Type == MsgVote || m.Type == MsgPreVote) && !m.Force &&
+			n.lead != None && n.electionElapsed < n.cfg.ElectionTicks {
+			// We heard from a leader within the minimum election timeout:
+			// ignore the candidate (Raft thesis 4.2.3). This is what keeps a
+			// node that was cut off and comes back from deposing a healthy
+			// leader.
+			n.tracef("ignores %s from %d: leader %d is alive", m.Type, m.From, n.lead)
+			return nil
+		}
+		switch {
+		case m.Type == MsgPreVote:
+			// Pre-votes never change our term.
+		case m.Type == MsgPreVoteResp && !m.Reject:
+			// A granted pre-vote carries the term we would campaign for.
+		case m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap:
+			n.becomeFollower(m.Term, m.From)
+		default:
+			n.becomeFollower(m.Term, None)
+		}
+	case m.Term < n.term:
+		switch m.Type {
+		case MsgApp, MsgHeartbeat:
+			// A stale leader: tell it our term so it steps down, rather than
+			// let it wait for a check-quorum round.
+			n.send(Message{Type: MsgAppResp, To: m.From})
+		case MsgPreVote:
+			n.send(Message{Type: MsgPreVoteResp, To: m.From, Reject: true})
+		}
+		return nil
+	}
+
+	switch m.Type {
+	case MsgPreVote, MsgVote:
+		n.handleVote(m)
+		return nil
+	}
+	switch n.role {
+	case RoleLeader:
+		n.stepLeader(m)
+	case RoleCandidate, RolePreCandidate:
+		n.stepCandidate(m)
+	default:
+		n.stepFollower(m)
+	}
+	return nil
+}
+
+func (n *Node) handleVote(m Message) {
+	resp := MsgVoteResp
+	if m.Type == MsgPreVote {
+		resp = MsgPreVoteResp
+	}
+	canVote := n.vote == m.From ||
+		(n.vote == None && n.lead == None) ||
+		(m.Type == MsgPreVote && m.Term > n.term)
+	// The election restriction (Raft 5.4.1) keeps every committed entry in
+	// the log of any future leader.
+	if canVote && n.log.isUpToDate(m.Index, m.LogTerm) {
+		n.send(Message{Type: resp, To: m.From, Term: m.Term})
+		if m.Type == MsgVote {
+			// Only a granted vote resets the timer (Raft 5.2); the vote is
+			// made durable before the reply leaves (see Ready).
+			n.electionElapsed = 0
+			n.vote = m.From
+		}
+		return
+	}
+	n.send(Message{Type: resp, To: m.From, Reject: true})
+}
+
+func (n *Node) stepFollower(m Message) {
+	switch m.Type {
+	case MsgApp:
+		n.electionElapsed = 0
+		n.lead = m.From
+		n.handleAppend(m)
+	case MsgHeartbeat:
+		n.electionElapsed = 0
+		n.lead = m.From
+		n.log.commitTo(min(m.Commit, n.log.lastIndex()))
+		n.send(Message{Type: MsgHeartbeatResp, To: m.From, Context: m.Context})
+	case MsgSnap:
+		n.electionElapsed = 0
+		n.lead = m.From
+		n.handleSnapshot(m)
+	case MsgTimeoutNow:
+		n.tracef("campaigns at once: leadership transfer from %d", m.From)
+		n.campaign(true)
+	}
+}
+
+func (n *Node) stepCandidate(m Message) {
+	want := MsgVoteResp
+	if n.role == RolePreCandidate {
+		want = MsgPreVoteResp
+	}
+	switch m.Type {
+	case MsgApp, MsgHeartbeat, MsgSnap:
+		// A leader exists for this term (Raft 5.2).
+		n.becomeFollower(m.Term, m.From)
+		n.stepFollower(m)
+	case want:
+		n.poll(m.From, !m.Reject)
+	}
+}
+
+func (n *Node) handleAppend(m Message) {
+	if m.Index < n.log.committed {
+		// Everything up to our commit index matches any leader's log.
+		n.send(Message{Type: MsgAppResp, To: m.From, Index: n.log.committed})
+		return
+	}
+	if last, ok := n.log.maybeAppend(m.Index, m.LogTerm, m.Commit, m.Entries); ok {
+		n.send(Message{Type: MsgAppResp, To: m.From, Index: last})
+		return
+	}
+	hint := n.log.findConflictByTerm(min(m.Index, n.log.lastIndex()), m.LogTerm)
+	hintTerm, _ := n.log.term(hint)
+	n.send(Message{Type: MsgAppResp, To: m.From, Index: m.Index, Reject: true, RejectHint: hint, LogTerm: hintTerm})
+}
+
+func (n *Node) handleSnapshot(m Message) {
+	s := m.Snapshot
+	switch {
+	case s == nil || s.Index <= n.log.committed:
+		n.send(Message{Type: MsgAppResp, To: m.From, Index: n.log.committed})
+	case n.log.matchTerm(s.Index, s.Term):
+		// We have the snapshot's last entry: the log up to it is committed.
+		n.log.commitTo(s.Index)
+		n.send(Message{Type: MsgAppResp, To: m.From, Index: n.log.committed})
+	default:
+		n.tracef("restores snapshot %d/t%d", s.Index, s.Term)
+		n.log.restore(s)
+		n.pending.snapshot = s
+		n.send(Message{Type: MsgAppResp, To: m.From, Index: s.Index})
+	}
+}
+
+func (n *Node) stepLeader(m Message) {
+	pr := n.prs[m.From]
+	switch m.Type {
+	case MsgAppResp:
+		pr.RecentActive = true
+		if m.Reject {
+			hint := m.RejectHint
+			if m.LogTerm > 0 {
+				hint = n.log.findConflictByTerm(m.RejectHint, m.LogTerm)
+			}
+			if pr.maybeDecrTo(m.Index, hint) {
+				if pr.State == stateReplicate {
+					pr.becomeProbe()
+				}
+				n.sendAppend(m.From, false)
+			}
+			return
+		}
+		if pr.maybeUpdate(m.Index) {
+			switch {
+			case pr.State == stateProbe:
+				pr.becomeReplicate()
+			case pr.State == stateSnapshot && pr.Match >= pr.PendingSnapshot:
+				pr.becomeReplicate()
+			}
+			n.maybeCommit()
+		}
+		if pr.State == stateReplicate {
+			pr.inflight.freeLE(m.Index)
+		}
+		n.sendAppend(m.From, false)
+		if m.From == n.leadTransferee && pr.Match == n.log.lastIndex() {
+			n.sendTimeoutNow(m.From)
+		}
+	case MsgHeartbeatResp:
+		pr.RecentActive = true
+		pr.probeSent = false
+		if pr.State == stateReplicate && pr.inflight.full() {
+			// Messages may have been lost; let one more through.
+			pr.inflight.freeFirst()
+		}
+		if pr.Match < n.log.lastIndex() {
+			n.sendAppend(m.From, true)
+		}
+		if m.Context > pr.ReadAck {
+			pr.ReadAck = m.Context
+			n.releaseReads()
+		}
+	}
+}
+
+// sendAppend sends the follower the entries it lacks, or with sendIfEmpty an
+// empty AppendEntries that checks where its log stands.
+func (n *Node) sendAppend(to ID, sendIfEmpty bool) {
+	pr := n.prs[to]
+	if pr.isPaused() {
+		return
+	}
+	prev := pr.Next - 1
+	prevTerm, ok := n.log.term(prev)
+	if !ok {
+		n.sendSnapshot(to)
+		return
+	}
+	ents := n.log.slice(pr.Next, n.log.lastIndex()+1, n.cfg.MaxMsgEntries, n.cfg.MaxMsgBytes)
+	if len(ents) == 0 && !sendIfEmpty {
+		return
+	}
+	n.send(Message{Type: MsgApp, To: to, Index: prev, LogTerm: prevTerm, Entries: ents, Commit: n.log.committed})
+	switch pr.State {
+	case stateReplicate:
+		if len(ents) > 0 {
+			last := ents[len(ents)-1].Index
+			pr.Next = last + 1
+			pr.inflight.add(last)
+		}
+	case stateProbe:
+		pr.probeSent = true
+	}
+}
+
+func (n *Node) sendSnapshot(to ID) {
+	snap := n.log.snapshot
+	if snap == nil {
+		panic(fmt.Sprintf("raft: follower %d needs entry %d but there is no snapshot", to, n.prs[to].Next))
+	}
+	n.prs[to].becomeSnapshot(snap.Index)
+	n.tracef("sends snapshot %d/t%d to %d", snap.Index, snap.Term, to)
+	n.send(Message{Type: MsgSnap, To: to, Snapshot: snap})
+}
+
+func (n *Node) sendTimeoutNow(to ID) {
+	n.send(Message{Type: MsgTimeoutNow, To: to})
+}
+
+func (n *Node) bcastAppend() {
+	for _, p := range n.peers {
+		if p != n.id {
+			n.sendAppend(p, false)
+		}
+	}
+}
+
+func (n *Node) bcastHeartbeat() {
+	for _, p := range n.peers {
+		if p != n.id {
+			// A follower may only learn a commit index it holds the entries
+			// for; Match guarantees that.
+			commit := min(n.prs[p].Match, n.log.committed)
+			n.send(Message{Type: MsgHeartbeat, To: p, Commit: commit, Context: n.readRound})
+		}
+	}
+}
+
+// maybeCommit advances the commit index to the highest index stored on a
+// quorum, but only if that entry is from the current term (Raft 5.4.2,
+// figure 8: counting replicas of an older term's entry is not enough).
+func (n *Node) maybeCommit() bool {
+	matches := make([]uint64, 0, len(n.peers))
+	for _, p := range n.peers {
+		matches = append(matches, n.prs[p].Match)
+	}
+	slices.Sort(matches)
+	mci := matches[len(matches)-n.quorum]
+	if t, _ := n.log.term(mci); mci <= n.log.committed || t != n.term {
+		return false
+	}
+	first := !n.committedInTerm()
+	n.log.commitTo(mci)
+	if first {
+		// Reads that waited for this term's first commit can now start.
+		for _, id := range n.readsWaitNoop {
+			n.addRead(id)
+		}
+		n.readsWaitNoop = nil
+	}
+	return true
+}
+
+func (n *Node) committedInTerm() bool {
+	t, _ := n.log.term(n.log.committed)
+	return t == n.term
+}
+
+func (n *Node) appendEntry(e Entry) uint64 {
+	e.Term = n.term
+	e.Index = n.log.lastIndex() + 1
+	n.log.append(e)
+	n.pending.append = true
+	return e.Index
+}
+
+// Propose appends a command to the leader's log. It returns the entry's
+// index and term: the command is committed when an entry with that index
+// and term is applied. If another entry shows up at that index, the
+// proposal was lost with a change of leader and its outcome is known: not
+// applied.
+func (n *Node) Propose(data []byte) (index, term uint64, err error) {
+	if n.role != RoleLeader {
+		return 0, 0, ErrNotLeader
+	}
+	if n.leadTransferee != None {
+		return 0, 0, ErrProposalDropped
+	}
+	return n.appendEntry(Entry{Type: EntryNormal, Data: data}), n.term, nil
+}
+
+// ReadIndex asks for a linearizable read (Raft thesis 6.4). When the leader
+// has confirmed with a quorum that it was still leader after the request
+// arrived, a ReadState with id and the commit index at arrival appears in a
+// Ready; the read may be served once that index is applied. A read is lost,
+// with no ReadState, if the node stops being leader: the caller times it out
+// or watches SoftState.
+func (n *Node) ReadIndex(id uint64) error {
+	if n.role != RoleLeader {
+		return ErrNotLeader
+	}
+	if !n.committedInTerm() {
+		// Until its no-op commits, a new leader does not know the commit
+		// index of the previous term.
+		n.readsWaitNoop = append(n.readsWaitNoop, id)
+		return nil
+	}
+	n.addRead(id)
+	return nil
+}
+
+func (n *Node) addRead(id uint64) {
+	if n.quorum == 1 {
+		n.readStates = append(n.readStates, ReadState{RequestID: id, Index: n.log.committed})
+		return
+	}
+	// Every read that arrives before the next heartbeat broadcast shares its
+	// round: one quorum check serves them all.
+	n.reads = append(n.reads, pendingRead{id: id, index: n.log.committed, round: n.readRound + 1})
+	n.pending.readBcast = true
+}
+
+// releaseReads hands out every read whose round a quorum has acknowledged.
+func (n *Node) releaseReads() {
+	if len(n.reads) == 0 {
+		return
+	}
+	acks := make([]uint64, 0, len(n.peers))
+	for _, p := range n.peers {
+		if p == n.id {
+			acks = append(acks, n.readRound)
+		} else {
+			acks = append(acks, n.prs[p].ReadAck)
+		}
+	}
+	slices.Sort(acks)
+	acked := acks[len(acks)-n.quorum]
+	i := 0
+	for ; i < len(n.reads) && n.reads[i].round <= acked; i++ {
+		n.readStates = append(n.readStates, ReadState{RequestID: n.reads[i].id, Index: n.reads[i].index})
+	}
+	n.reads = n.reads[i:]
+}
+
+// TransferLeadership hands leadership to another node (Raft thesis 3.10):
+// the leader stops taking proposals, brings the target's log up to date,
+// then tells it to campaign at once. It gives up after an election timeout.
+func (n *Node) TransferLeadership(to ID) error {
+	if n.role != RoleLeader {
+		return ErrNotLeader
+	}
+	if _, ok := n.prs[to]; !ok || to == n.id {
+		return fmt.Errorf("raft: cannot transfer leadership to %d", to)
+	}
+	n.leadTransferee = to
+	n.electionElapsed = 0
+	n.tracef("transfers leadership to %d", to)
+	if n.prs[to].Match == n.log.lastIndex() {
+		n.sendTimeoutNow(to)
+	} else {
+		n.sendAppend(to, true)
+	}
+	return nil
+}
+
+// Compact tells the core that the runtime has durably saved a snapshot of
+// its state machine at index (which it has applied). The core drops the
+// entries the snapshot covers and sends the snapshot to followers that need
+// them.
+func (n *Node) Compact(index uint64, data []byte) error {
+	if index <= n.log.offset {
+		return nil
+	}
+	if index > n.log.applied {
+		return fmt.Errorf("raft: cannot compact to %d beyond applied %d", index, n.log.applied)
+	}
+	term, _ := n.log.term(index)
+	n.log.compact(&Snapshot{Index: index, Term: term, Peers: slices.Clone(n.peers), Data: data})
+	return nil
+}
+
+// ReportSnapshotFailed tells a leader that sending a snapshot to a follower
+// failed, so it retries without waiting an election timeout.
+func (n *Node) ReportSnapshotFailed(to ID) {
+	if n.role == RoleLeader {
+		if pr := n.prs[to]; pr != nil && pr.State == stateSnapshot {
+			pr.becomeProbe()
+		}
+	}
+}
+
+func indexOf(ids []ID, id ID) (int, bool) {
+	return slices.BinarySearch(ids, id)
+}

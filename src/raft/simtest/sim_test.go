@@ -1,0 +1,53 @@
+package simtest
+
+import (
+	"flag"
+	"fmt"
+	"testing"
+	"time"
+)
+
+var (
+	seedsFlag = flag.Int("seeds", defaultSeeds, "number of seeds (fault schedules) to run")
+	seedFlag  = flag.Int64("seed", -1, "replay one seed (with -v for a trace of every message and state change)")
+	firstSeed = flag.Int64("first-seed", 1, "first seed of the run")
+)
+
+// optionsFor derives a whole run from its seed: odd seeds run 5 nodes, even
+// seeds 3.
+func optionsFor(seed int64) Options {
+	nodes := 3
+	if seed%2 == 1 {
+		nodes = 5
+	}
+	return Options{Seed: seed, Nodes: nodes, ChaosTicks: 400, HealTicks: 40 * electionTicks, SnapshotEvery: 40}
+}
+
+func replayHint(seed int64) string {
+	return fmt.Sprintf("replay: go test ./src/raft/simtest -run 'TestSimulation$' -seed=%d -v", seed)
+}
+
+func TestSimulation(t *testing.T) {
+	if *seedFlag >= 0 {
+		opts := optionsFor(*seedFlag)
+		if testing.Verbose() {
+			opts.Trace = func(line string) { t.Log(line) }
+		}
+		if err := New(opts).Run(); err != nil {
+			t.Fatalf("seed %d: %v", *seedFlag, err)
+		}
+		return
+	}
+	start := time.Now()
+	failed := 0
+	for seed := *firstSeed; seed < *firstSeed+int64(*seedsFlag); seed++ {
+		if err := New(optionsFor(seed)).Run(); err != nil {
+			failed++
+			t.Errorf("seed %d (%d nodes): %v\n%s", seed, optionsFor(seed).Nodes, err, replayHint(seed))
+			if failed >= 5 {
+				t.Fatalf("stopping after %d failed seeds", failed)
+			}
+		}
+	}
+	t.Logf("%d seeds in %v", *seedsFlag, time.Since(start).Round(time.Millisecond))
+}
