@@ -58,6 +58,9 @@ type simNode struct {
 	n       *raft.Node // nil while crashed
 	disk    durable
 	restart int // tick at which a crashed node comes back
+	// pausedUntil: a paused node (as under SIGSTOP) neither ticks nor reads
+	// its messages, which wait for it, until this tick.
+	pausedUntil int
 	// The state machine: a hash chain over applied entries.
 	smIndex uint64
 	smHash  uint64
@@ -89,13 +92,13 @@ type Sim struct {
 	blocked           map[[2]raft.ID]bool
 
 	// Checker state.
-	leaders   map[uint64]raft.ID // term -> the leader seen in it
-	commits   []committed        // index-1 -> the committed entry
-	smHashes  []uint64           // index-1 -> state-machine hash after applying it
-	logs      map[logKey]logVal  // every (index, term) ever stored anywhere
-	reads     map[uint64]uint64  // read id -> highest known commit when it was asked
-	nextRead  uint64
-	nextCmd   int
+	leaders  map[uint64]raft.ID // term -> the leader seen in it
+	commits  []committed        // index-1 -> the committed entry
+	smHashes []uint64           // index-1 -> state-machine hash after applying it
+	logs     map[logKey]logVal  // every (index, term) ever stored anywhere
+	reads    map[uint64]uint64  // read id -> highest known commit when it was asked
+	nextRead uint64
+	nextCmd  int
 	// pending: commands proposed after healing and not yet applied, with the
 	// term they were last proposed in.
 	pending map[string]uint64
@@ -104,13 +107,13 @@ type Sim struct {
 // New builds a cluster from opts.
 func New(opts Options) *Sim {
 	s := &Sim{
-		opts:      opts,
-		rng:       rand.New(rand.NewSource(opts.Seed)),
-		blocked:   map[[2]raft.ID]bool{},
-		leaders:   map[uint64]raft.ID{},
-		logs:      map[logKey]logVal{},
-		reads:     map[uint64]uint64{},
-		pending:   map[string]uint64{},
+		opts:    opts,
+		rng:     rand.New(rand.NewSource(opts.Seed)),
+		blocked: map[[2]raft.ID]bool{},
+		leaders: map[uint64]raft.ID{},
+		logs:    map[logKey]logVal{},
+		reads:   map[uint64]uint64{},
+		pending: map[string]uint64{},
 	}
 	for i := range opts.Nodes {
 		s.ids = append(s.ids, raft.ID(i))
@@ -147,7 +150,7 @@ func (s *Sim) start(sn *simNode) {
 		ID: sn.id, Peers: s.ids,
 		ElectionTicks: electionTicks, HeartbeatTicks: heartbeatTicks,
 		Rand:          rand.New(rand.NewSource(s.rng.Int63())),
-		MaxMsgEntries: 1 + s.rng.Intn(8), MaxMsgBytes: 64, MaxInflight: 1 + s.rng.Intn(4),
+		MaxMsgEntries: 2 + s.rng.Intn(16), MaxMsgBytes: 64, MaxInflight: 2 + s.rng.Intn(6),
 		Snapshot: sn.disk.snap, HardState: sn.disk.hs, Entries: slices.Clone(sn.disk.ents),
 		Applied: applied,
 		Trace:   trace,
@@ -231,6 +234,11 @@ func (s *Sim) fault() {
 		if sn := s.nodes[s.rng.Intn(len(s.nodes))]; sn.n != nil {
 			s.crash(sn, s.rng.Intn(2) == 0)
 		}
+	case r < 0.05:
+		if sn := s.nodes[s.rng.Intn(len(s.nodes))]; sn.n != nil && !s.paused(sn) {
+			sn.pausedUntil = s.now + 5 + s.rng.Intn(6*electionTicks)
+			s.tracef("pause n%d until %d", sn.id, sn.pausedUntil)
+		}
 	}
 }
 
@@ -239,6 +247,9 @@ func (s *Sim) heal() {
 	s.tracef("heal")
 	clear(s.blocked)
 	s.dropRate, s.dupRate = 0, 0
+	for _, sn := range s.nodes {
+		sn.pausedUntil = 0
+	}
 	s.maxDelay = min(s.maxDelay, 2)
 	for _, sn := range s.nodes {
 		if sn.n == nil {
@@ -251,15 +262,24 @@ func (s *Sim) heal() {
 // then every invariant.
 func (s *Sim) step(chaos bool) error {
 	for _, sn := range s.nodes {
-		if sn.n != nil {
+		if sn.n != nil && !s.paused(sn) {
 			sn.n.Tick()
 		}
 	}
+	// A node that wakes from a pause may hear from clients before it reads
+	// the messages that piled up meanwhile, or after.
+	clientsFirst := s.rng.Intn(2) == 0
+	if chaos && clientsFirst {
+		s.clients()
+	}
 	s.deliver()
-	if chaos {
+	if chaos && !clientsFirst {
 		s.clients()
 	}
 	for _, sn := range s.nodes {
+		if s.paused(sn) {
+			continue
+		}
 		if err := s.handleReady(sn, chaos); err != nil {
 			return err
 		}
@@ -270,7 +290,7 @@ func (s *Sim) step(chaos bool) error {
 func (s *Sim) deliver() {
 	var due, later []envelope
 	for _, e := range s.net {
-		if e.at <= s.now {
+		if e.at <= s.now && !s.paused(s.nodes[e.m.To]) {
 			due = append(due, e)
 		} else {
 			later = append(later, e)
@@ -289,6 +309,8 @@ func (s *Sim) deliver() {
 	}
 }
 
+func (s *Sim) paused(sn *simNode) bool { return sn.n != nil && s.now < sn.pausedUntil }
+
 func (s *Sim) send(m raft.Message) {
 	if s.rng.Float64() < s.dropRate {
 		s.tracef("drop %s", m)
@@ -304,11 +326,11 @@ func (s *Sim) send(m raft.Message) {
 	}
 }
 
-// clients propose commands and ask for reads at random nodes.
+// clients propose commands and ask for reads, mostly at nodes that believe
+// they lead (as real clients would), sometimes at any node.
 func (s *Sim) clients() {
 	if s.rng.Float64() < 0.5 {
-		sn := s.nodes[s.rng.Intn(len(s.nodes))]
-		if sn.n != nil {
+		if sn := s.pickTarget(); sn != nil {
 			for range 1 + s.rng.Intn(3) {
 				s.nextCmd++
 				if _, _, err := sn.n.Propose(fmt.Appendf(nil, "c%d", s.nextCmd)); err != nil {
@@ -317,15 +339,31 @@ func (s *Sim) clients() {
 			}
 		}
 	}
-	if s.rng.Float64() < 0.2 {
-		sn := s.nodes[s.rng.Intn(len(s.nodes))]
-		if sn.n != nil {
+	if s.rng.Float64() < 0.3 {
+		if sn := s.pickTarget(); sn != nil {
 			s.nextRead++
 			if sn.n.ReadIndex(s.nextRead) == nil {
 				s.reads[s.nextRead] = s.knownCommit()
 			}
 		}
 	}
+}
+
+func (s *Sim) pickTarget() *simNode {
+	var leaders []*simNode
+	for _, sn := range s.nodes {
+		if sn.n != nil && !s.paused(sn) && sn.n.Status().Role == raft.RoleLeader {
+			leaders = append(leaders, sn)
+		}
+	}
+	if len(leaders) > 0 && s.rng.Float64() < 0.8 {
+		return leaders[s.rng.Intn(len(leaders))]
+	}
+	sn := s.nodes[s.rng.Intn(len(s.nodes))]
+	if sn.n == nil || s.paused(sn) {
+		return nil
+	}
+	return sn
 }
 
 // knownCommit is the highest commit index any node knows: every write
