@@ -560,7 +560,7 @@ func (n *Node) stepLeader(m Message) {
 		if pr.State == stateReplicate {
 			pr.inflight.freeLE(m.Index)
 		}
-		n.sendAppend(m.From, false)
+		n.sendAppends(m.From)
 		if m.From == n.leadTransferee && pr.Match == n.log.lastIndex() {
 			n.sendTimeoutNow(m.From)
 		}
@@ -581,22 +581,30 @@ func (n *Node) stepLeader(m Message) {
 	}
 }
 
-// sendAppend sends the follower the entries it lacks, or with sendIfEmpty an
-// empty AppendEntries that checks where its log stands.
-func (n *Node) sendAppend(to ID, sendIfEmpty bool) {
+// sendAppends streams the follower what it lacks, as many messages as its
+// in-flight window allows (pipelining).
+func (n *Node) sendAppends(to ID) {
+	for n.sendAppend(to, false) && n.prs[to].State == stateReplicate {
+	}
+}
+
+// sendAppend sends the follower one AppendEntries with the entries it lacks,
+// or with sendIfEmpty an empty one that checks where its log stands. It
+// reports whether it sent entries.
+func (n *Node) sendAppend(to ID, sendIfEmpty bool) bool {
 	pr := n.prs[to]
 	if pr.isPaused() {
-		return
+		return false
 	}
 	prev := pr.Next - 1
 	prevTerm, ok := n.log.term(prev)
 	if !ok {
 		n.sendSnapshot(to)
-		return
+		return false
 	}
 	ents := n.log.slice(pr.Next, n.log.lastIndex()+1, n.cfg.MaxMsgEntries, n.cfg.MaxMsgBytes)
 	if len(ents) == 0 && !sendIfEmpty {
-		return
+		return false
 	}
 	n.send(Message{Type: MsgApp, To: to, Index: prev, LogTerm: prevTerm, Entries: ents, Commit: n.log.committed})
 	switch pr.State {
@@ -609,6 +617,7 @@ func (n *Node) sendAppend(to ID, sendIfEmpty bool) {
 	case stateProbe:
 		pr.probeSent = true
 	}
+	return len(ents) > 0
 }
 
 func (n *Node) sendSnapshot(to ID) {
@@ -628,7 +637,7 @@ func (n *Node) sendTimeoutNow(to ID) {
 func (n *Node) bcastAppend() {
 	for _, p := range n.peers {
 		if p != n.id {
-			n.sendAppend(p, false)
+			n.sendAppends(p)
 		}
 	}
 }

@@ -1,0 +1,53 @@
+// Package raft is raftkv's consensus core: the Raft algorithm as a
+// deterministic state machine, after etcd's raft library. It does no I/O,
+// reads no clock, starts no goroutines and draws randomness only from the
+// Rand its caller seeds, so a simulator can drive a whole cluster from one
+// seed (see package simtest).
+//
+// # Usage
+//
+// The runtime builds a Node from its recovered durable state, then loops in
+// one goroutine:
+//
+//	n, err := raft.NewNode(raft.Config{ID: id, Peers: ids, ElectionTicks: 10,
+//		HeartbeatTicks: 1, Rand: rand.New(rand.NewSource(seed)),
+//		Snapshot: snap, HardState: hs, Entries: ents, Applied: snap.Index})
+//	for {
+//		select {
+//		case <-ticker.C:
+//			n.Tick()
+//		case m := <-fromPeers:
+//			n.Step(m)
+//		case p := <-proposals:
+//			index, term, err := n.Propose(p.data) // answer p once (index, term) applies
+//		case r := <-reads:
+//			n.ReadIndex(r.id) // answer r once its ReadState's index applies
+//		}
+//		for n.HasReady() {
+//			rd := n.Ready()
+//			storage.Save(rd.Snapshot, rd.HardState, rd.Entries) // fsync if rd.MustSync
+//			transport.Send(rd.Messages)
+//			apply(rd.CommittedEntries); serve(rd.ReadStates)
+//			n.Advance(rd)
+//		}
+//	}
+//
+// The order inside the Ready loop is what makes Raft safe on real disks:
+// see Ready. After taking a snapshot of its state machine at an applied
+// index and saving it durably, the runtime calls Compact so the core can
+// drop those entries and ship the snapshot to followers that need them.
+//
+// # What is in it
+//
+// Randomized election timeouts; the election restriction; pre-vote and
+// check-quorum, with leader leases on followers so that a node that was cut
+// off cannot depose a healthy leader when it returns; a no-op entry at the
+// start of each term and commitment only by counting current-term entries;
+// AppendEntries batched by entry count and bytes and pipelined within a
+// bounded window per follower; fast backtracking by conflicting term;
+// ReadIndex reads that share one heartbeat round per batch; snapshots and
+// InstallSnapshot; leadership transfer.
+//
+// Invariant violations (overwriting a committed entry, committing beyond the
+// log) are bugs and panic with a precise message.
+package raft

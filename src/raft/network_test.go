@@ -1,0 +1,206 @@
+package raft
+
+import (
+	"fmt"
+	"math/rand"
+	"slices"
+	"testing"
+)
+
+// network is a hand-driven in-memory cluster for scenario tests, in the
+// style of etcd's raft_test.go: messages are delivered until the cluster is
+// quiet; links can be cut and nodes isolated. No clock, no goroutines.
+type network struct {
+	t       testing.TB
+	nodes   map[ID]*Node
+	disk    map[ID]*memDisk
+	applied map[ID][]Entry
+	reads   map[ID][]ReadState
+	cut     map[[2]ID]bool
+	// filter, when set, may drop a message (return false).
+	filter func(Message) bool
+	queue  []Message
+	cfg    func(*Config)
+	// discard keeps no log or applied entries (benchmarks).
+	discard bool
+}
+
+type memDisk struct {
+	hs   HardState
+	snap *Snapshot
+	ents []Entry
+}
+
+func newNetwork(t testing.TB, size int, tweak func(*Config)) *network {
+	nw := &network{
+		t: t, nodes: map[ID]*Node{}, disk: map[ID]*memDisk{}, applied: map[ID][]Entry{},
+		reads: map[ID][]ReadState{}, cut: map[[2]ID]bool{}, cfg: tweak,
+	}
+	for i := range size {
+		nw.disk[ID(i)] = &memDisk{hs: HardState{Vote: None}}
+	}
+	for i := range size {
+		nw.start(ID(i))
+	}
+	return nw
+}
+
+func (nw *network) ids() []ID {
+	var ids []ID
+	for id := range nw.disk {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// start (re)creates node id from its disk.
+func (nw *network) start(id ID) *Node {
+	d := nw.disk[id]
+	cfg := Config{
+		ID: id, Peers: nw.ids(), ElectionTicks: 10, HeartbeatTicks: 1,
+		Rand: rand.New(rand.NewSource(int64(id) + 1)), MaxInflight: 256,
+		Snapshot: d.snap, HardState: d.hs, Entries: slices.Clone(d.ents),
+	}
+	if d.snap != nil {
+		cfg.Applied = d.snap.Index
+	}
+	if nw.cfg != nil {
+		nw.cfg(&cfg)
+	}
+	n, err := NewNode(cfg)
+	if err != nil {
+		nw.t.Fatal(err)
+	}
+	nw.nodes[id] = n
+	return n
+}
+
+// ready handles every node's Ready once: persist, queue messages, apply.
+func (nw *network) ready() bool {
+	any := false
+	for _, id := range nw.ids() {
+		n := nw.nodes[id]
+		if n == nil || !n.HasReady() {
+			continue
+		}
+		any = true
+		rd := n.Ready()
+		d := nw.disk[id]
+		if rd.Snapshot != nil {
+			d.snap, d.ents = rd.Snapshot, nil
+		}
+		if len(rd.Entries) > 0 && !nw.discard {
+			var base uint64
+			if d.snap != nil {
+				base = d.snap.Index
+			}
+			keep := int(rd.Entries[0].Index - base - 1)
+			d.ents = append(d.ents[:keep:keep], rd.Entries...)
+		}
+		if !rd.HardState.IsEmpty() {
+			d.hs = rd.HardState
+		}
+		nw.queue = append(nw.queue, rd.Messages...)
+		if !nw.discard {
+			nw.applied[id] = append(nw.applied[id], rd.CommittedEntries...)
+		}
+		nw.reads[id] = append(nw.reads[id], rd.ReadStates...)
+		n.Advance(rd)
+	}
+	return any
+}
+
+// stabilize delivers messages and handles Readys until nothing moves.
+func (nw *network) stabilize() {
+	for i := 0; ; i++ {
+		if i > 10000 {
+			nw.t.Fatal("network never quiets down")
+		}
+		moved := nw.ready()
+		if len(nw.queue) == 0 && !moved {
+			return
+		}
+		q := nw.queue
+		nw.queue = nil
+		for _, m := range q {
+			nw.deliver(m)
+		}
+	}
+}
+
+func (nw *network) deliver(m Message) {
+	to := nw.nodes[m.To]
+	if to == nil || nw.cut[[2]ID{m.From, m.To}] || (nw.filter != nil && !nw.filter(m)) {
+		return
+	}
+	if err := to.Step(m); err != nil {
+		nw.t.Fatal(err)
+	}
+}
+
+// isolate cuts every link to and from id.
+func (nw *network) isolate(id ID) {
+	for _, o := range nw.ids() {
+		if o != id {
+			nw.cut[[2]ID{id, o}] = true
+			nw.cut[[2]ID{o, id}] = true
+		}
+	}
+}
+
+func (nw *network) heal() { clear(nw.cut) }
+
+// tick advances every node's clock n times, stabilizing after each tick.
+func (nw *network) tick(n int, ids ...ID) {
+	if len(ids) == 0 {
+		ids = nw.ids()
+	}
+	for range n {
+		for _, id := range ids {
+			if nd := nw.nodes[id]; nd != nil {
+				nd.Tick()
+			}
+		}
+		nw.stabilize()
+	}
+}
+
+// elect makes id leader by letting its election timer fire first.
+func (nw *network) elect(id ID) {
+	n := nw.nodes[id]
+	for i := 0; n.role != RoleLeader; i++ {
+		if i > 100 {
+			nw.t.Fatalf("node %d did not become leader: %s", id, n.role)
+		}
+		n.Tick()
+		nw.stabilize()
+	}
+	nw.stabilize()
+}
+
+func (nw *network) propose(id ID, data string) uint64 {
+	idx, _, err := nw.nodes[id].Propose([]byte(data))
+	if err != nil {
+		nw.t.Fatalf("propose at %d: %v", id, err)
+	}
+	return idx
+}
+
+func (nw *network) leader() ID {
+	for _, id := range nw.ids() {
+		if n := nw.nodes[id]; n != nil && n.role == RoleLeader {
+			return id
+		}
+	}
+	return None
+}
+
+func (nw *network) String() string {
+	s := ""
+	for _, id := range nw.ids() {
+		n := nw.nodes[id]
+		s += fmt.Sprintf("n%d %s t%d commit=%d last=%d; ", id, n.role, n.term, n.log.committed, n.log.lastIndex())
+	}
+	return s
+}
