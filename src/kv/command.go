@@ -1,0 +1,345 @@
+package kv
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Limits on keys and values (CONTRACT.md, HTTP API).
+const (
+	// MaxKeyBytes is the longest key, in bytes; the shortest is one byte.
+	MaxKeyBytes = 1024
+	// MaxValueBytes is the longest value, in bytes (1 MiB).
+	MaxValueBytes = 1 << 20
+)
+
+// Op is what a command does.
+type Op string
+
+// The operations of the state machine.
+const (
+	OpPut    Op = "put"    // set Key to Value
+	OpAppend Op = "append" // append Value to Key's value; creates Key if absent
+	OpGet    Op = "get"    // read Key at this point of the log
+	OpDelete Op = "delete" // remove Key; deleting an absent key is not an error
+)
+
+// Valid reports whether op is one of the four operations.
+func (op Op) Valid() bool {
+	switch op {
+	case OpPut, OpAppend, OpGet, OpDelete:
+		return true
+	}
+	return false
+}
+
+// Command is what a log entry carries.
+type Command struct {
+	Op    Op
+	Key   string
+	Value string // ignored by get and delete
+	// ClientID names the client's session; "" applies the command without one.
+	ClientID string
+	// Seq is the client's request number, increasing per client.
+	Seq uint64
+}
+
+// Sentinel errors. Result.Err is always nil or one of these.
+var (
+	// ErrBadKey: a key is empty, longer than MaxKeyBytes or not valid UTF-8 (HTTP 400).
+	ErrBadKey = errors.New("kv: key must be 1 to 1024 bytes of valid UTF-8")
+	// ErrBadValue: a value is not valid UTF-8 (HTTP 400).
+	ErrBadValue = errors.New("kv: value must be valid UTF-8")
+	// ErrTooLarge: a value, or a value after an append, would exceed MaxValueBytes (HTTP 413).
+	ErrTooLarge = errors.New("kv: value would exceed 1 MiB")
+	// ErrStaleRequest: the client's request is older than its last one, whose
+	// result is the only one remembered; the request was not applied.
+	ErrStaleRequest = errors.New("kv: stale request: a later request of this client was already applied")
+	// ErrBadCommand: a log entry does not decode to a command; nothing was applied.
+	ErrBadCommand = errors.New("kv: malformed command")
+)
+
+// ValidateKey returns an error wrapping ErrBadKey unless k is 1 to
+// MaxKeyBytes bytes of valid UTF-8.
+func ValidateKey(k string) error {
+	switch {
+	case len(k) == 0:
+		return fmt.Errorf("%w: key is empty", ErrBadKey)
+	case len(k) > MaxKeyBytes:
+		return fmt.Errorf("%w: key is %d bytes", ErrBadKey, len(k))
+	case !utf8.ValidString(k):
+		return fmt.Errorf("%w: key is not valid UTF-8", ErrBadKey)
+	}
+	return nil
+}
+
+// ValidateValue returns an error wrapping ErrTooLarge if v is longer than
+// MaxValueBytes, or wrapping ErrBadValue if v is not valid UTF-8.
+func ValidateValue(v string) error {
+	if len(v) > MaxValueBytes {
+		return fmt.Errorf("%w: value is %d bytes", ErrTooLarge, len(v))
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%w: value is not valid UTF-8", ErrBadValue)
+	}
+	return nil
+}
+
+// EncodeCommand returns c as a compact JSON object, e.g.
+//
+//	{"op":"put","key":"a","value":"b","client":"c0","seq":3}
+//
+// "value", "client" and "seq" are left out when empty or zero. Strings are
+// escaped as encoding/json does; invalid UTF-8 becomes U+FFFD (as in
+// encoding/json), so only valid UTF-8 round-trips: validate first.
+func EncodeCommand(c Command) []byte {
+	b := make([]byte, 0, 80+len(c.Key)+len(c.Value)+len(c.ClientID))
+	b = append(b, `{"op":`...)
+	b = appendString(b, string(c.Op))
+	b = append(b, `,"key":`...)
+	b = appendString(b, c.Key)
+	if c.Value != "" {
+		b = append(b, `,"value":`...)
+		b = appendString(b, c.Value)
+	}
+	if c.ClientID != "" {
+		b = append(b, `,"client":`...)
+		b = appendString(b, c.ClientID)
+	}
+	if c.Seq != 0 {
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, c.Seq, 10)
+	}
+	return append(b, '}')
+}
+
+// DecodeCommand parses what EncodeCommand wrote. Any JSON object with the
+// fields "op" (one of the four operations), "key", "value", "client" and
+// "seq" is accepted; unknown fields, trailing data and unknown operations are
+// errors. The result depends on the bytes only, so every replica decodes an
+// entry the same way.
+func DecodeCommand(b []byte) (Command, error) {
+	c, ok := decodeFast(b)
+	if !ok {
+		var err error
+		if c, err = decodeSlow(b); err != nil {
+			return Command{}, err
+		}
+	}
+	if !c.Op.Valid() {
+		return Command{}, fmt.Errorf("kv: decode command: unknown op %q", c.Op)
+	}
+	return c, nil
+}
+
+// wireCommand is Command as encoding/json sees it, for decodeSlow.
+type wireCommand struct {
+	Op       string `json:"op"`
+	Key      string `json:"key"`
+	Value    string `json:"value"`
+	ClientID string `json:"client"`
+	Seq      uint64 `json:"seq"`
+}
+
+// decodeSlow decodes with encoding/json whatever decodeFast did not take:
+// escapes, white space, reordered fields, errors.
+func decodeSlow(b []byte) (Command, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var w wireCommand
+	if err := dec.Decode(&w); err != nil {
+		return Command{}, fmt.Errorf("kv: decode command: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Command{}, errors.New("kv: decode command: data after the object")
+	}
+	return Command{Op: Op(w.Op), Key: w.Key, Value: w.Value, ClientID: w.ClientID, Seq: w.Seq}, nil
+}
+
+// decodeFast decodes the exact shape EncodeCommand writes when no string
+// needs an escape: no white space, known lower-case field names each at most
+// once, strings of valid UTF-8 without backslashes or control characters, a
+// plain unsigned seq. It reports false for anything else, and decodeSlow
+// decides; for every input it accepts, it gives what encoding/json would.
+func decodeFast(b []byte) (c Command, ok bool) {
+	if len(b) < 2 || b[0] != '{' {
+		return c, false
+	}
+	const (
+		seenOp = 1 << iota
+		seenKey
+		seenValue
+		seenClient
+		seenSeq
+	)
+	seen := 0
+	i := 1
+	for {
+		name, j, ok := scanPlainString(b, i)
+		if !ok || j >= len(b) || b[j] != ':' {
+			return c, false
+		}
+		i = j + 1
+		var bit int
+		switch string(name) { // no allocation: the compiler compares in place
+		case "op":
+			bit = seenOp
+		case "key":
+			bit = seenKey
+		case "value":
+			bit = seenValue
+		case "client":
+			bit = seenClient
+		case "seq":
+			bit = seenSeq
+		default:
+			return c, false
+		}
+		if seen&bit != 0 {
+			return c, false
+		}
+		seen |= bit
+		if bit == seenSeq {
+			j = i
+			for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+				j++
+			}
+			digits := b[i:j]
+			if len(digits) == 0 || (len(digits) > 1 && digits[0] == '0') {
+				return c, false
+			}
+			n, err := strconv.ParseUint(string(digits), 10, 64)
+			if err != nil {
+				return c, false
+			}
+			c.Seq = n
+		} else {
+			s, j2, ok := scanPlainString(b, i)
+			if !ok {
+				return c, false
+			}
+			j = j2
+			switch bit {
+			case seenOp:
+				c.Op = internOp(s)
+			case seenKey:
+				c.Key = string(s)
+			case seenValue:
+				c.Value = string(s)
+			case seenClient:
+				c.ClientID = string(s)
+			}
+		}
+		if j >= len(b) {
+			return c, false
+		}
+		switch b[j] {
+		case ',':
+			i = j + 1
+		case '}':
+			return c, j == len(b)-1
+		default:
+			return c, false
+		}
+	}
+}
+
+// scanPlainString reads a JSON string starting at b[i] == '"' that needs no
+// unescaping: it returns its contents and the index after the closing quote,
+// or false if the string has an escape, a control character or invalid UTF-8.
+func scanPlainString(b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	start := i + 1
+	j := start
+	for {
+		j = plainPrefixBytes(b, j)
+		if j >= len(b) {
+			return nil, 0, false
+		}
+		switch c := b[j]; {
+		case c == '"':
+			return b[start:j], j + 1, true
+		case c == '\\' || c < 0x20:
+			return nil, 0, false
+		}
+		// Not ASCII: take one well-formed rune, or give up.
+		r, size := utf8.DecodeRune(b[j:])
+		if r == utf8.RuneError && size == 1 {
+			return nil, 0, false
+		}
+		j += size
+	}
+}
+
+// internOp returns the constant for a known op without allocating.
+func internOp(s []byte) Op {
+	switch string(s) {
+	case string(OpPut):
+		return OpPut
+	case string(OpAppend):
+		return OpAppend
+	case string(OpGet):
+		return OpGet
+	case string(OpDelete):
+		return OpDelete
+	}
+	return Op(s)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s to b as a JSON string, escaped as encoding/json
+// escapes it (without the HTML escapes): '"', '\\', control characters,
+// U+2028 and U+2029; invalid UTF-8 becomes U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; ; {
+		i = plainPrefix(s, i)
+		if i >= len(s) {
+			break
+		}
+		c := s[i]
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,211 @@
+package kv
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// errCodes names the sentinel errors in snapshots.
+var errCodes = []struct {
+	code string
+	err  error
+}{
+	{"bad_key", ErrBadKey},
+	{"bad_value", ErrBadValue},
+	{"too_large", ErrTooLarge},
+	{"stale_request", ErrStaleRequest},
+	{"bad_command", ErrBadCommand},
+}
+
+func errCode(err error) string {
+	for _, c := range errCodes {
+		if c.err == err {
+			return c.code
+		}
+	}
+	// Results hold sentinel errors only.
+	panic(fmt.Sprintf("kv: result error %v is not a sentinel error", err))
+}
+
+func codeErr(code string) (error, bool) {
+	for _, c := range errCodes {
+		if c.code == code {
+			return c.err, true
+		}
+	}
+	return nil, false
+}
+
+// snapshotJSON is the snapshot's shape, for Restore. Snapshot writes the
+// same shape by hand, with sorted keys.
+type snapshotJSON struct {
+	Contents     map[string]string
+	Sessions     map[string]sessionJSON
+	AppliedIndex uint64
+}
+
+type sessionJSON struct {
+	Seq      uint64 // the client's last applied request
+	LastUsed uint64 // index of the client's last entry
+	// The result of request Seq.
+	Index uint64
+	Found bool   `json:",omitempty"`
+	Value string `json:",omitempty"`
+	Err   string `json:",omitempty"` // an error code of errCodes, or ""
+}
+
+// Snapshot returns the whole state as a JSON object:
+//
+//	{"Contents":{"key":"value",...},
+//	 "Sessions":{"client":{"Seq":3,"LastUsed":12,"Index":12,"Found":true,"Value":"v","Err":"too_large"},...},
+//	 "AppliedIndex":12}
+//
+// (on one line). Keys are sorted, so equal states give equal bytes.
+func (s *Store) Snapshot() ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+
+	keys := make([]string, 0, len(s.contents))
+	size := 64
+	for k, v := range s.contents {
+		keys = append(keys, k)
+		size += len(k) + len(v) + 6
+	}
+	slices.Sort(keys)
+	ids := make([]string, 0, len(s.sessions))
+	for id, sess := range s.sessions {
+		ids = append(ids, id)
+		size += len(id) + len(sess.result.Value) + 100
+	}
+	slices.Sort(ids)
+
+	b := make([]byte, 0, size)
+	b = append(b, `{"Contents":{`...)
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendString(b, s.contents[k])
+	}
+	b = append(b, `},"Sessions":{`...)
+	for i, id := range ids {
+		sess := s.sessions[id]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, id)
+		b = append(b, `:{"Seq":`...)
+		b = strconv.AppendUint(b, sess.seq, 10)
+		b = append(b, `,"LastUsed":`...)
+		b = strconv.AppendUint(b, sess.lastUsed, 10)
+		b = append(b, `,"Index":`...)
+		b = strconv.AppendUint(b, sess.result.Index, 10)
+		if sess.result.Found {
+			b = append(b, `,"Found":true`...)
+		}
+		if sess.result.Value != "" {
+			b = append(b, `,"Value":`...)
+			b = appendString(b, sess.result.Value)
+		}
+		if sess.result.Err != nil {
+			b = append(b, `,"Err":`...)
+			b = appendString(b, errCode(sess.result.Err))
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `},"AppliedIndex":`...)
+	b = strconv.AppendUint(b, s.applied, 10)
+	b = append(b, '}')
+	return b, nil
+}
+
+// Restore replaces the whole state with a snapshot's. On error the state is
+// unchanged.
+func (s *Store) Restore(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var snap snapshotJSON
+	if err := dec.Decode(&snap); err != nil {
+		return fmt.Errorf("kv: restore: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("kv: restore: data after the snapshot object")
+	}
+	if snap.Contents == nil {
+		snap.Contents = make(map[string]string)
+	}
+	// At most maxRestoreErrors problems are reported, in sorted order.
+	const maxRestoreErrors = 10
+	var errs []error
+	for k, v := range snap.Contents {
+		if err := ValidateKey(k); err != nil {
+			errs = append(errs, fmt.Errorf("key %.64q: %w", k, err))
+		}
+		if err := ValidateValue(v); err != nil {
+			errs = append(errs, fmt.Errorf("value of key %.64q: %w", k, err))
+		}
+	}
+	sessions := make(map[string]*session, len(snap.Sessions))
+	list := make([]*session, 0, len(snap.Sessions))
+	for id, js := range snap.Sessions {
+		err, ok := codeErr(js.Err)
+		if js.Err != "" && !ok {
+			errs = append(errs, fmt.Errorf("session %q: unknown error code %q", id, js.Err))
+		}
+		if id == "" || js.LastUsed == 0 || js.LastUsed > snap.AppliedIndex || js.Index > js.LastUsed {
+			errs = append(errs, fmt.Errorf("session %q: indexes Index %d, LastUsed %d do not fit AppliedIndex %d",
+				id, js.Index, js.LastUsed, snap.AppliedIndex))
+		}
+		sess := &session{
+			id:       id,
+			seq:      js.Seq,
+			result:   Result{Index: js.Index, Value: js.Value, Found: js.Found, Err: err},
+			lastUsed: js.LastUsed,
+		}
+		sessions[id] = sess
+		list = append(list, sess)
+	}
+	if len(errs) > 0 {
+		slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+		if len(errs) > maxRestoreErrors {
+			errs = append(errs[:maxRestoreErrors], fmt.Errorf("and %d more problems", len(errs)-maxRestoreErrors))
+		}
+		return fmt.Errorf("kv: restore: %w", errors.Join(errs...))
+	}
+	// Rebuild the list, oldest first. LastUsed values are distinct in any
+	// real snapshot (one entry touches one session); the id breaks ties
+	// deterministically in any other.
+	slices.SortFunc(list, func(a, b *session) int {
+		if c := cmp.Compare(a.lastUsed, b.lastUsed); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	var oldest, newest *session
+	for _, sess := range list {
+		sess.prev = newest
+		if newest != nil {
+			newest.next = sess
+		} else {
+			oldest = sess
+		}
+		newest = sess
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applied = snap.AppliedIndex
+	s.contents = snap.Contents
+	s.sessions = sessions
+	s.oldest, s.newest = oldest, newest
+	return nil
+}

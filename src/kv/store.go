@@ -1,0 +1,242 @@
+package kv
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxSessions       = 10000
+	DefaultSessionTTLEntries = 1_000_000
+)
+
+// Options tune a Store. They shape the replicated state, so every replica of
+// a cluster must use the same Options.
+type Options struct {
+	// MaxSessions bounds the session table; when it is full, a new client
+	// evicts the session least recently used by log index. 0 means
+	// DefaultMaxSessions.
+	MaxSessions int
+	// SessionTTLEntries expires a session idle for more than this many log
+	// indexes. 0 means DefaultSessionTTLEntries.
+	SessionTTLEntries uint64
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = DefaultMaxSessions
+	}
+	if o.SessionTTLEntries == 0 {
+		o.SessionTTLEntries = DefaultSessionTTLEntries
+	}
+	return o
+}
+
+// Result is the outcome of one applied command.
+type Result struct {
+	// Index is the log index at which the command was applied; for a repeated
+	// request, the index of its first application.
+	Index uint64
+	// Value is the value read by a get.
+	Value string
+	// Found: get and delete: the key existed; put and append: the key
+	// existed before.
+	Found bool
+	// Err is nil or one of the package's sentinel errors (compare with ==
+	// or errors.Is).
+	Err error
+}
+
+// session is one client's exactly-once record. Sessions form a list ordered
+// by lastUsed, oldest first, so eviction and expiry take from the front.
+type session struct {
+	id       string
+	seq      uint64 // the client's last applied request
+	result   Result // what that request got
+	lastUsed uint64 // index of the last entry of this client
+	// Invariant: prev.lastUsed < lastUsed < next.lastUsed.
+	prev, next *session
+}
+
+// Store is the replicated key-value state machine. See the package comment.
+type Store struct {
+	opts Options
+
+	mu       sync.RWMutex
+	applied  uint64            // index of the last applied entry; Invariant: only grows, except by Restore
+	contents map[string]string // the key-value map
+	sessions map[string]*session
+	// oldest and newest are the ends of the session list.
+	oldest, newest *session
+}
+
+// New returns an empty Store.
+func New(opts Options) *Store {
+	return &Store{
+		opts:     opts.withDefaults(),
+		contents: make(map[string]string),
+		sessions: make(map[string]*session),
+	}
+}
+
+// AppliedIndex returns the index of the last applied entry, 0 if none.
+func (s *Store) AppliedIndex() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.applied
+}
+
+// Get returns key's value in the local state. It says nothing about
+// linearizability: the caller decides when a local read is allowed.
+func (s *Store) Get(key string) (string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, ok := s.contents[key]
+	return v, ok
+}
+
+// Len returns the number of keys.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.contents)
+}
+
+// Sessions returns the number of client sessions.
+func (s *Store) Sessions() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.sessions)
+}
+
+// ApplyNoop records that the no-op entry at index was applied (a new
+// leader's first entry). It panics if index is not above AppliedIndex.
+func (s *Store) ApplyNoop(index uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance(index)
+}
+
+// Apply applies the committed log entry at index, whose data is an encoded
+// Command, and returns its result. Entries must come in log order: it panics
+// if index is not above AppliedIndex, as that is a bug in the caller. A
+// malformed entry yields ErrBadCommand and changes nothing but the applied
+// index.
+func (s *Store) Apply(index uint64, data []byte) Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance(index)
+	cmd, err := DecodeCommand(data)
+	if err != nil {
+		return Result{Index: index, Err: ErrBadCommand}
+	}
+	if cmd.ClientID == "" {
+		return s.exec(index, cmd)
+	}
+	sess := s.sessions[cmd.ClientID]
+	if sess != nil {
+		switch {
+		case cmd.Seq == sess.seq:
+			s.touch(sess, index)
+			return sess.result
+		case cmd.Seq < sess.seq:
+			s.touch(sess, index)
+			return Result{Index: index, Err: ErrStaleRequest}
+		}
+	} else {
+		for len(s.sessions) >= s.opts.MaxSessions && s.oldest != nil {
+			s.remove(s.oldest)
+		}
+		sess = &session{id: cmd.ClientID}
+		s.sessions[cmd.ClientID] = sess
+	}
+	res := s.exec(index, cmd)
+	sess.seq, sess.result = cmd.Seq, res
+	s.touch(sess, index)
+	return res
+}
+
+// advance moves the applied index to index and expires idle sessions. Expiry
+// runs at every index, so it depends on the sequence of indexes only.
+func (s *Store) advance(index uint64) {
+	if index <= s.applied {
+		panic(fmt.Sprintf("kv: apply of index %d after applied index %d: entries must come in increasing order", index, s.applied))
+	}
+	s.applied = index
+	for s.oldest != nil && index-s.oldest.lastUsed > s.opts.SessionTTLEntries {
+		s.remove(s.oldest)
+	}
+}
+
+// exec runs cmd on the map. Limits are checked here as well as at the API,
+// so that every replica refuses the same commands.
+func (s *Store) exec(index uint64, cmd Command) Result {
+	res := Result{Index: index}
+	if len(cmd.Key) == 0 || len(cmd.Key) > MaxKeyBytes {
+		// DecodeCommand yields valid UTF-8 only, so length is all to check.
+		res.Err = ErrBadKey
+		return res
+	}
+	old, found := s.contents[cmd.Key]
+	res.Found = found
+	switch cmd.Op {
+	case OpPut:
+		if len(cmd.Value) > MaxValueBytes {
+			res.Err = ErrTooLarge
+			return res
+		}
+		s.contents[cmd.Key] = cmd.Value
+	case OpAppend:
+		if len(old)+len(cmd.Value) > MaxValueBytes {
+			res.Err = ErrTooLarge
+			return res
+		}
+		s.contents[cmd.Key] = old + cmd.Value
+	case OpGet:
+		res.Value = old
+	case OpDelete:
+		delete(s.contents, cmd.Key)
+	default:
+		// DecodeCommand refuses unknown ops.
+		panic(fmt.Sprintf("kv: exec of unknown op %q", cmd.Op))
+	}
+	return res
+}
+
+// touch marks sess as used at index, moving it to the newest end.
+func (s *Store) touch(sess *session, index uint64) {
+	sess.lastUsed = index
+	if s.newest == sess {
+		return
+	}
+	s.unlink(sess)
+	sess.prev = s.newest
+	if s.newest != nil {
+		s.newest.next = sess
+	}
+	s.newest = sess
+	if s.oldest == nil {
+		s.oldest = sess
+	}
+}
+
+// unlink takes sess out of the list (a no-op for a session not in it).
+func (s *Store) unlink(sess *session) {
+	if sess.prev != nil {
+		sess.prev.next = sess.next
+	} else if s.oldest == sess {
+		s.oldest = sess.next
+	}
+	if sess.next != nil {
+		sess.next.prev = sess.prev
+	} else if s.newest == sess {
+		s.newest = sess.prev
+	}
+	sess.prev, sess.next = nil, nil
+}
+
+func (s *Store) remove(sess *session) {
+	s.unlink(sess)
+	delete(s.sessions, sess.id)
+}
