@@ -1,0 +1,116 @@
+package linearizability
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Recorder records a concurrent history. It is safe for concurrent use by
+// any number of client goroutines.
+//
+// Each operation is bracketed: Begin just before the request is sent, then
+// exactly one of Ok, Unknown or Failed on its Pending once the answer (or
+// the lack of one) is known.
+type Recorder struct {
+	clock func() int64 // called with mu held; never decreases
+
+	mu  sync.Mutex
+	ops []*Pending // in Begin order
+}
+
+// Pending is an operation that has begun and not yet been resolved.
+type Pending struct {
+	r *Recorder
+	// The fields below are guarded by r.mu.
+	op       Op
+	resolved bool
+	failed   bool
+}
+
+// NewRecorder returns an empty Recorder whose clock counts monotonic
+// nanoseconds since this call.
+func NewRecorder() *Recorder {
+	start := time.Now() // carries a monotonic reading: time.Since never goes back
+	return newRecorder(func() int64 { return int64(time.Since(start)) })
+}
+
+// newRecorder lets tests drive the clock (logical time).
+func newRecorder(clock func() int64) *Recorder {
+	return &Recorder{clock: clock}
+}
+
+// Begin records the invocation of an operation by client and stamps its
+// Call time. Call it just before sending the request: a Call stamped early
+// only widens the interval, which is always sound; a late one is not.
+func (r *Recorder) Begin(client int, kind OpKind, key, value string) *Pending {
+	if kind > Delete {
+		panic(fmt.Sprintf("linearizability: Begin with invalid kind %d", kind))
+	}
+	if kind != Put && kind != Append {
+		value = "" // only put and append have an argument
+	}
+	p := &Pending{r: r}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p.op = Op{ClientID: client, Kind: kind, Key: key, Value: value, Call: r.clock()}
+	r.ops = append(r.ops, p)
+	return p
+}
+
+// Ok records that the operation was acknowledged. For a Get, output and found
+// are what it returned (found=false: not found); writes ignore them.
+func (p *Pending) Ok(output string, found bool) {
+	p.resolve("Ok", func(op *Op) {
+		op.Ok = true
+		if op.Kind == Get {
+			op.Output, op.Found = output, found
+		}
+	})
+}
+
+// Unknown records that the outcome is unknown: a timeout, a 504, a connection
+// broken after the request was sent. A write may take effect at any later
+// time, or never; a read is dropped from the history.
+func (p *Pending) Unknown() {
+	p.resolve("Unknown", func(op *Op) { op.Unknown = true })
+}
+
+// Failed records that the operation certainly did not take effect (400, 413,
+// a 503 before proposing, the client's ErrUnavailable). It is dropped.
+func (p *Pending) Failed() {
+	p.resolve("Failed", func(*Op) { p.failed = true })
+}
+
+func (p *Pending) resolve(how string, set func(*Op)) {
+	p.r.mu.Lock()
+	defer p.r.mu.Unlock()
+	if p.resolved {
+		panic(fmt.Sprintf("linearizability: %s on an operation already resolved: %v", how, p.op))
+	}
+	p.resolved = true
+	p.op.Return = p.r.clock()
+	set(&p.op)
+}
+
+// Ops returns a copy of the history so far, in Begin order, without the
+// Failed operations. An operation still in flight counts as Unknown (its
+// Return is the time of this call): a write in flight may yet take effect.
+// Unknown reads are kept in the result (Check drops them).
+func (r *Recorder) Ops() []Op {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.clock()
+	out := make([]Op, 0, len(r.ops))
+	for _, p := range r.ops {
+		if p.failed {
+			continue
+		}
+		op := p.op
+		if !p.resolved {
+			op.Unknown, op.Return = true, now
+		}
+		out = append(out, op)
+	}
+	return out
+}
