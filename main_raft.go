@@ -3,19 +3,40 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // served only on --pprof, off by default
 	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"raftkv/src/config"
+	"raftkv/src/raft"
+	"raftkv/src/server"
 )
 
 const usage = `usage: raftkv <command> [flags]
 
 commands:
-  node      run one Raft node
-  client    run a client node that replays a data file
-  put KEY VALUE | append KEY VALUE | get KEY | delete KEY
-  status    show every node's role, term and indexes
-  inspect DIR   print a node's persisted state as JSON
-  bench     load generator
+  node                  run one Raft node
+  client                run a client node that replays its data file
+  put KEY VALUE         set a key
+  append KEY VALUE      append to a key's value (creates it)
+  get KEY               read a key (linearizable; --stale for the local copy)
+  delete KEY            remove a key
+  status                every node's role, term and indexes (--json)
+  inspect DIR           print a node's persisted state as JSON
+  bench                 load generator against a running cluster
+
+Every command takes --hostfile (default hostfile.json) and --endpoints host:port,...
+Exit codes: 0 ok, 1 key not found, 2 usage or bad input, 3 cluster unavailable or timed out.
 `
 
 func main() {
@@ -34,8 +55,69 @@ func main() {
 	}
 }
 
+// newLogger builds the one logger of the process: info level, debug with
+// RAFT_VERBOSE=true.
+func newLogger(verbose bool) *zap.Logger {
+	cfg := zap.NewProductionConfig()
+	cfg.Encoding = "console"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	cfg.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+	cfg.Sampling = nil
+	if verbose {
+		cfg.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
+	}
+	lg, err := cfg.Build()
+	if err != nil {
+		panic(err)
+	}
+	return lg
+}
+
 // runNode runs one Raft node until it is signalled or RAFT_DURATION ends.
 func runNode(args []string) int {
-	fmt.Fprintln(os.Stderr, "raftkv node: not built yet (see the open issue \"A real node\")")
-	return 2
+	cfg, err := config.LoadNode(args, os.Getenv, os.Hostname)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "raftkv node: %v\n", err)
+		return 2
+	}
+	lg := newLogger(cfg.Verbose)
+	defer lg.Sync()
+
+	peers := make([]server.Peer, len(cfg.Hostfile.Raft))
+	for i, p := range cfg.Hostfile.Raft {
+		peers[i] = server.Peer{Name: p.Name, RaftAddr: p.RaftAddr, HTTPAddr: p.HTTPAddr()}
+	}
+	self := cfg.Hostfile.Raft[cfg.ID]
+	srv, err := server.New(server.Config{
+		ID: raft.ID(cfg.ID), Peers: peers, ClusterID: cfg.Hostfile.ClusterID(),
+		DataDir:    filepath.Join(cfg.DataDir, cfg.Name),
+		RaftListen: net.JoinHostPort("", strconv.Itoa(self.RaftPort)),
+		HTTPListen: net.JoinHostPort("", strconv.Itoa(self.HTTPPort)),
+		Heartbeat:  cfg.Heartbeat, ElectionTimeout: cfg.ElectionTimeout,
+		SnapshotEvery: cfg.SnapshotEvery,
+		Logger:        lg,
+	})
+	if err != nil {
+		lg.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	if cfg.PprofAddr != "" {
+		go func() {
+			lg.Info("pprof listening", zap.String("addr", cfg.PprofAddr))
+			lg.Warn("pprof stopped", zap.Error(http.ListenAndServe(cfg.PprofAddr, nil)))
+		}()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	if err := srv.Run(ctx, nil); err != nil {
+		lg.Error("node stopped with an error", zap.Error(err))
+		return 1
+	}
+	lg.Info("stopped cleanly")
+	return 0
 }

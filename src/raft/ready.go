@@ -138,13 +138,20 @@ type Status struct {
 	Progress map[ID]Progress
 }
 
-// Status returns the node's current state.
-func (n *Node) Status() Status {
-	s := Status{
+// BasicStatus returns the node's current state without Progress; it does
+// not allocate.
+func (n *Node) BasicStatus() Status {
+	return Status{
 		ID: n.id, Term: n.term, Vote: n.vote, Lead: n.lead, Role: n.role,
 		Commit: n.log.committed, Applied: n.log.applied, LastIndex: n.log.lastIndex(),
 		SnapshotIndex: n.log.offset,
 	}
+}
+
+// Status returns the node's current state, with the leader's view of every
+// follower.
+func (n *Node) Status() Status {
+	s := n.BasicStatus()
 	if n.role == RoleLeader {
 		s.Progress = make(map[ID]Progress, len(n.prs))
 		for id, pr := range n.prs {

@@ -1,0 +1,318 @@
+// Package localcluster runs a raftkv cluster as real `raftkv node`
+// processes on 127.0.0.1: real TCP, real fsync, real signals (SIGKILL,
+// SIGSTOP, SIGCONT). The end-to-end tests, `make bench` and `make run`
+// without Docker use it.
+package localcluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options describe a cluster to start.
+type Options struct {
+	Nodes  int
+	Binary string // the raftkv binary (see Build)
+	Dir    string // working folder: hostfile.json, persistence/, node logs
+	// Env is added to every node's environment (RAFT_HEARTBEAT, ...).
+	Env []string
+	// Args are added to every node's command line.
+	Args []string
+}
+
+// Node is one node process.
+type Node struct {
+	Name     string
+	HTTPAddr string
+	RaftAddr string
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	logFile  *os.File
+}
+
+// Cluster is a running local cluster.
+type Cluster struct {
+	opts     Options
+	Hostfile string
+	Nodes    []*Node
+	mu       sync.Mutex
+}
+
+// Build compiles the raftkv binary of the module that holds this package
+// into dir and returns its path.
+func Build(dir string) (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	bin := filepath.Join(dir, "raftkv")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// freePorts finds n free TCP ports on 127.0.0.1.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+type hostEntry struct {
+	Name     string `json:"name"`
+	Host     string `json:"host"`
+	RaftPort int    `json:"raft_port"`
+	HTTPPort int    `json:"http_port"`
+}
+
+// Start writes a hostfile for opts.Nodes nodes on free ports and starts
+// every node.
+func Start(opts Options) (*Cluster, error) {
+	if err := os.MkdirAll(filepath.Join(opts.Dir, "persistence"), 0o755); err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(2 * opts.Nodes)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{opts: opts, Hostfile: filepath.Join(opts.Dir, "hostfile.json")}
+	var hf struct {
+		Raft []hostEntry `json:"raft"`
+	}
+	for i := range opts.Nodes {
+		e := hostEntry{Name: fmt.Sprintf("r%d", i), Host: "127.0.0.1", RaftPort: ports[2*i], HTTPPort: ports[2*i+1]}
+		hf.Raft = append(hf.Raft, e)
+		c.Nodes = append(c.Nodes, &Node{
+			Name:     e.Name,
+			HTTPAddr: fmt.Sprintf("127.0.0.1:%d", e.HTTPPort),
+			RaftAddr: fmt.Sprintf("127.0.0.1:%d", e.RaftPort),
+		})
+	}
+	b, _ := json.MarshalIndent(hf, "", "  ")
+	if err := os.WriteFile(c.Hostfile, b, 0o644); err != nil {
+		return nil, err
+	}
+	for i := range c.Nodes {
+		if err := c.StartNode(i); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Endpoints lists the nodes' HTTP addresses in hostfile order.
+func (c *Cluster) Endpoints() []string {
+	var eps []string
+	for _, n := range c.Nodes {
+		eps = append(eps, n.HTTPAddr)
+	}
+	return eps
+}
+
+// DataDir is node i's persistence folder.
+func (c *Cluster) DataDir(i int) string {
+	return filepath.Join(c.opts.Dir, "persistence", c.Nodes[i].Name)
+}
+
+// StartNode (re)starts node i; its output is appended to <dir>/<name>.log.
+func (c *Cluster) StartNode(i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.Nodes[i]
+	if n.cmd != nil && !n.hasExited() {
+		return fmt.Errorf("node %s is still running", n.Name)
+	}
+	logf, err := os.OpenFile(filepath.Join(c.opts.Dir, n.Name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	args := append([]string{"node", "--name", n.Name, "--hostfile", c.Hostfile, "--data", filepath.Join(c.opts.Dir, "persistence")}, c.opts.Args...)
+	cmd := exec.Command(c.opts.Binary, args...)
+	cmd.Env = append(os.Environ(), c.opts.Env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", n.Name, err)
+	}
+	n.cmd, n.logFile, n.exited = cmd, logf, make(chan struct{})
+	go func(exited chan struct{}) {
+		cmd.Wait()
+		logf.Close()
+		close(exited)
+	}(n.exited)
+	return nil
+}
+
+func (n *Node) hasExited() bool {
+	select {
+	case <-n.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Pid is the node's process ID (0 if never started).
+func (n *Node) Pid() int {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
+// Running reports whether node i's process is alive.
+func (c *Cluster) Running(i int) bool {
+	n := c.Nodes[i]
+	return n.cmd != nil && !n.hasExited()
+}
+
+func (c *Cluster) signal(i int, sig syscall.Signal) error {
+	n := c.Nodes[i]
+	if n.cmd == nil || n.hasExited() {
+		return fmt.Errorf("node %s is not running", n.Name)
+	}
+	return n.cmd.Process.Signal(sig)
+}
+
+// Kill sends SIGKILL to node i and waits for it to die.
+func (c *Cluster) Kill(i int) error {
+	if err := c.signal(i, syscall.SIGKILL); err != nil {
+		return err
+	}
+	<-c.Nodes[i].exited
+	return nil
+}
+
+// Stop sends SIGTERM (a clean shutdown) and waits up to timeout.
+func (c *Cluster) Stop(i int, timeout time.Duration) error {
+	if err := c.signal(i, syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-c.Nodes[i].exited:
+		if code := c.Nodes[i].cmd.ProcessState.ExitCode(); code != 0 {
+			return fmt.Errorf("node %s exited with code %d", c.Nodes[i].Name, code)
+		}
+		return nil
+	case <-time.After(timeout):
+		c.Kill(i)
+		return fmt.Errorf("node %s did not stop within %v", c.Nodes[i].Name, timeout)
+	}
+}
+
+// Pause freezes node i (SIGSTOP); Resume thaws it (SIGCONT).
+func (c *Cluster) Pause(i int) error  { return c.signal(i, syscall.SIGSTOP) }
+func (c *Cluster) Resume(i int) error { return c.signal(i, syscall.SIGCONT) }
+
+// Close kills every node still running.
+func (c *Cluster) Close() {
+	for i, n := range c.Nodes {
+		if n.cmd != nil && !n.hasExited() {
+			c.signal(i, syscall.SIGCONT)
+			c.Kill(i)
+		}
+	}
+}
+
+// Status is the part of GET /v1/status the harness uses.
+type Status struct {
+	Name         string `json:"name"`
+	Role         string `json:"role"`
+	Term         uint64 `json:"term"`
+	Leader       string `json:"leader"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+}
+
+var statusClient = &http.Client{Timeout: 500 * time.Millisecond}
+
+// NodeStatus asks node i for its status.
+func (c *Cluster) NodeStatus(i int) (Status, error) {
+	var st Status
+	resp, err := statusClient.Get("http://" + c.Nodes[i].HTTPAddr + "/v1/status")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	return st, err
+}
+
+// WaitLeader polls until the running nodes agree on one leader that is
+// itself running and says it leads, and returns its index.
+func (c *Cluster) WaitLeader(ctx context.Context) (int, error) {
+	for {
+		if i, ok := c.agreedLeader(); ok {
+			return i, nil
+		}
+		select {
+		case <-ctx.Done():
+			return -1, errors.New("no leader agreed on before the deadline")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Cluster) agreedLeader() (int, bool) {
+	leader := ""
+	running := 0
+	for i := range c.Nodes {
+		if !c.Running(i) {
+			continue
+		}
+		st, err := c.NodeStatus(i)
+		if err != nil {
+			continue // paused or starting: not asked
+		}
+		running++
+		if st.Leader == "" || (leader != "" && st.Leader != leader) {
+			return -1, false
+		}
+		leader = st.Leader
+	}
+	for i, n := range c.Nodes {
+		if n.Name == leader && c.Running(i) {
+			st, err := c.NodeStatus(i)
+			if err == nil && st.Role == "leader" && running > len(c.Nodes)/2 {
+				return i, true
+			}
+		}
+	}
+	return -1, false
+}
+
+// Log returns node i's log so far (for failure reports).
+func (c *Cluster) Log(i int) string {
+	b, _ := os.ReadFile(filepath.Join(c.opts.Dir, c.Nodes[i].Name+".log"))
+	return string(b)
+}

@@ -1,0 +1,361 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"raftkv/src/kv"
+	"raftkv/src/raft"
+)
+
+const (
+	kvPrefix = "/v1/kv/"
+	// forwardedHeader marks a request a follower passed to the leader, so it
+	// is never passed on twice.
+	forwardedHeader = "Raft-Forwarded-By"
+	maxValueBytes   = 1 << 20
+)
+
+// NodeStatus is the JSON of GET /v1/status (CONTRACT.md).
+type NodeStatus struct {
+	Name          string `json:"name"`
+	ID            int    `json:"id"`
+	Role          string `json:"role"`
+	Term          uint64 `json:"term"`
+	Leader        string `json:"leader"`
+	CommitIndex   uint64 `json:"commit_index"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	LastLogIndex  uint64 `json:"last_log_index"`
+	SnapshotIndex uint64 `json:"snapshot_index"`
+	// Reachable and Error are set in /v1/cluster for nodes that did not answer.
+	Reachable *bool  `json:"reachable,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/status", s.get(s.handleStatus))
+	mux.HandleFunc("/v1/cluster", s.get(s.handleCluster))
+	mux.HandleFunc("/healthz", s.get(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such route: %s %s", r.Method, r.URL.Path))
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := s.status.Load()
+		w.Header().Set("Raft-Node", s.cfg.name())
+		w.Header().Set("Raft-Leader", s.leaderName(st))
+		// Keys may hold "/", "." or "//": route them before ServeMux would
+		// clean the path and redirect.
+		if strings.HasPrefix(r.URL.EscapedPath(), kvPrefix) {
+			s.handleKV(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) get(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET")
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) leaderName(st *raft.Status) string {
+	if st.Lead == raft.None || int(st.Lead) >= len(s.cfg.Peers) {
+		return ""
+	}
+	return s.cfg.Peers[st.Lead].Name
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
+	key, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), kvPrefix))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "key is not a valid escaped path: "+err.Error())
+		return
+	}
+	if err := kv.ValidateKey(key); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	q := r.URL.Query()
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		switch c := q.Get("consistency"); c {
+		case "stale":
+			s.serveValue(w, key)
+		case "", "linearizable":
+			s.linearizableGet(w, r, key)
+		default:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("consistency %q: want linearizable or stale", c))
+		}
+	case http.MethodPut:
+		op := kv.OpPut
+		switch o := q.Get("op"); o {
+		case "", "put":
+		case "append":
+			op = kv.OpAppend
+		default:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("op %q: want put or append", o))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxValueBytes))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeError(w, http.StatusRequestEntityTooLarge, "value exceeds 1 MiB")
+			} else {
+				writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+			}
+			return
+		}
+		s.write(w, r, kv.Command{Op: op, Key: key, Value: string(body)}, body)
+	case http.MethodDelete:
+		s.write(w, r, kv.Command{Op: kv.OpDelete, Key: key}, nil)
+	default:
+		w.Header().Set("Allow", "GET, PUT, DELETE")
+		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
+	}
+}
+
+func (s *Server) serveValue(w http.ResponseWriter, key string) {
+	if v, ok := s.kv.Get(key); ok {
+		writeJSON(w, http.StatusOK, map[string]string{"key": key, "value": v})
+		return
+	}
+	writeError(w, http.StatusNotFound, "key not found")
+}
+
+// clientSession reads the exactly-once headers.
+func clientSession(r *http.Request) (string, uint64, error) {
+	id := r.Header.Get("Client-Id")
+	seqText := r.Header.Get("Request-Seq")
+	if seqText == "" {
+		if id != "" {
+			return "", 0, errors.New("Client-Id needs a Request-Seq header")
+		}
+		return "", 0, nil
+	}
+	if id == "" {
+		return "", 0, errors.New("Request-Seq needs a Client-Id header")
+	}
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if err != nil || seq == 0 {
+		return "", 0, fmt.Errorf("Request-Seq %q is not a positive integer", seqText)
+	}
+	return id, seq, nil
+}
+
+func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, body []byte) {
+	if err := kv.ValidateValue(cmd.Value); err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, kv.ErrTooLarge) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, code, err.Error())
+		return
+	}
+	id, seq, err := clientSession(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	cmd.ClientID, cmd.Seq = id, seq
+	if s.forwardIfFollower(w, r, body) {
+		return
+	}
+	p := &proposal{data: kv.EncodeCommand(cmd), done: make(chan proposalResult, 1)}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	select {
+	case s.propc <- p:
+	case <-ctx.Done():
+		writeError(w, http.StatusServiceUnavailable, "node too busy to take the command; it was not proposed")
+		return
+	}
+	select {
+	case res := <-p.done:
+		switch {
+		case errors.Is(res.err, errNotLeader):
+			if !s.forwardIfFollower(w, r, body) {
+				writeError(w, http.StatusServiceUnavailable, "no leader; the command was not proposed")
+			}
+		case errors.Is(res.err, errLost):
+			writeError(w, http.StatusServiceUnavailable, res.err.Error())
+		case res.err != nil:
+			writeError(w, http.StatusGatewayTimeout, res.err.Error()+"; the command's outcome is unknown")
+		case errors.Is(res.res.Err, kv.ErrTooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, res.res.Err.Error())
+		case res.res.Err != nil:
+			writeError(w, http.StatusBadRequest, res.res.Err.Error())
+		default:
+			writeJSON(w, http.StatusOK, map[string]uint64{"index": res.res.Index})
+		}
+	case <-ctx.Done():
+		writeError(w, http.StatusGatewayTimeout, "the command was proposed but not known to be committed in time; its outcome is unknown (retry with the same Request-Seq)")
+	}
+}
+
+func (s *Server) linearizableGet(w http.ResponseWriter, r *http.Request, key string) {
+	if s.forwardIfFollower(w, r, nil) {
+		return
+	}
+	req := &readRequest{done: make(chan error, 1)}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	select {
+	case s.readc <- req:
+	case <-ctx.Done():
+		writeError(w, http.StatusServiceUnavailable, "node too busy to take the read")
+		return
+	}
+	select {
+	case err := <-req.done:
+		switch {
+		case errors.Is(err, errNotLeader):
+			if !s.forwardIfFollower(w, r, nil) {
+				writeError(w, http.StatusServiceUnavailable, "no leader could confirm the read")
+			}
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+		default:
+			s.serveValue(w, key)
+		}
+	case <-ctx.Done():
+		writeError(w, http.StatusServiceUnavailable, "the read was not confirmed by a quorum in time")
+	}
+}
+
+// forwardIfFollower passes the request to the leader when this node is not
+// it, and reports whether it answered the request.
+func (s *Server) forwardIfFollower(w http.ResponseWriter, r *http.Request, body []byte) bool {
+	st := s.status.Load()
+	if st.Role == raft.RoleLeader {
+		return false
+	}
+	if st.Lead == raft.None || r.Header.Get(forwardedHeader) != "" {
+		writeError(w, http.StatusServiceUnavailable, "no leader known")
+		return true
+	}
+	leader := s.cfg.Peers[st.Lead]
+	target := &url.URL{Scheme: "http", Host: leader.HTTPAddr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout+time.Second)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, target.String(), rd)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return true
+	}
+	for _, h := range []string{"Client-Id", "Request-Seq", "Content-Type"} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	req.Header.Set(forwardedHeader, s.cfg.name())
+	resp, err := s.fwd.Do(req)
+	if err != nil {
+		if r.Method == http.MethodGet {
+			writeError(w, http.StatusServiceUnavailable, "leader "+leader.Name+" unreachable: "+err.Error())
+		} else {
+			writeError(w, http.StatusGatewayTimeout, "forwarding to leader "+leader.Name+" failed; the outcome is unknown: "+err.Error())
+		}
+		return true
+	}
+	defer resp.Body.Close()
+	for _, h := range []string{"Content-Type", "Raft-Node", "Raft-Leader", "Retry-After"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+	return true
+}
+
+func (s *Server) nodeStatus(st *raft.Status) NodeStatus {
+	return NodeStatus{
+		Name: s.cfg.name(), ID: int(s.cfg.ID), Role: st.Role.String(), Term: st.Term,
+		Leader: s.leaderName(st), CommitIndex: st.Commit, AppliedIndex: s.kv.AppliedIndex(),
+		LastLogIndex: st.LastIndex, SnapshotIndex: st.SnapshotIndex,
+	}
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.nodeStatus(s.status.Load()))
+}
+
+// handleCluster asks every other node for its status, briefly, in parallel.
+func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
+	out := make([]NodeStatus, len(s.cfg.Peers))
+	var wg sync.WaitGroup
+	for i, p := range s.cfg.Peers {
+		if raft.ID(i) == s.cfg.ID {
+			out[i] = s.nodeStatus(s.status.Load())
+			yes := true
+			out[i].Reachable = &yes
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = s.peerStatus(r.Context(), i, p)
+		}()
+	}
+	wg.Wait()
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": out})
+}
+
+func (s *Server) peerStatus(ctx context.Context, id int, p Peer) NodeStatus {
+	no := false
+	failed := NodeStatus{Name: p.Name, ID: id, Reachable: &no}
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.HTTPAddr+"/v1/status", nil)
+	resp, err := s.fwd.Do(req)
+	if err != nil {
+		failed.Error = err.Error()
+		return failed
+	}
+	defer resp.Body.Close()
+	var st NodeStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		failed.Error = "bad status: " + err.Error()
+		return failed
+	}
+	yes := true
+	st.Reachable = &yes
+	return st
+}

@@ -1,0 +1,526 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"raftkv/src/kv"
+	"raftkv/src/raft"
+	"raftkv/src/storage"
+	"raftkv/src/transport"
+)
+
+// Peer is one node of the cluster as this node sees it.
+type Peer struct {
+	Name string
+	// RaftAddr is called on every (re)connect, so a changed address of a
+	// container is picked up.
+	RaftAddr func() string
+	HTTPAddr string
+}
+
+// Config is everything a node needs; main builds it from src/config.
+type Config struct {
+	ID        raft.ID
+	Peers     []Peer // every node in hostfile order, this one included
+	ClusterID string
+	// DataDir is this node's own folder (persistence/<name>).
+	DataDir    string
+	RaftListen string // e.g. ":7000"
+	HTTPListen string // e.g. ":8000"
+
+	Heartbeat       time.Duration
+	ElectionTimeout time.Duration
+	// SnapshotEvery: take a snapshot after this many applied entries.
+	SnapshotEvery uint64
+	// RequestTimeout bounds how long a client request waits for its
+	// command to commit (then 504) or its read to be confirmed (then 503).
+	RequestTimeout time.Duration
+	Logger         *zap.Logger
+}
+
+func (c *Config) name() string { return c.Peers[c.ID].Name }
+
+var (
+	errNotLeader = errors.New("not the leader")
+	errLost      = errors.New("leadership changed before the command committed; it was not applied")
+	errStopping  = errors.New("node is shutting down")
+)
+
+type proposal struct {
+	data        []byte
+	index, term uint64
+	done        chan proposalResult
+}
+
+type proposalResult struct {
+	res kv.Result
+	err error
+}
+
+type readRequest struct {
+	done chan error // nil when the read may be served from the local state
+}
+
+type pendingReadBatch struct {
+	index uint64
+	reqs  []*readRequest
+}
+
+// Server is one running raftkv node: the single loop that owns the Raft core
+// (DESIGN.md, "The node runtime") plus the HTTP API.
+type Server struct {
+	cfg   Config
+	lg    *zap.Logger
+	node  *raft.Node
+	disk  *storage.Storage
+	kv    *kv.Store
+	tr    *transport.Transport
+	http  *http.Server
+	httpL net.Listener
+	fwd   *http.Client
+
+	recvc  chan raft.Message
+	propc  chan *proposal
+	readc  chan *readRequest
+	statc  chan chan raft.Status
+	stopc  chan struct{}
+	loopWG sync.WaitGroup
+
+	// Loop-owned state.
+	waiters      map[uint64]*proposal
+	readBatch    []*readRequest
+	readBatches  map[uint64][]*readRequest
+	readsWaiting []pendingReadBatch
+	nextReadID   uint64
+	appliedTerm  uint64
+	snapIndex    uint64
+	peerIDs      []raft.ID
+
+	// status is the latest basic status, published by the loop for HTTP
+	// handlers.
+	status atomic.Pointer[raft.Status]
+	failed atomic.Pointer[error]
+}
+
+// New opens the node's storage, recovers its state and prepares the
+// transport and HTTP listeners. Start it with Run.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.SnapshotEvery == 0 {
+		cfg.SnapshotEvery = 10000
+	}
+	if cfg.Heartbeat <= 0 || cfg.ElectionTimeout < 2*cfg.Heartbeat {
+		return nil, fmt.Errorf("server: heartbeat %v must be positive and at most half the election timeout %v", cfg.Heartbeat, cfg.ElectionTimeout)
+	}
+	lg := cfg.Logger.With(zap.String("node", cfg.name()))
+	s := &Server{
+		cfg:         cfg,
+		lg:          lg,
+		recvc:       make(chan raft.Message, 4096),
+		propc:       make(chan *proposal, 4096),
+		readc:       make(chan *readRequest, 4096),
+		statc:       make(chan chan raft.Status),
+		stopc:       make(chan struct{}),
+		waiters:     map[uint64]*proposal{},
+		readBatches: map[uint64][]*readRequest{},
+		fwd: &http.Client{Transport: &http.Transport{
+			MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
+			DialContext: (&net.Dialer{Timeout: time.Second}).DialContext,
+		}},
+	}
+	for i := range cfg.Peers {
+		s.peerIDs = append(s.peerIDs, raft.ID(i))
+	}
+
+	disk, rec, err := storage.Open(storage.Options{Dir: cfg.DataDir, Logger: lg})
+	if err != nil {
+		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
+	}
+	s.disk = disk
+	s.kv = kv.New(kv.Options{})
+	var applied uint64
+	if rec.Snapshot != nil {
+		if err := s.kv.Restore(rec.Snapshot.Data); err != nil {
+			disk.Close()
+			return nil, fmt.Errorf("restore snapshot %d in %s: %w", rec.Snapshot.Index, cfg.DataDir, err)
+		}
+		applied, s.appliedTerm, s.snapIndex = rec.Snapshot.Index, rec.Snapshot.Term, rec.Snapshot.Index
+	}
+	lg.Info("recovered", zap.Uint64("term", rec.HardState.Term), zap.Uint64("commit", rec.HardState.Commit),
+		zap.Uint64("snapshot", applied), zap.Int("entries", len(rec.Entries)),
+		zap.Bool("clean_stop", rec.CleanStop), zap.Bool("torn_tail", rec.TornTail))
+
+	electionTicks := int(cfg.ElectionTimeout / cfg.Heartbeat)
+	node, err := raft.NewNode(raft.Config{
+		ID: cfg.ID, Peers: s.peerIDs,
+		ElectionTicks: electionTicks, HeartbeatTicks: 1,
+		Rand:     rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID))),
+		Snapshot: rec.Snapshot, HardState: rec.HardState, Entries: rec.Entries, Applied: applied,
+	})
+	if err != nil {
+		disk.Close()
+		return nil, err
+	}
+	s.node = node
+	st := node.BasicStatus()
+	s.status.Store(&st)
+
+	peers := map[raft.ID]transport.Peer{}
+	for i, p := range cfg.Peers {
+		if raft.ID(i) != cfg.ID {
+			peers[raft.ID(i)] = transport.Peer{Name: p.Name, Addr: p.RaftAddr}
+		}
+	}
+	s.tr, err = transport.New(transport.Config{
+		Self: cfg.ID, SelfName: cfg.name(), ClusterID: cfg.ClusterID, ListenAddr: cfg.RaftListen,
+		Peers: peers, Logger: lg,
+	}, s.deliver)
+	if err != nil {
+		disk.Close()
+		return nil, err
+	}
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+func (s *Server) deliver(m raft.Message) {
+	select {
+	case s.recvc <- m:
+	case <-s.stopc:
+	}
+}
+
+// HTTPAddr is the address the HTTP API listens on (after Run started).
+func (s *Server) HTTPAddr() net.Addr {
+	if s.httpL == nil {
+		return nil
+	}
+	return s.httpL.Addr()
+}
+
+// Run serves until ctx ends or the node fails, then shuts down cleanly:
+// it stops taking requests, stops the loop, writes a final snapshot and
+// closes its storage. It returns the failure, if any.
+func (s *Server) Run(ctx context.Context, started func()) error {
+	if err := s.tr.Start(); err != nil {
+		s.disk.Close()
+		return fmt.Errorf("listen for peers on %s: %w", s.cfg.RaftListen, err)
+	}
+	l, err := net.Listen("tcp", s.cfg.HTTPListen)
+	if err != nil {
+		s.tr.Close()
+		s.disk.Close()
+		return fmt.Errorf("listen for HTTP on %s: %w", s.cfg.HTTPListen, err)
+	}
+	s.httpL = l
+	fatal := make(chan error, 1)
+	s.loopWG.Add(1)
+	go func() {
+		defer s.loopWG.Done()
+		if err := s.loop(); err != nil {
+			s.failed.Store(&err)
+			fatal <- err
+		}
+	}()
+	go s.http.Serve(l)
+	s.lg.Info("serving", zap.String("http", l.Addr().String()), zap.String("raft", s.tr.Addr().String()))
+	if started != nil {
+		started()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		s.lg.Info("shutting down")
+	case runErr = <-fatal:
+		s.lg.Error("node failed; stopping", zap.Error(runErr))
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	s.http.Shutdown(shutCtx)
+	cancel()
+	close(s.stopc)
+	s.loopWG.Wait()
+	s.tr.Close()
+	if runErr == nil {
+		runErr = s.finalSnapshot()
+	}
+	if err := s.disk.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// loop is the one goroutine that owns the Raft core, the storage and the
+// state machine's writes.
+func (s *Server) loop() error {
+	ticker := time.NewTicker(s.cfg.Heartbeat)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-s.stopc:
+			s.failAll(errStopping)
+			return nil
+		case <-ticker.C:
+			s.node.Tick()
+		case m := <-s.recvc:
+			s.step(m)
+		case p := <-s.propc:
+			s.propose(p)
+		case r := <-s.readc:
+			s.readBatch = append(s.readBatch, r)
+		case c := <-s.statc:
+			c <- s.node.Status()
+		}
+		// Take whatever else is already waiting, so that one Ready (one
+		// fsync, one message per peer) serves all of it.
+	drain:
+		for range 4096 {
+			select {
+			case m := <-s.recvc:
+				s.step(m)
+			case p := <-s.propc:
+				s.propose(p)
+			case r := <-s.readc:
+				s.readBatch = append(s.readBatch, r)
+			default:
+				break drain
+			}
+		}
+		if len(s.readBatch) > 0 {
+			s.startRead()
+		}
+		if err := s.handleReady(); err != nil {
+			s.failAll(err)
+			return err
+		}
+	}
+}
+
+func (s *Server) step(m raft.Message) {
+	if err := s.node.Step(m); err != nil {
+		s.lg.Warn("dropped peer message", zap.Error(err))
+	}
+}
+
+func (s *Server) propose(p *proposal) {
+	idx, term, err := s.node.Propose(p.data)
+	if err != nil {
+		p.done <- proposalResult{err: errNotLeader}
+		return
+	}
+	p.index, p.term = idx, term
+	s.waiters[idx] = p
+}
+
+func (s *Server) startRead() {
+	s.nextReadID++
+	if err := s.node.ReadIndex(s.nextReadID); err != nil {
+		for _, r := range s.readBatch {
+			r.done <- errNotLeader
+		}
+	} else {
+		s.readBatches[s.nextReadID] = s.readBatch
+	}
+	s.readBatch = nil
+}
+
+func (s *Server) handleReady() error {
+	for s.node.HasReady() {
+		rd := s.node.Ready()
+		if rd.SoftState != nil && rd.SoftState.Role != raft.RoleLeader {
+			// Reads waiting for a quorum round will never get one.
+			for id, batch := range s.readBatches {
+				for _, r := range batch {
+					r.done <- errNotLeader
+				}
+				delete(s.readBatches, id)
+			}
+		}
+		if rd.SoftState != nil {
+			s.lg.Info("role changed", zap.Stringer("role", rd.SoftState.Role),
+				zap.Uint64("term", s.node.BasicStatus().Term), zap.Int("leader", int(rd.SoftState.Lead)))
+		}
+		if rd.Snapshot != nil {
+			if err := s.disk.SaveSnapshot(*rd.Snapshot); err != nil {
+				return fmt.Errorf("save received snapshot: %w", err)
+			}
+			if err := s.kv.Restore(rd.Snapshot.Data); err != nil {
+				return fmt.Errorf("restore received snapshot %d: %w", rd.Snapshot.Index, err)
+			}
+			s.appliedTerm, s.snapIndex = rd.Snapshot.Term, rd.Snapshot.Index
+			s.lg.Info("installed snapshot", zap.Uint64("index", rd.Snapshot.Index), zap.Uint64("term", rd.Snapshot.Term))
+		}
+		// Persist before sending: see raft.Ready. A commit-only change of the
+		// hard state need not be synced; it rides with the next write.
+		if len(rd.Entries) > 0 || rd.MustSync {
+			if err := s.disk.Save(rd.HardState, rd.Entries); err != nil {
+				return fmt.Errorf("persist log: %w", err)
+			}
+		}
+		s.tr.Send(rd.Messages)
+		for _, e := range rd.CommittedEntries {
+			s.apply(e)
+		}
+		for _, rs := range rd.ReadStates {
+			batch := s.readBatches[rs.RequestID]
+			delete(s.readBatches, rs.RequestID)
+			s.readsWaiting = append(s.readsWaiting, pendingReadBatch{index: rs.Index, reqs: batch})
+		}
+		s.node.Advance(rd)
+		s.serveReads()
+		if err := s.maybeSnapshot(); err != nil {
+			return err
+		}
+	}
+	st := s.node.BasicStatus()
+	s.status.Store(&st)
+	return nil
+}
+
+func (s *Server) apply(e raft.Entry) {
+	var res kv.Result
+	if e.Type == raft.EntryNoop {
+		s.kv.ApplyNoop(e.Index)
+	} else {
+		res = s.kv.Apply(e.Index, e.Data)
+	}
+	s.appliedTerm = e.Term
+	if w := s.waiters[e.Index]; w != nil {
+		delete(s.waiters, e.Index)
+		if w.term == e.Term {
+			w.done <- proposalResult{res: res}
+		} else {
+			w.done <- proposalResult{err: errLost}
+		}
+	}
+}
+
+// serveReads releases the reads whose read index has been applied.
+func (s *Server) serveReads() {
+	applied := s.kv.AppliedIndex()
+	i := 0
+	for ; i < len(s.readsWaiting) && s.readsWaiting[i].index <= applied; i++ {
+		for _, r := range s.readsWaiting[i].reqs {
+			r.done <- nil
+		}
+	}
+	s.readsWaiting = s.readsWaiting[i:]
+}
+
+func (s *Server) failAll(err error) {
+	for idx, w := range s.waiters {
+		w.done <- proposalResult{err: err}
+		delete(s.waiters, idx)
+	}
+	for id, batch := range s.readBatches {
+		for _, r := range batch {
+			r.done <- err
+		}
+		delete(s.readBatches, id)
+	}
+	for _, b := range s.readsWaiting {
+		for _, r := range b.reqs {
+			r.done <- err
+		}
+	}
+	s.readsWaiting = nil
+	for _, r := range s.readBatch {
+		r.done <- err
+	}
+	s.readBatch = nil
+}
+
+func (s *Server) maybeSnapshot() error {
+	applied := s.kv.AppliedIndex()
+	if applied < s.snapIndex+s.cfg.SnapshotEvery {
+		return nil
+	}
+	return s.snapshot(applied)
+}
+
+func (s *Server) snapshot(applied uint64) error {
+	data, err := s.kv.Snapshot()
+	if err != nil {
+		return fmt.Errorf("encode snapshot: %w", err)
+	}
+	snap := raft.Snapshot{Index: applied, Term: s.appliedTerm, Peers: s.peerIDs, Data: data}
+	if err := s.disk.SaveSnapshot(snap); err != nil {
+		return fmt.Errorf("save snapshot: %w", err)
+	}
+	if err := s.node.Compact(applied, data); err != nil {
+		return err
+	}
+	s.snapIndex = applied
+	s.lg.Info("snapshot taken", zap.Uint64("index", applied), zap.Int("keys", s.kv.Len()))
+	return writeStateMachine(s.cfg.DataDir, snap)
+}
+
+// finalSnapshot runs after the loop stopped: it leaves the node's state
+// machine in statemachine.json for people and jq.
+func (s *Server) finalSnapshot() error {
+	applied := s.kv.AppliedIndex()
+	if applied > s.snapIndex {
+		return s.snapshot(applied)
+	}
+	data, err := s.kv.Snapshot()
+	if err != nil {
+		return err
+	}
+	return writeStateMachine(s.cfg.DataDir, raft.Snapshot{Index: applied, Term: s.appliedTerm, Peers: s.peerIDs, Data: data})
+}
+
+// StateMachineFile is the file in a node's folder that always holds its
+// latest state machine: {"Index", "Term", "StateMachine": {"Contents": ...}}.
+const StateMachineFile = "statemachine.json"
+
+func writeStateMachine(dir string, snap raft.Snapshot) error {
+	buf := fmt.Appendf(nil, `{"Index":%d,"Term":%d,"StateMachine":`, snap.Index, snap.Term)
+	buf = append(buf, snap.Data...)
+	buf = append(buf, "}\n"...)
+	return writeFileAtomic(filepath.Join(dir, StateMachineFile), buf)
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

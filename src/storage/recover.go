@@ -1,0 +1,427 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"raftkv/src/raft"
+)
+
+// dirListing is what a node's folder holds, by kind.
+type dirListing struct {
+	segs      []segment // sorted by seq
+	snaps     []uint64  // snapshot indexes, ascending
+	tmps      []string
+	hardState bool
+	cleanStop bool
+}
+
+func listDir(dir string) (dirListing, error) {
+	var l dirListing
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return l, fmt.Errorf("storage: %w", err)
+	}
+	for _, de := range des {
+		name := de.Name()
+		switch {
+		case strings.HasSuffix(name, tmpSuffix):
+			l.tmps = append(l.tmps, name)
+		case name == hardStateFile:
+			l.hardState = true
+		case name == cleanStopFile:
+			l.cleanStop = true
+		case strings.HasPrefix(name, "wal-") && strings.HasSuffix(name, ".jsonl"):
+			var seq, first uint64
+			if _, err := fmt.Sscanf(name, "wal-%d-%d.jsonl", &seq, &first); err != nil || segmentName(seq, first) != name {
+				return l, &CorruptError{File: name, Offset: -1, Reason: "not a log segment name"}
+			}
+			l.segs = append(l.segs, segment{seq: seq, first: first, name: name})
+		case strings.HasPrefix(name, "snapshot-"):
+			if i, ok := parseSnapshotName(name); ok {
+				l.snaps = append(l.snaps, i)
+			}
+		}
+	}
+	sort.Slice(l.segs, func(a, b int) bool { return l.segs[a].seq < l.segs[b].seq })
+	sort.Slice(l.snaps, func(a, b int) bool { return l.snaps[a] < l.snaps[b] })
+	return l, nil
+}
+
+func parseSnapshotName(name string) (uint64, bool) {
+	s, ok := strings.CutPrefix(name, "snapshot-")
+	if !ok {
+		return 0, false
+	}
+	s, ok = strings.CutSuffix(s, ".json")
+	if !ok || len(s) != 16 {
+		return 0, false
+	}
+	i, err := strconv.ParseUint(s, 10, 64)
+	return i, err == nil && snapshotName(i) == name
+}
+
+func listSnapshots(dir string) ([]uint64, error) {
+	l, err := listDir(dir)
+	return l.snaps, err
+}
+
+// replayer rebuilds the log from the records of all segments, in order.
+type replayer struct {
+	started bool
+	first   uint64 // index of ents[0] (or of the next entry when ents is empty)
+	ents    []raft.Entry
+	hs      raft.HardState
+	hasHS   bool
+	mark    uint64 // newest snapshot record
+}
+
+func (r *replayer) last() uint64 { return r.first + uint64(len(r.ents)) - 1 }
+
+// apply applies one record; a non-empty result says why it cannot follow the
+// records before it.
+func (r *replayer) apply(rc *record) string {
+	switch rc.kind {
+	case kindEntry:
+		i := rc.entry.Index
+		switch {
+		case i == 0:
+			return "entry at index 0"
+		case !r.started:
+			r.started, r.first = true, i
+		case i != r.first+uint64(len(r.ents)):
+			return fmt.Sprintf("entry index %d out of order: want %d", i, r.first+uint64(len(r.ents)))
+		}
+		r.ents = append(r.ents, rc.entry)
+	case kindTruncate:
+		i := rc.index
+		switch {
+		case i == 0:
+			return "truncate at index 0"
+		case !r.started:
+			r.started, r.first, r.ents = true, i, r.ents[:0]
+		case i > r.last()+1:
+			return fmt.Sprintf("truncate at %d beyond the last entry %d", i, r.last())
+		case i >= r.first:
+			r.ents = r.ents[:i-r.first]
+		default:
+			// The prefix before i is in deleted segments (covered by a snapshot).
+			r.first, r.ents = i, r.ents[:0]
+		}
+	case kindSnapshot:
+		i := rc.index
+		if i == 0 || i <= r.mark {
+			return fmt.Sprintf("snapshot record at %d does not follow the one at %d", i, r.mark)
+		}
+		r.mark = i
+		switch {
+		case !rc.keep:
+			// The log was discarded: it goes on at i+1.
+		case !r.started:
+			// The entries around i were in segments deleted after a newer
+			// snapshot; where the log starts is checked at the end.
+			return ""
+		case i+1 < r.first:
+			// An older snapshot's record; the segments before it were
+			// deleted after a newer snapshot (checked at the end).
+			return ""
+		case i > r.last():
+			return fmt.Sprintf("snapshot record at %d keeps the log, but the log ends at %d", i, r.last())
+		case i >= r.first && r.ents[i-r.first].Term != rc.term:
+			return fmt.Sprintf("snapshot record at %d/t%d keeps the log, but the log has term %d there", i, rc.term, r.ents[i-r.first].Term)
+		case i >= r.first:
+			r.ents = r.ents[i-r.first+1:]
+			r.first = i + 1
+			return ""
+		default: // i+1 == r.first
+			return ""
+		}
+		r.started, r.first, r.ents = true, i+1, r.ents[:0]
+	case kindHardState:
+		r.hs, r.hasHS = rc.hs, true
+	}
+	return ""
+}
+
+func (s *Storage) corrupt(file string, off int64, reason string) error {
+	return &CorruptError{File: filepath.Join(s.dir, file), Offset: off, Reason: reason}
+}
+
+// recover reads the folder and fills s; see the package doc for the rules.
+func (s *Storage) recover() (*Recovered, error) {
+	rec := &Recovered{}
+	l, err := listDir(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	rec.CleanStop = l.cleanStop
+	for k := 1; k < len(l.segs); k++ {
+		if l.segs[k].seq != l.segs[k-1].seq+1 {
+			return nil, s.corrupt(l.segs[k].name, -1, fmt.Sprintf("log segment %d missing before it", l.segs[k-1].seq+1))
+		}
+	}
+
+	// The newest snapshot must parse. An older one is never used instead:
+	// the log before the newest was deleted, so falling back would lose data.
+	if n := len(l.snaps); n > 0 {
+		snap, err := s.loadSnapshot(snapshotName(l.snaps[n-1]))
+		if err != nil {
+			return nil, err
+		}
+		rec.Snapshot = snap
+	}
+	var fileHS raft.HardState
+	if l.hardState {
+		b, err := os.ReadFile(filepath.Join(s.dir, hardStateFile))
+		if err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		if err := strictUnmarshal(b, &fileHS); err != nil {
+			return nil, s.corrupt(hardStateFile, -1, err.Error())
+		}
+	}
+
+	var r replayer
+	for k := range l.segs {
+		seg := &l.segs[k]
+		if err := s.replaySegment(&r, seg, k == len(l.segs)-1, rec); err != nil {
+			return nil, err
+		}
+	}
+
+	var sI, sT uint64
+	if rec.Snapshot != nil {
+		sI, sT = rec.Snapshot.Index, rec.Snapshot.Term
+	}
+	if r.mark > sI {
+		return nil, s.corrupt(snapshotName(r.mark), -1, fmt.Sprintf("the log records a snapshot at %d but the newest snapshot file is at %d", r.mark, sI))
+	}
+	if r.started && r.first > sI+1 {
+		name := "log"
+		if len(l.segs) > 0 {
+			name = l.segs[0].name
+		}
+		return nil, s.corrupt(name, -1, fmt.Sprintf("the log starts at index %d but the snapshot is at %d: entries %d..%d are missing", r.first, sI, sI+1, r.first-1))
+	}
+	ents := r.ents
+	switch {
+	case !r.started || r.last() <= sI:
+		ents = nil
+	case sI >= r.first && r.ents[sI-r.first].Term != sT:
+		// A crash between writing an installed snapshot and its log record:
+		// the log after it conflicts with the snapshot and is discarded, as
+		// SaveSnapshot would have done (Raft figure 13, step 7).
+		s.lg.Warn("log entries after the snapshot conflict with it and are discarded",
+			zap.Uint64("snapshot_index", sI), zap.Uint64("snapshot_term", sT),
+			zap.Uint64("log_term", r.ents[sI-r.first].Term), zap.Uint64("last_index", r.last()))
+		rec.Repairs = append(rec.Repairs, fmt.Sprintf("discard log entries %d..%d: they conflict with snapshot %d/t%d", sI+1, r.last(), sI, sT))
+		ents = nil
+	default:
+		ents = r.ents[sI+1-r.first:]
+	}
+	if len(ents) == 0 {
+		ents = nil
+	}
+	rec.Entries = ents
+	if r.hasHS {
+		rec.HardState = r.hs
+	} else {
+		rec.HardState = fileHS
+	}
+	last := sI
+	if len(ents) > 0 {
+		last = ents[len(ents)-1].Index
+	}
+	if rec.HardState.Commit > last {
+		name := hardStateFile
+		if len(l.segs) > 0 {
+			name = l.segs[len(l.segs)-1].name
+		}
+		return nil, s.corrupt(name, -1, fmt.Sprintf("commit index %d beyond the last index %d: log records missing", rec.HardState.Commit, last))
+	}
+
+	s.segs = l.segs
+	s.hs = rec.HardState
+	s.snapIndex, s.snapTerm, s.lastIndex = sI, sT, last
+	for k := range ents {
+		if len(s.runs) == 0 || s.runs[len(s.runs)-1].term != ents[k].Term {
+			s.runs = append(s.runs, termRun{index: ents[k].Index, term: ents[k].Term})
+		}
+	}
+
+	needMark := sI > 0 && r.mark < sI
+	if needMark {
+		rec.Repairs = append(rec.Repairs, fmt.Sprintf("record snapshot %d in the log (a snapshot was interrupted)", sI))
+	}
+	for _, t := range l.tmps {
+		rec.Repairs = append(rec.Repairs, "remove unfinished temp file "+t)
+	}
+	if l.cleanStop {
+		rec.Repairs = append(rec.Repairs, "remove the clean-stop marker")
+	}
+	if s.readOnly {
+		return rec, nil
+	}
+	if l.cleanStop {
+		if err := os.Remove(filepath.Join(s.dir, cleanStopFile)); err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+	}
+	for _, t := range l.tmps {
+		if err := os.Remove(filepath.Join(s.dir, t)); err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+	}
+	if err := syncDir(s.dir); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	if needMark {
+		if err := s.openTail(); err != nil {
+			return nil, err
+		}
+		keep := r.started && r.first <= sI+1 && sI <= r.last() && (sI < r.first || r.ents[sI-r.first].Term == sT)
+		buf := appendSnapshotMark(nil, sI, sT, keep)
+		if err := s.write(buf); err != nil {
+			return nil, err
+		}
+		s.closeFile()
+	}
+	return rec, nil
+}
+
+// replaySegment feeds one segment's records to r. In the last segment, a
+// damaged region that runs to the end of the file with no valid record in it
+// is a torn tail: it is cut off (unless read-only) and reported.
+func (s *Storage) replaySegment(r *replayer, seg *segment, isLast bool, rec *Recovered) error {
+	path := filepath.Join(s.dir, seg.name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	off := 0
+	for off < len(data) {
+		nl := bytes.IndexByte(data[off:], '\n')
+		var line []byte
+		if nl >= 0 {
+			line = data[off : off+nl]
+		} else {
+			line = data[off:]
+		}
+		rc, derr := decodeRecord(line)
+		if derr == nil && nl < 0 {
+			derr = errors.New("incomplete last line")
+		}
+		if derr != nil {
+			if !isLast {
+				return s.corrupt(seg.name, int64(off), derr.Error())
+			}
+			if voff, ok := findValidRecord(data, off); ok {
+				return s.corrupt(seg.name, int64(off), fmt.Sprintf("%v (a valid record follows at offset %d)", derr, voff))
+			}
+			return s.cutTornTail(seg, path, int64(off), int64(len(data)), derr, rec)
+		}
+		if why := r.apply(&rc); why != "" {
+			return s.corrupt(seg.name, int64(off), why)
+		}
+		if rc.kind == kindEntry {
+			seg.maxIdx = max(seg.maxIdx, rc.entry.Index)
+		}
+		off += nl + 1
+	}
+	return nil
+}
+
+// findValidRecord reports the offset of the first complete valid line after
+// the line at off.
+func findValidRecord(data []byte, off int) (int, bool) {
+	nl := bytes.IndexByte(data[off:], '\n')
+	if nl < 0 {
+		return 0, false
+	}
+	off += nl + 1
+	for off < len(data) {
+		nl := bytes.IndexByte(data[off:], '\n')
+		if nl < 0 {
+			return 0, false
+		}
+		if _, err := decodeRecord(data[off : off+nl]); err == nil {
+			return off, true
+		}
+		off += nl + 1
+	}
+	return 0, false
+}
+
+func (s *Storage) cutTornTail(seg *segment, path string, off, size int64, why error, rec *Recovered) error {
+	rec.TornTail = true
+	rec.Repairs = append(rec.Repairs, fmt.Sprintf("cut torn tail of %s at offset %d (%d bytes: %v)", seg.name, off, size-off, why))
+	s.lg.Warn("torn last record cut off", zap.String("file", path), zap.Int64("offset", off),
+		zap.Int64("bytes", size-off), zap.Bool("read_only", s.readOnly), zap.String("reason", why.Error()))
+	if s.readOnly {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	err = f.Truncate(off)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("storage: cut torn tail of %s: %w", path, err)
+	}
+	return nil
+}
+
+type snapshotFile struct {
+	Index              *uint64         `json:"Index"`
+	Term               *uint64         `json:"Term"`
+	Peers              []raft.ID       `json:"Peers"`
+	StateMachineCRC32C *string         `json:"StateMachineCRC32C"`
+	StateMachine       json.RawMessage `json:"StateMachine"`
+}
+
+func (s *Storage) loadSnapshot(name string) (*raft.Snapshot, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	var f snapshotFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		off := dec.InputOffset()
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			off = se.Offset
+		}
+		return nil, s.corrupt(name, off, "snapshot does not parse: "+err.Error())
+	}
+	if rest := bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n"); len(rest) != 0 {
+		return nil, s.corrupt(name, dec.InputOffset(), "data after the snapshot")
+	}
+	want, _ := parseSnapshotName(name)
+	switch {
+	case f.Index == nil || f.Term == nil || f.StateMachine == nil || f.StateMachineCRC32C == nil:
+		return nil, s.corrupt(name, -1, "snapshot lacks Index, Term, StateMachine or StateMachineCRC32C")
+	case *f.Index != want:
+		return nil, s.corrupt(name, -1, fmt.Sprintf("snapshot Index %d does not match its name", *f.Index))
+	case fmt.Sprintf("%08x", crc32.Checksum(f.StateMachine, castagnoli)) != *f.StateMachineCRC32C:
+		return nil, s.corrupt(name, -1, "StateMachine does not match StateMachineCRC32C")
+	}
+	return &raft.Snapshot{Index: *f.Index, Term: *f.Term, Peers: f.Peers, Data: f.StateMachine}, nil
+}

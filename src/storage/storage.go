@@ -1,0 +1,601 @@
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"raftkv/src/raft"
+)
+
+// DefaultSegmentBytes is the size past which a log segment is rotated.
+const DefaultSegmentBytes = 64 << 20
+
+var (
+	// ErrReadOnly is returned by writes to a Storage opened with ReadOnly.
+	ErrReadOnly = errors.New("storage: opened read-only")
+	// ErrClosed is returned by calls after Close.
+	ErrClosed = errors.New("storage: closed")
+	// ErrCorrupt is wrapped by every error that reports damage on disk (see CorruptError).
+	ErrCorrupt = errors.New("storage: corrupt")
+)
+
+// CorruptError reports damage found on disk: the file, the byte offset in it
+// (-1 when the damage is not at one place, e.g. a missing file) and what is wrong.
+// errors.Is(err, ErrCorrupt) holds for it.
+type CorruptError struct {
+	File   string
+	Offset int64
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	if e.Offset < 0 {
+		return fmt.Sprintf("storage: corrupt %s: %s", e.File, e.Reason)
+	}
+	return fmt.Sprintf("storage: corrupt %s at offset %d: %s", e.File, e.Offset, e.Reason)
+}
+
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+
+// Options configure Open.
+type Options struct {
+	Dir          string      // the node's folder, created if missing (unless ReadOnly)
+	SegmentBytes int64       // rotate a log segment past this size (default 64 MiB)
+	ReadOnly     bool        // never write, never repair on disk; report what would be repaired
+	Logger       *zap.Logger // nil: no logs
+}
+
+// Recovered is the state found on disk by Open.
+type Recovered struct {
+	HardState raft.HardState
+	Snapshot  *raft.Snapshot // newest valid snapshot, nil if none
+	Entries   []raft.Entry   // log entries after the snapshot index, in order, contiguous
+	TornTail  bool           // a torn last record was cut off (logged); with ReadOnly: would be
+	CleanStop bool           // the last run closed the storage cleanly (Close was called)
+	// Repairs lists, for people, every repair made on disk (with ReadOnly:
+	// that would be made), e.g. a torn tail cut off or a stale temp file removed.
+	Repairs []string
+}
+
+// Storage is the durable state of one node: the write-ahead log, the hard
+// state and the snapshots in one folder. See the package doc for the layout.
+//
+// Failure contract: Save, SaveSnapshot and Close return only after what they
+// were given is on stable storage (fsync returned). If any of them fails on
+// I/O (a write error, an fsync error, a full disk), the Storage is poisoned:
+// that call and every later call return the same error, and nothing more is
+// written. Whether the failed write reached the disk is unknown, so the node
+// must stop: it must not acknowledge anything or keep running on state it
+// could not save (an fsync that failed once may have dropped dirty pages; a
+// retry that then succeeds proves nothing). Restarting runs recovery, which
+// cuts off a torn tail. Errors for bad arguments (a gap in indices, a
+// snapshot older than the current one, Data that is not JSON) do not poison:
+// nothing was written.
+//
+// A Storage is safe for use by several goroutines, but the node runtime is
+// meant to call it from its one loop.
+type Storage struct {
+	mu       sync.Mutex
+	dir      string
+	lg       *zap.Logger
+	segBytes int64
+	readOnly bool
+	closed   bool
+	err      error // poison: the first I/O error; sticky
+
+	segs []segment // in sequence order; the last one is open for appending
+	cur  *os.File  // the last segment, nil when ReadOnly
+	size int64     // bytes in the last segment
+
+	hs        raft.HardState
+	snapIndex uint64 // index of the newest snapshot, 0 if none
+	snapTerm  uint64
+	// The live log is (snapIndex, lastIndex]. Invariant: snapIndex <= lastIndex.
+	lastIndex uint64
+	// terms holds the term of each live entry as runs: runs[k].term applies
+	// from runs[k].index up to the next run's index. Used to decide, at
+	// SaveSnapshot, whether the log after the snapshot is kept (Raft figure 13).
+	runs []termRun
+
+	buf []byte // reused encode buffer
+
+	// sync flushes a segment; tests replace it to inject fsync errors.
+	sync func(*os.File) error
+}
+
+type termRun struct{ index, term uint64 }
+
+type segment struct {
+	seq    uint64
+	first  uint64 // the index expected next when the segment was created (in its name)
+	name   string // file name inside dir
+	maxIdx uint64 // highest entry index written in it (0: none)
+}
+
+func segmentName(seq, first uint64) string {
+	return fmt.Sprintf("wal-%016d-%016d.jsonl", seq, first)
+}
+
+func snapshotName(index uint64) string {
+	return fmt.Sprintf("snapshot-%016d.json", index)
+}
+
+const (
+	hardStateFile = "hardstate.json"
+	cleanStopFile = "clean-stop.json"
+	tmpSuffix     = ".tmp"
+)
+
+// Open reads the folder, recovers the state (see the package doc for the
+// rules) and returns a Storage ready to append after the recovered log. Damage
+// other than a torn last record is refused with a *CorruptError naming the
+// file and offset.
+func Open(opts Options) (*Storage, *Recovered, error) {
+	lg := opts.Logger
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	lg = lg.With(zap.String("dir", opts.Dir))
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = DefaultSegmentBytes
+	}
+	if opts.ReadOnly {
+		if st, err := os.Stat(opts.Dir); err != nil {
+			return nil, nil, fmt.Errorf("storage: %w", err)
+		} else if !st.IsDir() {
+			return nil, nil, fmt.Errorf("storage: %s is not a directory", opts.Dir)
+		}
+	} else if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("storage: %w", err)
+	}
+	s := &Storage{
+		dir:      opts.Dir,
+		lg:       lg,
+		segBytes: opts.SegmentBytes,
+		readOnly: opts.ReadOnly,
+		sync:     fdatasync,
+	}
+	rec, err := s.recover()
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.readOnly {
+		return s, rec, nil
+	}
+	if err := s.openTail(); err != nil {
+		s.closeFile()
+		return nil, nil, err
+	}
+	return s, rec, nil
+}
+
+// openTail opens the last segment for appending, or creates the first one.
+func (s *Storage) openTail() error {
+	if len(s.segs) == 0 {
+		return s.createSegment(1, s.lastIndex+1)
+	}
+	last := s.segs[len(s.segs)-1]
+	f, err := os.OpenFile(filepath.Join(s.dir, last.name), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("storage: %w", err)
+	}
+	s.cur, s.size = f, st.Size()
+	return nil
+}
+
+// createSegment creates an empty segment, makes its name durable and makes it current.
+func (s *Storage) createSegment(seq, first uint64) error {
+	name := segmentName(seq, first)
+	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("storage: create segment: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		f.Close()
+		return err
+	}
+	s.closeFile()
+	s.cur, s.size = f, 0
+	s.segs = append(s.segs, segment{seq: seq, first: first, name: name})
+	s.lg.Debug("log segment created", zap.String("file", name))
+	return nil
+}
+
+func (s *Storage) closeFile() {
+	if s.cur != nil {
+		s.cur.Close()
+		s.cur = nil
+	}
+}
+
+func (s *Storage) check() error {
+	switch {
+	case s.err != nil:
+		return s.err
+	case s.closed:
+		return ErrClosed
+	case s.readOnly:
+		return ErrReadOnly
+	}
+	return nil
+}
+
+// poison records the first I/O error; every later call returns it.
+func (s *Storage) poison(err error) error {
+	if s.err == nil {
+		s.err = fmt.Errorf("storage: failed, the node must stop: %w", err)
+		s.lg.Error("storage failed; refusing all further writes", zap.Error(err))
+		s.closeFile()
+	}
+	return s.err
+}
+
+// Save appends entries and the hard state in ONE write and ONE fsync (group
+// commit). If entries[0].Index <= the last stored index, the stored suffix
+// from that index on is replaced (a follower overwriting a conflicting tail).
+// Returns only after fsync returned. hs may be empty (unchanged), entries may
+// be empty. Entries must be contiguous and start at most one past the last
+// stored index and after the snapshot index; an overwrite must not reach a
+// committed entry (index <= the stored commit).
+func (s *Storage) Save(hs raft.HardState, entries []raft.Entry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	if len(entries) > 0 {
+		first := entries[0].Index
+		if first <= s.snapIndex || first > s.lastIndex+1 {
+			return fmt.Errorf("storage: entries start at %d, want %d..%d", first, s.snapIndex+1, s.lastIndex+1)
+		}
+		if first <= s.lastIndex && first <= s.hs.Commit {
+			// Raft never overwrites a committed entry (Log Matching, Raft §5.3).
+			return fmt.Errorf("storage: entries at %d would overwrite committed entries (commit %d)", first, s.hs.Commit)
+		}
+		for k := range entries {
+			if entries[k].Index != first+uint64(k) {
+				return fmt.Errorf("storage: entries not contiguous at %d: index %d", first+uint64(k), entries[k].Index)
+			}
+		}
+	}
+	if hs.IsEmpty() && len(entries) == 0 {
+		return nil
+	}
+	next := s.lastIndex + 1
+	if len(entries) > 0 {
+		next = entries[0].Index
+	}
+	buf := s.buf[:0]
+	rotate := s.size >= s.segBytes
+	if rotate && !s.hs.IsEmpty() {
+		// Every segment starts with the hard state, so neither deleting older
+		// segments nor losing the last line of one loses it.
+		buf = appendHardState(buf, s.hs)
+	}
+	if len(entries) > 0 && next <= s.lastIndex {
+		buf = appendTruncate(buf, next)
+	}
+	for k := range entries {
+		buf = appendEntry(buf, &entries[k])
+	}
+	if !hs.IsEmpty() {
+		buf = appendHardState(buf, hs)
+	}
+	s.buf = buf
+	if rotate {
+		if err := s.createSegment(s.segs[len(s.segs)-1].seq+1, next); err != nil {
+			return s.poison(err)
+		}
+	}
+	if err := s.write(buf); err != nil {
+		return err
+	}
+	if len(entries) > 0 {
+		s.noteEntries(entries)
+	}
+	if !hs.IsEmpty() {
+		s.hs = hs
+	}
+	return nil
+}
+
+// write appends buf to the current segment and fsyncs it.
+func (s *Storage) write(buf []byte) error {
+	n, err := s.cur.Write(buf)
+	s.size += int64(n)
+	if err != nil {
+		return s.poison(fmt.Errorf("write %s: %w", s.segs[len(s.segs)-1].name, err))
+	}
+	if err := s.sync(s.cur); err != nil {
+		return s.poison(err)
+	}
+	return nil
+}
+
+// noteEntries updates the in-memory index after entries were made durable.
+func (s *Storage) noteEntries(entries []raft.Entry) {
+	first := entries[0].Index
+	s.truncateRuns(first)
+	for k := range entries {
+		e := &entries[k]
+		if len(s.runs) == 0 || s.runs[len(s.runs)-1].term != e.Term {
+			s.runs = append(s.runs, termRun{index: e.Index, term: e.Term})
+		}
+	}
+	s.lastIndex = entries[len(entries)-1].Index
+	seg := &s.segs[len(s.segs)-1]
+	seg.maxIdx = max(seg.maxIdx, s.lastIndex)
+}
+
+// truncateRuns forgets the terms of entries at index >= i.
+func (s *Storage) truncateRuns(i uint64) {
+	k := sort.Search(len(s.runs), func(k int) bool { return s.runs[k].index >= i })
+	s.runs = s.runs[:k]
+}
+
+// term returns the term of live entry i, or false.
+func (s *Storage) term(i uint64) (uint64, bool) {
+	if i <= s.snapIndex || i > s.lastIndex {
+		return 0, false
+	}
+	k := sort.Search(len(s.runs), func(k int) bool { return s.runs[k].index > i })
+	if k == 0 {
+		return 0, false
+	}
+	return s.runs[k-1].term, true
+}
+
+// SaveSnapshot writes the snapshot atomically (temp file, fsync, rename, fsync
+// dir), then deletes log segments wholly at or below snap.Index and all but
+// the newest two snapshots. If the log holds the entry at snap.Index with
+// snap.Term, the entries after it are kept; otherwise the whole log is
+// discarded (Raft figure 13, InstallSnapshot steps 6 and 7) and the next Save
+// must start at snap.Index+1. snap.Data must be a JSON value (the state
+// machine); it is stored verbatim as "StateMachine", less surrounding white
+// space.
+func (s *Storage) SaveSnapshot(snap raft.Snapshot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	if snap.Index == 0 {
+		return errors.New("storage: snapshot at index 0")
+	}
+	if snap.Index == s.snapIndex && snap.Term == s.snapTerm {
+		return nil // this snapshot is already durable
+	}
+	if snap.Index <= s.snapIndex {
+		return fmt.Errorf("storage: snapshot at %d/t%d is not newer than the current one at %d/t%d",
+			snap.Index, snap.Term, s.snapIndex, s.snapTerm)
+	}
+	data := trimSpace(snap.Data)
+	if !validJSON(data) {
+		return fmt.Errorf("storage: snapshot at %d: Data is not valid JSON", snap.Index)
+	}
+	content := encodeSnapshot(snap.Index, snap.Term, snap.Peers, data)
+	name := snapshotName(snap.Index)
+	if err := writeAtomic(s.dir, name, content); err != nil {
+		return s.poison(err)
+	}
+
+	t, ok := s.term(snap.Index)
+	keep := ok && t == snap.Term
+	buf := s.buf[:0]
+	if !keep || s.size >= s.segBytes {
+		// Start a fresh segment for the log after the snapshot; when the log
+		// is discarded every older segment becomes garbage.
+		if !s.hs.IsEmpty() {
+			buf = appendHardState(buf, s.hs)
+		}
+		buf = appendSnapshotMark(buf, snap.Index, snap.Term, keep)
+		next := s.lastIndex + 1
+		if !keep {
+			next = snap.Index + 1
+		}
+		if err := s.createSegment(s.segs[len(s.segs)-1].seq+1, next); err != nil {
+			return s.poison(err)
+		}
+	} else {
+		buf = appendSnapshotMark(buf, snap.Index, snap.Term, keep)
+	}
+	s.buf = buf
+	if err := s.write(buf); err != nil {
+		return err
+	}
+	if !keep {
+		s.lg.Info("log discarded: it does not hold the snapshot's last entry",
+			zap.Uint64("index", snap.Index), zap.Uint64("term", snap.Term), zap.Uint64("last_index", s.lastIndex))
+		s.lastIndex = snap.Index
+		s.runs = s.runs[:0]
+	} else {
+		// Keep the run that covers snap.Index+1.
+		k := sort.Search(len(s.runs), func(k int) bool { return s.runs[k].index > snap.Index })
+		if k > 0 {
+			k--
+		}
+		s.runs = append(s.runs[:0], s.runs[k:]...)
+	}
+	s.snapIndex, s.snapTerm = snap.Index, snap.Term
+	if err := s.writeHardStateFile(); err != nil {
+		return s.poison(err)
+	}
+	if err := s.compact(keep); err != nil {
+		return s.poison(err)
+	}
+	s.lg.Info("snapshot saved", zap.String("file", name), zap.Uint64("index", snap.Index), zap.Uint64("term", snap.Term))
+	return nil
+}
+
+// compact deletes the oldest segments that hold no entry above the snapshot
+// (all but the current one when the log was discarded), oldest first so that
+// a crash in between leaves a contiguous run, and all but the newest two
+// snapshots.
+func (s *Storage) compact(keep bool) error {
+	n := 0
+	for n < len(s.segs)-1 && (!keep || s.segs[n].maxIdx <= s.snapIndex) {
+		n++
+	}
+	for _, seg := range s.segs[:n] {
+		if err := os.Remove(filepath.Join(s.dir, seg.name)); err != nil {
+			return err
+		}
+		s.lg.Debug("log segment deleted", zap.String("file", seg.name))
+	}
+	s.segs = append(s.segs[:0], s.segs[n:]...)
+	snaps, err := listSnapshots(s.dir)
+	if err != nil {
+		return err
+	}
+	for len(snaps) > 2 {
+		if err := os.Remove(filepath.Join(s.dir, snapshotName(snaps[0]))); err != nil {
+			return err
+		}
+		s.lg.Debug("snapshot deleted", zap.String("file", snapshotName(snaps[0])))
+		snaps = snaps[1:]
+	}
+	return syncDir(s.dir)
+}
+
+func (s *Storage) writeHardStateFile() error {
+	b, err := json.Marshal(s.hs)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(s.dir, hardStateFile, append(b, '\n'))
+}
+
+// Close marks a clean stop: it writes hardstate.json and the clean-stop
+// marker (both atomically) and closes the log. The log itself is already
+// durable. Calls after Close return ErrClosed. On a poisoned Storage it
+// returns the poison error and marks nothing.
+func (s *Storage) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
+	if s.readOnly {
+		return nil
+	}
+	if err := s.writeHardStateFile(); err != nil {
+		return s.poison(err)
+	}
+	marker := fmt.Sprintf(`{"last_index":%d,"snapshot_index":%d}`+"\n", s.lastIndex, s.snapIndex)
+	if err := writeAtomic(s.dir, cleanStopFile, []byte(marker)); err != nil {
+		return s.poison(err)
+	}
+	if err := s.cur.Close(); err != nil {
+		return s.poison(err)
+	}
+	s.cur = nil
+	return nil
+}
+
+// LastIndex returns the index of the last stored entry (the snapshot index if the log after it is empty).
+func (s *Storage) LastIndex() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastIndex
+}
+
+// SnapshotIndex returns the index of the newest snapshot, 0 if none.
+func (s *Storage) SnapshotIndex() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapIndex
+}
+
+// Err returns the poison error, or nil.
+func (s *Storage) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func encodeSnapshot(index, term uint64, peers []raft.ID, data []byte) []byte {
+	b := make([]byte, 0, len(data)+128)
+	b = append(b, `{"Index":`...)
+	b = strconv.AppendUint(b, index, 10)
+	b = append(b, `,"Term":`...)
+	b = strconv.AppendUint(b, term, 10)
+	b = append(b, `,"Peers":[`...)
+	for k, p := range peers {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(p), 10)
+	}
+	b = append(b, `],"StateMachineCRC32C":"`...)
+	b = fmt.Appendf(b, "%08x", crc32.Checksum(data, castagnoli))
+	b = append(b, `","StateMachine":`...)
+	b = append(b, data...)
+	return append(b, "}\n"...)
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// writeAtomic replaces dir/name with content: temp file, fsync, rename, fsync dir.
+func writeAtomic(dir, name string, content []byte) error {
+	tmp := filepath.Join(dir, name+tmpSuffix)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(content)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync folder %s: %w", dir, err)
+	}
+	return nil
+}
