@@ -4,7 +4,7 @@ BIN     ?= raftkv
 # Simulator seeds per run of `make test` (each seed is a full randomized fault schedule).
 SIM_SEEDS ?= 1000
 
-.PHONY: all build test test-unit test-sim vet check-core clean
+.PHONY: all build test test-unit test-sim test-cluster vet check-core clean
 
 all: build
 
@@ -20,14 +20,21 @@ check-core:
 	@bad=$$(grep -lE '^\s*"(net|os|time|math/rand|sync)"|^\s*go func|\bgo [a-zA-Z_.]+\(' $$(ls src/raft/*.go | grep -v _test.go) || true); \
 	if [ -n "$$bad" ]; then echo "src/raft must do no I/O and start no goroutines: $$bad"; exit 1; fi
 
+# Unit tests of every package but the real-process cluster tests.
 test-unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /src/localcluster)
+
+# Real `raftkv node` processes on 127.0.0.1: kills, pauses, restarts,
+# InstallSnapshot, bad input, and a porcupine-checked history
+# (RAFTKV_LIN_SECONDS, default 20).
+test-cluster:
+	$(GO) test -race -count=1 -timeout 15m ./src/localcluster
 
 # The simulator again without the race detector (it is single-goroutine) and with many seeds.
 test-sim:
 	$(GO) test -count=1 ./src/raft/simtest -seeds=$(SIM_SEEDS)
 
-test: vet check-core test-unit test-sim
+test: vet check-core test-unit test-sim test-cluster
 
 clean:
 	rm -f $(BIN)
