@@ -101,6 +101,7 @@ func (nw *network) ready() bool {
 		if !rd.HardState.IsEmpty() {
 			d.hs = rd.HardState
 		}
+		nw.queue = append(nw.queue, rd.EarlyMessages...)
 		nw.queue = append(nw.queue, rd.Messages...)
 		if !nw.discard {
 			nw.applied[id] = append(nw.applied[id], rd.CommittedEntries...)

@@ -3,17 +3,21 @@ package raft
 // Ready is a batch of work for the runtime: what to persist, send, apply and
 // answer. The runtime must handle a Ready in this order:
 //
-//  1. Persist. If Snapshot is set, save it and restore the state machine
+//  1. Send EarlyMessages: a leader's AppendEntries, heartbeats and
+//     snapshots, which may go out while the leader writes the same entries
+//     to its own disk (Raft thesis 10.2.1): the leader counts itself towards
+//     a quorum only after Advance, and followers promise durability only in
+//     their replies.
+//  2. Persist. If Snapshot is set, save it and restore the state machine
 //     from it. Then append Entries (which may replace the stored log from
 //     Entries[0].Index on) and save HardState, in one durable write: when
 //     MustSync is true, fsync before going on.
-//  2. Send Messages. Only now: a vote reply or an AppendEntries reply
-//     promises that the vote or the entries are on disk (Raft thesis 3.8),
-//     and a leader's AppendEntries may count towards commitment only what
-//     the leader itself has stored.
-//  3. Apply CommittedEntries in order, then serve the ReadStates whose index
+//  3. Send Messages. Only now: a vote or a vote request, and a reply to
+//     AppendEntries, promise that the term, the vote or the entries are on
+//     disk (Raft thesis 3.8).
+//  4. Apply CommittedEntries in order, then serve the ReadStates whose index
 //     is applied.
-//  4. Call Advance with this Ready.
+//  5. Call Advance with this Ready.
 //
 // Between Ready and Advance the runtime must not call any other method of the
 // Node. Messages may be lost, duplicated or reordered by the network; the
@@ -32,6 +36,8 @@ type Ready struct {
 	// be durable before Messages are sent. A change of commit index alone
 	// need not be synced.
 	MustSync bool
+	// EarlyMessages may be sent before or during the persistence step.
+	EarlyMessages []Message
 	// Messages are to be sent after the persistence step.
 	Messages []Message
 	// CommittedEntries are to be applied to the state machine, in order.
@@ -90,9 +96,26 @@ func (n *Node) Ready() Ready {
 		rd.MustSync = hs.Term != n.prevHard.Term || hs.Vote != n.prevHard.Vote
 	}
 	rd.MustSync = rd.MustSync || len(rd.Entries) > 0 || rd.Snapshot != nil
+	if n.role == RoleLeader {
+		rd.EarlyMessages, rd.Messages = splitEarly(rd.Messages)
+	}
 	n.msgs = nil
 	n.readStates = nil
 	return rd
+}
+
+// splitEarly separates a leader's replication traffic, which depends on
+// nothing the leader has yet to persist, from the rest.
+func splitEarly(msgs []Message) (early, late []Message) {
+	for _, m := range msgs {
+		switch m.Type {
+		case MsgApp, MsgHeartbeat, MsgSnap, MsgTimeoutNow:
+			early = append(early, m)
+		default:
+			late = append(late, m)
+		}
+	}
+	return early, late
 }
 
 // Advance tells the core that rd has been handled: persisted, sent and

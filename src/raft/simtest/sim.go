@@ -384,6 +384,14 @@ func (s *Sim) handleReady(sn *simNode, chaos bool) error {
 			return fmt.Errorf("n%d: Ready never settles", sn.id)
 		}
 		rd := sn.n.Ready()
+		for _, m := range rd.EarlyMessages {
+			s.send(m)
+		}
+		if chaos && s.rng.Float64() < 0.002 {
+			// Crash after the early messages left, before the write.
+			s.crash(sn, true)
+			return nil
+		}
 		s.persist(sn, rd)
 		if chaos && s.rng.Float64() < 0.002 {
 			// Crash after the write, before anything was sent or applied.
