@@ -367,8 +367,11 @@ func (s *Server) handleReady() error {
 			s.appliedTerm, s.snapIndex = rd.Snapshot.Term, rd.Snapshot.Index
 			s.lg.Info("installed snapshot", zap.Uint64("index", rd.Snapshot.Index), zap.Uint64("term", rd.Snapshot.Term))
 		}
-		// Persist before sending: see raft.Ready. A commit-only change of the
-		// hard state need not be synced; it rides with the next write.
+		// A leader's replication traffic goes out while it writes to its own
+		// disk; everything else is sent only after the write (raft.Ready).
+		s.tr.Send(rd.EarlyMessages)
+		// A commit-only change of the hard state need not be synced; it
+		// rides with the next write.
 		if len(rd.Entries) > 0 || rd.MustSync {
 			if err := s.disk.Save(rd.HardState, rd.Entries); err != nil {
 				return fmt.Errorf("persist log: %w", err)
