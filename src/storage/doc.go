@@ -26,6 +26,7 @@
 //	wal-<seq>-<first>.jsonl        log segments, JSON Lines; seq orders them (1, 2, 3, ... with no gap),
 //	                               first is the index expected next when the segment was created
 //	snapshot-<index>.json          {"Index":..,"Term":..,"Peers":[..],"StateMachineCRC32C":"..","StateMachine":<Data>}
+//	snapshot.json                  a symbolic link to the newest snapshot-<index>.json (a stable name for jq)
 //	hardstate.json                 {"term":..,"vote":..,"commit":..}, for people (the log is the truth)
 //	clean-stop.json                present only between Close and the next writable Open
 //	*.tmp                          an atomic replacement that did not finish; removed on Open
@@ -47,7 +48,7 @@
 // type is raft.EntryType: 0 normal, 1 no-op. So, for example,
 //
 //	jq -c 'select(.rec.kind=="entry") | [.rec.index, .rec.cmd]' persistence/r0/wal-*.jsonl
-//	jq -S .StateMachine.Contents persistence/r0/snapshot-*.json
+//	jq -S .StateMachine.Contents persistence/r0/snapshot.json
 //
 // The writer emits one canonical spelling and decodes it with a hand-written
 // parser; a line in any other spelling (re-indented, keys reordered) is
@@ -61,6 +62,9 @@
 //     entries, the hard state) with one write and one fdatasync, and returns
 //     only after fdatasync returned: what it acknowledged survives a crash or
 //     a power loss. The runtime sends the messages of a Ready only after Save.
+//   - Save refuses, without writing, entries that leave a gap, start inside
+//     the snapshot, are not contiguous, or would overwrite a committed entry
+//     (Raft never does; such a call is a bug in the caller).
 //   - A segment is rotated, when it is past Options.SegmentBytes, before the
 //     batch that would go on growing it: the new file is created and the folder
 //     fsynced before the batch is written into it. Every segment starts with the

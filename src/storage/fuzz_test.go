@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -130,5 +131,25 @@ func TestValidJSONNestingLimit(t *testing.T) {
 	for _, depth := range []int{maxNestingDepth, maxNestingDepth + 1} {
 		b := []byte(strings.Repeat("[", depth) + strings.Repeat("]", depth))
 		require.Equal(t, json.Valid(b), validJSON(b), "depth %d", depth)
+	}
+}
+
+// TestAttention checks the 8-byte SWAR test against the byte table for every
+// byte value at every position, next to plain and to non-plain neighbours.
+func TestAttention(t *testing.T) {
+	for _, fill := range []byte{'a', 0x1f, '"', 0xff, 0x7f, ' '} {
+		for c := 0; c < 256; c++ {
+			for p := 0; p < 8; p++ {
+				w := bytes.Repeat([]byte{fill}, 8)
+				w[p] = byte(c)
+				want := false
+				for _, x := range w {
+					want = want || !plain[x]
+				}
+				if got := attention(binary.LittleEndian.Uint64(w)); got != want {
+					t.Fatalf("attention(%q) = %v, want %v", w, got, want)
+				}
+			}
+		}
 	}
 }

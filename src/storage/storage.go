@@ -132,7 +132,9 @@ func snapshotName(index uint64) string {
 const (
 	hardStateFile = "hardstate.json"
 	cleanStopFile = "clean-stop.json"
-	tmpSuffix     = ".tmp"
+	// latestSnapshotLink is a symbolic link to the newest snapshot file.
+	latestSnapshotLink = "snapshot.json"
+	tmpSuffix          = ".tmp"
 )
 
 // Open reads the folder, recovers the state (see the package doc for the
@@ -434,7 +436,10 @@ func (s *Storage) SaveSnapshot(snap raft.Snapshot) error {
 	if err := s.writeHardStateFile(); err != nil {
 		return s.poison(err)
 	}
-	if err := s.compact(keep); err != nil {
+	if err := s.linkLatest(name); err != nil {
+		return s.poison(err)
+	}
+	if err := s.compact(keep); err != nil { // fsyncs the folder
 		return s.poison(err)
 	}
 	s.lg.Info("snapshot saved", zap.String("file", name), zap.Uint64("index", snap.Index), zap.Uint64("term", snap.Term))
@@ -469,6 +474,20 @@ func (s *Storage) compact(keep bool) error {
 		snaps = snaps[1:]
 	}
 	return syncDir(s.dir)
+}
+
+// linkLatest points the symbolic link snapshot.json at the newest snapshot,
+// atomically, so that people and scripts have one stable name for it
+// (jq .StateMachine.Contents persistence/r0/snapshot.json). Recovery ignores it.
+func (s *Storage) linkLatest(name string) error {
+	tmp := filepath.Join(s.dir, latestSnapshotLink+tmpSuffix)
+	if err := os.Remove(tmp); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	if err := os.Symlink(name, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(s.dir, latestSnapshotLink))
 }
 
 func (s *Storage) writeHardStateFile() error {

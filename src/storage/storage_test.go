@@ -138,11 +138,14 @@ func TestCompactionAfterSnapshot(t *testing.T) {
 	assert.Equal(t, snapData(290), rec.Snapshot.Data)
 	assert.Equal(t, testEntries(291, 320), rec.Entries)
 
-	// jq .StateMachine.Contents works on the file.
+	// jq .StateMachine.Contents works on the file, under its stable name too.
+	target, err := os.Readlink(filepath.Join(dir, latestSnapshotLink))
+	require.NoError(t, err)
+	assert.Equal(t, snapshotName(290), target)
 	var f struct {
 		StateMachine struct{ Contents map[string]string }
 	}
-	b, err := os.ReadFile(filepath.Join(dir, snapshotName(290)))
+	b, err := os.ReadFile(filepath.Join(dir, latestSnapshotLink))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &f))
 	assert.Equal(t, map[string]string{"last": "290"}, f.StateMachine.Contents)

@@ -1,6 +1,9 @@
 package storage
 
-import "unicode/utf8"
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
 
 // validJSON reports whether b is one JSON value (RFC 8259, optionally
 // surrounded by white space) in valid UTF-8: exactly json.Valid(b) &&
@@ -175,10 +178,33 @@ func (v *validator) num() bool {
 	return true
 }
 
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// attention reports whether any of the 8 bytes in x is not plain: a control
+// character (< 0x20), '"', '\\' or non-ASCII (SWAR: "has a byte less than n"
+// and "has a zero byte", exact as to whether any byte matches).
+func attention(x uint64) bool {
+	ctl := (x - lsb*0x20) & ^x
+	q := x ^ (lsb * '"')
+	q = (q - lsb) & ^q
+	bs := x ^ (lsb * '\\')
+	bs = (bs - lsb) & ^bs
+	return (ctl|q|bs|x)&msb != 0
+}
+
 // str consumes a string; v.b[v.i] is its opening quote.
 func (v *validator) str() bool {
 	v.i++
-	for v.i < len(v.b) {
+	for {
+		for v.i+8 <= len(v.b) && !attention(binary.LittleEndian.Uint64(v.b[v.i:])) {
+			v.i += 8
+		}
+		if v.i >= len(v.b) {
+			return false
+		}
 		c := v.b[v.i]
 		switch {
 		case plain[c]:
@@ -213,5 +239,4 @@ func (v *validator) str() bool {
 			v.i += n
 		}
 	}
-	return false
 }
