@@ -4,7 +4,7 @@ BIN     ?= raftkv
 # Simulator seeds per run of `make test` (each seed is a full randomized fault schedule).
 SIM_SEEDS ?= 1000
 
-.PHONY: all build test test-unit test-sim test-cluster vet check-core clean
+.PHONY: all build test test-unit test-sim test-cluster vet check-core clean bench chromium
 
 all: build
 
@@ -34,7 +34,24 @@ test-cluster:
 test-sim:
 	$(GO) test -count=1 ./src/raft/simtest -seeds=$(SIM_SEEDS)
 
-test: vet check-core test-unit test-sim test-cluster
+test: vet check-core chromium test-unit test-sim test-cluster
+
+# Headless Chromium for the dashboard test (src/dashboard), from Debian where
+# missing. Without it the test skips loudly, or fails when CI=true or
+# RAFT_REQUIRE_CHROMIUM=1.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium for the dashboard test (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || true; \
+	fi; \
+	command -v chromium >/dev/null 2>&1 || echo "!!!!!!!! chromium is not installed and could not be: the dashboard browser test will be SKIPPED (install it: apt-get install -y chromium) !!!!!!!!"
+
+# A local 3-node cluster (real processes, fsync on) in a temporary folder,
+# the benchmark workloads with 256-byte values, then teardown.
+# BENCH_ARGS="--duration 10s" for longer runs, "--only get" for some.
+bench: build
+	$(GO) run ./src/bench/benchrun --binary ./$(BIN) $(BENCH_ARGS)
 
 clean:
 	rm -f $(BIN)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"raftkv/src/dashboard"
 	"raftkv/src/kv"
 	"raftkv/src/raft"
 )
@@ -49,6 +50,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/healthz", s.get(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
+	mux.HandleFunc("GET /metrics", s.handleMetrics)
+	mux.HandleFunc("GET /v1/metrics-summary", s.handleMetricsSummary)
+	mux.Handle("GET /{$}", dashboard.Handler())
+	mux.Handle("GET /ui/", dashboard.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such route: %s %s", r.Method, r.URL.Path))
 	})
@@ -194,6 +199,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, b
 		return
 	}
 	p := &proposal{data: kv.EncodeCommand(cmd), done: make(chan proposalResult, 1)}
+	start := s.met.ProposalStarted()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	select {
@@ -218,6 +224,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, b
 		case res.res.Err != nil:
 			writeError(w, http.StatusBadRequest, res.res.Err.Error())
 		default:
+			s.met.ObserveCommit(start)
 			writeJSON(w, http.StatusOK, map[string]uint64{"index": res.res.Index})
 		}
 	case <-ctx.Done():
@@ -230,6 +237,7 @@ func (s *Server) linearizableGet(w http.ResponseWriter, r *http.Request, key str
 		return
 	}
 	req := &readRequest{done: make(chan error, 1)}
+	start := s.met.ReadStarted()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	select {
@@ -248,6 +256,7 @@ func (s *Server) linearizableGet(w http.ResponseWriter, r *http.Request, key str
 		case err != nil:
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 		default:
+			s.met.ObserveReadIndex(start)
 			s.serveValue(w, key)
 		}
 	case <-ctx.Done():

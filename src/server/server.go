@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"raftkv/src/kv"
+	"raftkv/src/metrics"
 	"raftkv/src/raft"
 	"raftkv/src/storage"
 	"raftkv/src/transport"
@@ -112,6 +113,7 @@ type Server struct {
 	// handlers.
 	status atomic.Pointer[raft.Status]
 	failed atomic.Pointer[error]
+	met    *metrics.Metrics // nil-safe; see observe.go
 }
 
 // New opens the node's storage, recovers its state and prepares the
@@ -196,6 +198,7 @@ func New(cfg Config) (*Server, error) {
 		disk.Close()
 		return nil, err
 	}
+	s.initMetrics()
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
 }
@@ -366,6 +369,7 @@ func (s *Server) handleReady() error {
 			}
 			s.appliedTerm, s.snapIndex = rd.Snapshot.Term, rd.Snapshot.Index
 			s.lg.Info("installed snapshot", zap.Uint64("index", rd.Snapshot.Index), zap.Uint64("term", rd.Snapshot.Term))
+			s.met.SnapshotInstalled()
 		}
 		// A leader's replication traffic goes out while it writes to its own
 		// disk; everything else is sent only after the write (raft.Ready).
@@ -373,9 +377,11 @@ func (s *Server) handleReady() error {
 		// A commit-only change of the hard state need not be synced; it
 		// rides with the next write.
 		if len(rd.Entries) > 0 || rd.MustSync {
+			fsyncStart := time.Now()
 			if err := s.disk.Save(rd.HardState, rd.Entries); err != nil {
 				return fmt.Errorf("persist log: %w", err)
 			}
+			s.met.ObserveFsync(fsyncStart, len(rd.Entries))
 		}
 		s.tr.Send(rd.Messages)
 		for _, e := range rd.CommittedEntries {
@@ -394,6 +400,7 @@ func (s *Server) handleReady() error {
 	}
 	st := s.node.BasicStatus()
 	s.status.Store(&st)
+	s.met.ObserveStatus(st)
 	return nil
 }
 
@@ -471,6 +478,7 @@ func (s *Server) snapshot(applied uint64) error {
 		return err
 	}
 	s.snapIndex = applied
+	s.met.SnapshotTaken()
 	s.lg.Info("snapshot taken", zap.Uint64("index", applied), zap.Int("keys", s.kv.Len()))
 	return writeStateMachine(s.cfg.DataDir, snap)
 }

@@ -1,0 +1,313 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Histograms record microseconds, 1 µs to 5 min, 3 significant digits.
+const (
+	histMin    = 1
+	histMax    = int64(5 * time.Minute / time.Microsecond)
+	histDigits = 3
+)
+
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(histMin, histMax, histDigits) }
+
+// leaderFinder knows the nodes' names and which one leads.
+type leaderFinder struct {
+	endpoints []string
+	client    *http.Client
+
+	mu      sync.Mutex
+	byName  map[string]string // node name -> endpoint
+	current string            // endpoint requests go to
+	leader  string            // its name, "" when unknown
+	checked time.Time
+	busy    bool // a refresh is under way
+}
+
+type statusJSON struct {
+	Name   string `json:"name"`
+	Leader string `json:"leader"`
+}
+
+// refresh asks every endpoint for its status and points the clients at the
+// leader (by its name from Raft-Leader). Calls closer than 100 ms apart are
+// coalesced. Without a known leader it keeps the first endpoint that
+// answers: a follower forwards to the leader.
+func (f *leaderFinder) refresh(ctx context.Context) error {
+	f.mu.Lock()
+	if f.busy || (time.Since(f.checked) < 100*time.Millisecond && f.current != "") {
+		f.mu.Unlock()
+		return nil
+	}
+	f.busy, f.checked = true, time.Now()
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.busy = false
+		f.mu.Unlock()
+	}()
+	leader, answered := "", ""
+	names := map[string]string{}
+	var lastErr error
+	for _, ep := range f.endpoints {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ep+"/v1/status", nil)
+		resp, err := f.client.Do(req)
+		if err != nil {
+			cancel()
+			lastErr = err
+			continue
+		}
+		var st statusJSON
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		cancel()
+		if err != nil {
+			lastErr = fmt.Errorf("status of %s: %w", ep, err)
+			continue
+		}
+		if answered == "" {
+			answered = ep
+		}
+		names[st.Name] = ep
+		if l := resp.Header.Get("Raft-Leader"); l != "" {
+			leader = l
+		} else if st.Leader != "" {
+			leader = st.Leader
+		}
+	}
+	if answered == "" {
+		return fmt.Errorf("no node answered at %v: %w", f.endpoints, lastErr)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for n, ep := range names {
+		f.byName[n] = ep
+	}
+	f.leader = leader
+	if ep, ok := f.byName[leader]; ok {
+		f.current = ep
+	} else if f.current == "" {
+		f.current = answered
+	}
+	return nil
+}
+
+// knows reports whether name is a node with a known endpoint.
+func (f *leaderFinder) knows(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.byName[name]
+	return ok
+}
+
+func (f *leaderFinder) target() (endpoint, leader string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.current, f.leader
+}
+
+// worker is one client: its own histograms, error counts and session.
+type worker struct {
+	id       int
+	clientID string
+	seq      uint64
+	http     *http.Client
+	rng      *rand.Rand
+	value    []byte
+	hist     [numOps]*hdrhistogram.Histogram
+	all      *hdrhistogram.Histogram
+	ok       [numOps]uint64
+	notFound uint64
+	errs     map[string]uint64
+}
+
+// Run benchmarks the cluster with opts. progress, when not nil, gets a
+// progress bar redrawn in place (a terminal). It fails only when no node
+// answers at the start; request errors are counted in the report.
+func Run(ctx context.Context, opts Options, progress io.Writer) (*Report, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	seed := opts.Seed
+	if seed == 0 {
+		seed = time.Now().UnixNano()
+	}
+	finder := &leaderFinder{
+		endpoints: opts.Endpoints, byName: map[string]string{},
+		client: &http.Client{Transport: newTransport(4)},
+	}
+	if err := finder.refresh(ctx); err != nil {
+		return nil, err
+	}
+	pools := make([]*http.Client, opts.Conns)
+	perPool := (opts.Clients + opts.Conns - 1) / opts.Conns
+	for i := range pools {
+		pools[i] = &http.Client{Transport: newTransport(perPool), Timeout: opts.Timeout}
+	}
+	defer func() {
+		for _, p := range pools {
+			p.CloseIdleConnections()
+		}
+	}()
+	runID := strconv.FormatInt(seed&0xffffffff, 36)
+	workers := make([]*worker, opts.Clients)
+	for i := range workers {
+		rng := rand.New(rand.NewSource(seed + int64(i)*7919))
+		w := &worker{
+			id: i, clientID: fmt.Sprintf("bench-%s-%d", runID, i), http: pools[i%opts.Conns],
+			rng: rng, value: randomValue(rng, opts.ValSize), all: newHist(), errs: map[string]uint64{},
+		}
+		for k := range w.hist {
+			w.hist[k] = newHist()
+		}
+		workers[i] = w
+	}
+
+	runCtx := ctx
+	if opts.Duration > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, opts.Duration)
+		defer cancel()
+	}
+	var issued, done, failed atomic.Int64
+	m := newMix(opts)
+	_, leaderName := finder.target()
+	start := time.Now()
+	stopBar := startProgress(progress, opts, start, &done, &failed)
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for runCtx.Err() == nil {
+				if opts.Total > 0 && issued.Add(1) > int64(opts.Total) {
+					return
+				}
+				if !w.one(runCtx, opts, m, finder) {
+					failed.Add(1)
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	stopBar()
+	return buildReport(opts, workers, elapsed, leaderName), nil
+}
+
+// one sends one request and records it; it reports success.
+func (w *worker) one(ctx context.Context, opts Options, m mix, finder *leaderFinder) bool {
+	op := m.pick(w.rng)
+	key := keyName(w.rng.Intn(opts.Keys), opts.KeySize)
+	ep, _ := finder.target()
+	var req *http.Request
+	switch op {
+	case opPut, opAppend:
+		u := "http://" + ep + "/v1/kv/" + key
+		if op == opAppend {
+			u += "?op=append"
+		}
+		req, _ = http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(w.value))
+		w.seq++
+		req.Header.Set("Client-Id", w.clientID)
+		req.Header.Set("Request-Seq", strconv.FormatUint(w.seq, 10))
+	case opGet:
+		u := "http://" + ep + "/v1/kv/" + key
+		if opts.Consistency == "stale" {
+			u += "?consistency=stale"
+		}
+		req, _ = http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	}
+	t0 := time.Now()
+	resp, err := w.http.Do(req)
+	if err == nil {
+		// Read the whole body so the connection goes back to the pool.
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	lat := time.Since(t0)
+	if err != nil {
+		if ctx.Err() != nil {
+			// The run ended mid-request: neither a success nor an error.
+			return true
+		}
+		w.errs[classify(err)]++
+		finder.refresh(ctx)
+		pause(ctx, 10*time.Millisecond)
+		return false
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusNotFound && op == opGet:
+		w.notFound++
+	default:
+		w.errs[fmt.Sprintf("http %d", resp.StatusCode)]++
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			finder.refresh(ctx)
+			pause(ctx, 10*time.Millisecond)
+		}
+		return false
+	}
+	if l := resp.Header.Get("Raft-Leader"); l != "" {
+		if _, cur := finder.target(); l != cur && finder.knows(l) {
+			finder.refresh(ctx)
+		}
+	}
+	us := lat.Microseconds()
+	if us < histMin {
+		us = histMin
+	}
+	w.hist[op].RecordValue(us)
+	w.all.RecordValue(us)
+	w.ok[op]++
+	return true
+}
+
+// pause waits d or until ctx ends (back-off after an error, so a dead
+// leader does not turn the clients into a busy loop).
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// classify names the kind of a transport error for the report.
+func classify(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed (EOF)"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.As(err, new(*net.OpError)):
+		return "network error"
+	default:
+		return "other error"
+	}
+}
