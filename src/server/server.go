@@ -96,6 +96,9 @@ type Server struct {
 	propc  chan *proposal
 	readc  chan *readRequest
 	statc  chan chan raft.Status
+	// lostc carries peers whose connection to us broke (see failover.go).
+	lostc     chan raft.ID
+	campaignc chan raft.ID
 	stopc  chan struct{}
 	loopWG sync.WaitGroup
 
@@ -139,6 +142,8 @@ func New(cfg Config) (*Server, error) {
 		propc:       make(chan *proposal, 4096),
 		readc:       make(chan *readRequest, 4096),
 		statc:       make(chan chan raft.Status),
+		lostc:       make(chan raft.ID, 16),
+		campaignc:   make(chan raft.ID, 16),
 		stopc:       make(chan struct{}),
 		waiters:     map[uint64]*proposal{},
 		readBatches: map[uint64][]*readRequest{},
@@ -192,7 +197,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.tr, err = transport.New(transport.Config{
 		Self: cfg.ID, SelfName: cfg.name(), ClusterID: cfg.ClusterID, ListenAddr: cfg.RaftListen,
-		Peers: peers, Logger: lg,
+		Peers: peers, Logger: lg, OnPeerLost: s.peerLost,
 	}, s.deliver)
 	if err != nil {
 		disk.Close()
@@ -288,6 +293,10 @@ func (s *Server) loop() error {
 			s.propose(p)
 		case r := <-s.readc:
 			s.readBatch = append(s.readBatch, r)
+		case id := <-s.lostc:
+			s.onPeerLost(id)
+		case id := <-s.campaignc:
+			s.onCampaignTimer(id)
 		case c := <-s.statc:
 			c <- s.node.Status()
 		}

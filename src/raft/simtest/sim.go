@@ -61,6 +61,9 @@ type simNode struct {
 	// pausedUntil: a paused node (as under SIGSTOP) neither ticks nor reads
 	// its messages, which wait for it, until this tick.
 	pausedUntil int
+	// campaignAt > 0: the runtime saw its leader's connection break and
+	// will campaign at this tick (fast failover, as src/server does).
+	campaignAt int
 	// The state machine: a hash chain over applied entries.
 	smIndex uint64
 	smHash  uint64
@@ -164,10 +167,17 @@ func (s *Sim) start(sn *simNode) {
 		sn.smIndex, sn.smHash = decodeSnap(sn.disk.snap.Data)
 	}
 	sn.seenCommit = 0
+	sn.campaignAt = 0
 }
 
 func (s *Sim) crash(sn *simNode, keepUnsynced bool) {
 	s.tracef("crash n%d", sn.id)
+	// The crashed node's connections break: most of its followers notice.
+	for _, o := range s.nodes {
+		if o != sn && o.n != nil && o.n.BasicStatus().Lead == sn.id && s.rng.Float64() < 0.7 {
+			s.connectionLost(o)
+		}
+	}
 	sn.n = nil
 	if !keepUnsynced {
 		sn.disk.unsyncedCommit = 0
@@ -234,12 +244,25 @@ func (s *Sim) fault() {
 		if sn := s.nodes[s.rng.Intn(len(s.nodes))]; sn.n != nil {
 			s.crash(sn, s.rng.Intn(2) == 0)
 		}
-	case r < 0.05:
+	case r < 0.055:
+		// A connection breaks although its leader lives on.
+		if sn := s.nodes[s.rng.Intn(len(s.nodes))]; sn.n != nil && sn.n.BasicStatus().Role == raft.RoleFollower {
+			s.connectionLost(sn)
+		}
+	case r < 0.06:
 		if sn := s.nodes[s.rng.Intn(len(s.nodes))]; sn.n != nil && !s.paused(sn) {
 			sn.pausedUntil = s.now + 5 + s.rng.Intn(6*electionTicks)
 			s.tracef("pause n%d until %d", sn.id, sn.pausedUntil)
 		}
 	}
+}
+
+// connectionLost does what the runtime does when a follower's connection
+// from its leader breaks: expire the lease now, campaign a little later.
+func (s *Sim) connectionLost(sn *simNode) {
+	s.tracef("n%d lost its leader's connection", sn.id)
+	sn.n.ExpireLease()
+	sn.campaignAt = s.now + s.rng.Intn(3)
 }
 
 // heal ends the faults: every node up, every link open, no loss.
@@ -264,6 +287,10 @@ func (s *Sim) step(chaos bool) error {
 	for _, sn := range s.nodes {
 		if sn.n != nil && !s.paused(sn) {
 			sn.n.Tick()
+			if sn.campaignAt > 0 && s.now >= sn.campaignAt {
+				sn.campaignAt = 0
+				sn.n.Campaign()
+			}
 		}
 	}
 	// A node that wakes from a pause may hear from clients before it reads
