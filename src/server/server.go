@@ -92,15 +92,15 @@ type Server struct {
 	httpL net.Listener
 	fwd   *http.Client
 
-	recvc  chan raft.Message
-	propc  chan *proposal
-	readc  chan *readRequest
-	statc  chan chan raft.Status
+	recvc chan raft.Message
+	propc chan *proposal
+	readc chan *readRequest
+	statc chan chan raft.Status
 	// lostc carries peers whose connection to us broke (see failover.go).
 	lostc     chan raft.ID
 	campaignc chan raft.ID
-	stopc  chan struct{}
-	loopWG sync.WaitGroup
+	stopc     chan struct{}
+	loopWG    sync.WaitGroup
 
 	// Loop-owned state.
 	waiters      map[uint64]*proposal
