@@ -1,13 +1,724 @@
 package main
 
+// The client-side commands of CONTRACT.md: put, append, get, delete, status
+// and the client node. Exit codes: 0 ok, 1 key not found (get), 2 usage or
+// bad input, 3 cluster unavailable or timed out (outcome unknown).
+
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"raftkv/src/bench"
+	"raftkv/src/client"
+	"raftkv/src/config"
+	"raftkv/src/datafile"
+	"raftkv/src/server"
+)
+
+// Exit codes (CONTRACT.md).
+const (
+	exitOK          = 0
+	exitNotFound    = 1
+	exitUsage       = 2
+	exitUnavailable = 3
+)
+
+const (
+	defaultCommandTimeout = 10 * time.Second
+	defaultStatusTimeout  = 2 * time.Second
+	// clientNodeCommandTimeout bounds each command of a client node,
+	// retries included; longer than a leader election.
+	clientNodeCommandTimeout = 10 * time.Second
+	// leaderWaitMax bounds a client node's wait for a leader at start.
+	leaderWaitMax = 30 * time.Second
 )
 
 // runClientCommand runs every command but "node"; it returns the exit code
 // of CONTRACT.md: 0 ok, 1 not found, 2 usage or bad input, 3 unavailable.
 func runClientCommand(cmd string, args []string) int {
-	fmt.Fprintf(os.Stderr, "raftkv %s: unknown or not yet built command\n\n%s", cmd, usage)
-	return 2
+	switch cmd {
+	case "put", "append", "get", "delete":
+		return runKV(cmd, args, os.Stdout, os.Stderr)
+	case "status":
+		return runStatus(args, os.Stdout, os.Stderr)
+	case "client":
+		return runClientNode(args, os.Stderr)
+	case "inspect":
+		return runInspect(args, os.Stdout, os.Stderr)
+	case "bench":
+		return bench.Main(args, os.Stdout, os.Stderr)
+	}
+	fmt.Fprintf(os.Stderr, "raftkv: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}
+
+// clusterFlags are the flags every command against the cluster takes.
+type clusterFlags struct {
+	hostfile  string
+	endpoints string
+	timeout   time.Duration
+	verbose   bool
+}
+
+func (f *clusterFlags) register(fs *flag.FlagSet, timeout time.Duration) {
+	fs.StringVar(&f.hostfile, "hostfile", config.DefaultHostfile, "the cluster's hostfile")
+	fs.StringVar(&f.endpoints, "endpoints", "", "host:port,... of the nodes' HTTP APIs (overrides the hostfile)")
+	fs.DurationVar(&f.timeout, "timeout", timeout, "give up after this long, retries included")
+	fs.BoolVar(&f.verbose, "verbose", false, "log every attempt to stderr (default $"+config.EnvVerbose+")")
+}
+
+// cluster returns the endpoints and, from a hostfile, the node names.
+func (f *clusterFlags) cluster() (endpoints, names []string, err error) {
+	if f.endpoints != "" {
+		eps, err := config.ParseEndpoints(f.endpoints)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--endpoints: %w", err)
+		}
+		return eps, nil, nil
+	}
+	h, err := config.LoadHostfile(f.hostfile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (give --hostfile or --endpoints)", err)
+	}
+	return h.HTTPAddrs(), h.Names(), nil
+}
+
+// logger returns a debug logger to stderr when verbose, else none.
+func (f *clusterFlags) logger(stderr io.Writer) *zap.Logger {
+	if v, _ := strconv.ParseBool(os.Getenv(config.EnvVerbose)); !f.verbose && !v {
+		return zap.NewNop()
+	}
+	return newWriterLogger(stderr, zapcore.DebugLevel)
+}
+
+func (f *clusterFlags) newClient(stderr io.Writer) (*client.Client, error) {
+	if f.timeout <= 0 {
+		return nil, fmt.Errorf("--timeout %v must be positive", f.timeout)
+	}
+	eps, names, err := f.cluster()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(client.Config{
+		Endpoints:      eps,
+		Names:          names,
+		Logger:         f.logger(stderr),
+		RequestTimeout: min(client.DefaultRequestTimeout, f.timeout),
+	})
+}
+
+// newWriterLogger returns a console logger to w at level, like main's
+// newLogger.
+func newWriterLogger(w io.Writer, level zapcore.Level) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc.EncodeLevel = zapcore.CapitalLevelEncoder
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), level)
+	return zap.New(core)
+}
+
+// newFlagSet returns a flag set that reports nothing by itself.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseInterleaved parses flags placed before, between or after the
+// positional arguments; after "--" everything is positional (a value that
+// starts with "-": raftkv put k -- -5).
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// printUsage writes a command's usage line and flags.
+func printUsage(w io.Writer, fs *flag.FlagSet, synopsis string) {
+	fmt.Fprintf(w, "usage: raftkv %s\n\nflags:\n", synopsis)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// usageError reports a usage problem and returns exitUsage.
+func usageError(stderr io.Writer, fs *flag.FlagSet, synopsis string, err error) int {
+	fmt.Fprintf(stderr, "raftkv %s: %v\n", fs.Name(), err)
+	printUsage(stderr, fs, synopsis)
+	return exitUsage
+}
+
+// runKV runs put, append, get or delete.
+func runKV(cmd string, args []string, stdout, stderr io.Writer) int {
+	synopsis := map[string]string{
+		"put":    "put [flags] KEY VALUE",
+		"append": "append [flags] KEY VALUE",
+		"get":    "get [flags] KEY",
+		"delete": "delete [flags] KEY",
+	}[cmd]
+	fs := newFlagSet(cmd)
+	var cf clusterFlags
+	cf.register(fs, defaultCommandTimeout)
+	var stale bool
+	if cmd == "get" {
+		fs.BoolVar(&stale, "stale", false, "read the answering node's local copy: fast, needs no quorum, may miss recent writes")
+	}
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout, fs, synopsis)
+		return exitOK
+	}
+	if err != nil {
+		return usageError(stderr, fs, synopsis, err)
+	}
+	want := 1
+	if cmd == "put" || cmd == "append" {
+		want = 2
+	}
+	if len(pos) != want {
+		hint := ""
+		if want == 2 && len(pos) > 2 {
+			hint = " (quote a VALUE that holds spaces)"
+		}
+		return usageError(stderr, fs, synopsis, fmt.Errorf("want %d arguments, got %d%s", want, len(pos), hint))
+	}
+	key := pos[0]
+	if key == "" {
+		return usageError(stderr, fs, synopsis, errors.New("KEY is empty"))
+	}
+	c, err := cf.newClient(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "raftkv %s: %v\n", cmd, err)
+		return exitUsage
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+	defer cancel()
+
+	var (
+		res   client.Result
+		value string
+	)
+	switch cmd {
+	case "put":
+		res, err = c.Put(ctx, key, pos[1])
+	case "append":
+		res, err = c.Append(ctx, key, pos[1])
+	case "delete":
+		res, err = c.Delete(ctx, key)
+	case "get":
+		var opts []client.GetOption
+		if stale {
+			opts = append(opts, client.WithStale())
+		}
+		value, res, err = c.Get(ctx, key, opts...)
+	}
+	if err != nil {
+		return reportError(stderr, cmd, key, cf.timeout, err)
+	}
+	if cmd == "get" {
+		fmt.Fprintln(stdout, value)
+		return exitOK
+	}
+	leader := res.Leader
+	if leader == "" {
+		leader = res.Node
+	}
+	if leader == "" {
+		fmt.Fprintf(stdout, "OK (index %d)\n", res.Index)
+	} else {
+		fmt.Fprintf(stdout, "OK (leader %s, index %d)\n", leader, res.Index)
+	}
+	return exitOK
+}
+
+// reportError explains a failed command to a person and returns its exit
+// code.
+func reportError(stderr io.Writer, cmd, key string, timeout time.Duration, err error) int {
+	var bad *client.BadRequestError
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+		fmt.Fprintf(stderr, "raftkv %s: key %q not found\n", cmd, key)
+		return exitNotFound
+	case errors.As(err, &bad):
+		fmt.Fprintf(stderr, "raftkv %s: refused by the cluster: %s\n", cmd, bad.Msg)
+		return exitUsage
+	case errors.Is(err, client.ErrUnknownOutcome):
+		fmt.Fprintf(stderr, "raftkv %s: OUTCOME UNKNOWN: no node confirmed the command within %v; it may or may not have been applied (once at most). Check with: raftkv get %s\n  cause: %v\n",
+			cmd, timeout, quoteArg(key), err)
+		return exitUnavailable
+	case errors.Is(err, client.ErrUnavailable):
+		what := "the command was not applied"
+		if cmd == "get" {
+			what = "nothing was read"
+		}
+		fmt.Fprintf(stderr, "raftkv %s: cluster unavailable: no node could serve the request within %v (no leader, no quorum, or nodes down); %s\n  cause: %v\n",
+			cmd, timeout, what, err)
+		return exitUnavailable
+	}
+	fmt.Fprintf(stderr, "raftkv %s: %v\n", cmd, err)
+	return exitUnavailable
+}
+
+// quoteArg quotes s for a shell when it needs it.
+func quoteArg(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`!*?[]{}()<>|&;#~") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// runStatus prints every node's status as a table, or JSON.
+func runStatus(args []string, stdout, stderr io.Writer) int {
+	const synopsis = "status [flags]"
+	fs := newFlagSet("status")
+	var cf clusterFlags
+	cf.register(fs, defaultStatusTimeout)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout, fs, synopsis)
+		return exitOK
+	}
+	if err != nil {
+		return usageError(stderr, fs, synopsis, err)
+	}
+	if len(pos) != 0 {
+		return usageError(stderr, fs, synopsis, fmt.Errorf("unexpected argument %q", pos[0]))
+	}
+	c, err := cf.newClient(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "raftkv status: %v\n", err)
+		return exitUsage
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+	defer cancel()
+	nodes := c.Statuses(ctx)
+
+	leader := -1
+	reachable := 0
+	for i, n := range nodes {
+		if !n.Reachable {
+			continue
+		}
+		reachable++
+		if n.Role == "leader" && (leader < 0 || n.Term > nodes[leader].Term) {
+			leader = i
+		}
+	}
+	lag := func(n client.NodeStatus) (uint64, bool) {
+		if leader < 0 || !n.Reachable {
+			return 0, false
+		}
+		lc := nodes[leader].CommitIndex
+		return lc - min(lc, n.AppliedIndex), true
+	}
+
+	if *asJSON {
+		out := struct {
+			Leader string           `json:"leader"`
+			Nodes  []map[string]any `json:"nodes"`
+		}{}
+		if leader >= 0 {
+			out.Leader = nodes[leader].Name
+		}
+		for _, n := range nodes {
+			m := map[string]any{}
+			if n.Reachable && len(n.Raw) > 0 {
+				_ = json.Unmarshal(n.Raw, &m)
+			} else {
+				m["name"] = n.Name
+				m["error"] = n.Error
+			}
+			m["endpoint"] = n.Endpoint
+			m["reachable"] = n.Reachable
+			if l, ok := lag(n); ok {
+				m["lag"] = l
+			}
+			out.Nodes = append(out.Nodes, m)
+		}
+		b, _ := json.MarshalIndent(out, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", b)
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tENDPOINT\tROLE\tTERM\tLEADER\tCOMMIT\tAPPLIED\tLAG")
+		for _, n := range nodes {
+			name := n.Name
+			if name == "" {
+				name = "?"
+			}
+			if !n.Reachable {
+				fmt.Fprintf(tw, "%s\t%s\tunreachable\t-\t-\t-\t-\t-\n", name, n.Endpoint)
+				continue
+			}
+			l := "-"
+			if v, ok := lag(n); ok {
+				l = strconv.FormatUint(v, 10)
+			}
+			ld := n.Leader
+			if ld == "" {
+				ld = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s\n", name, n.Endpoint, n.Role, n.Term, ld, n.CommitIndex, n.AppliedIndex, l)
+		}
+		tw.Flush()
+		for _, n := range nodes {
+			if !n.Reachable {
+				fmt.Fprintf(stdout, "%s: %s\n", n.Endpoint, n.Error)
+			}
+		}
+	}
+	if reachable == 0 {
+		fmt.Fprintf(stderr, "raftkv status: no node answered within %v\n", cf.timeout)
+		return exitUnavailable
+	}
+	return exitOK
+}
+
+// record is a client node's account of what it sent and what the cluster
+// answered, kept in DATA/NAME/record.json so that an experiment can check
+// afterwards that every acknowledged write is in the final state.
+type record struct {
+	Client    string   `json:"client"`
+	ClientID  string   `json:"client_id"`
+	Datafile  string   `json:"datafile"`
+	Endpoints []string `json:"endpoints"`
+	Started   string   `json:"started"`
+	// Stopped is set at a clean stop; AllSent when every command was sent.
+	Stopped  string         `json:"stopped,omitempty"`
+	AllSent  bool           `json:"all_sent"`
+	BadLines []string       `json:"bad_lines"`
+	Commands []commandEntry `json:"commands"`
+}
+
+// commandEntry is one command of a record.
+//
+// Outcome: "ok" the cluster acknowledged it (a write was applied once, at
+// Index; a get read Read, or found no key); "unknown" a write that may or
+// may not have been applied; "error" a write certainly not applied, or a
+// get that read nothing.
+type commandEntry struct {
+	Line     int     `json:"line"`
+	Op       string  `json:"op"`
+	Key      string  `json:"key"`
+	Value    string  `json:"value,omitempty"`
+	ClientID string  `json:"client_id"`
+	Seq      uint64  `json:"seq,omitempty"`
+	Outcome  string  `json:"outcome"`
+	Index    uint64  `json:"index,omitempty"`
+	Found    *bool   `json:"found,omitempty"`
+	Read     *string `json:"read,omitempty"`
+	Error    string  `json:"error,omitempty"`
+	Node     string  `json:"node,omitempty"`
+	Leader   string  `json:"leader,omitempty"`
+	Attempts int     `json:"attempts"`
+	// Start and End bound the command in time (RFC 3339, ns), for a
+	// linearizability check.
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// saveRecord replaces path with r atomically: temp file, fsync, rename,
+// fsync of the folder.
+func saveRecord(path string, r *record) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".record-*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // after a successful rename: nothing to remove
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// runClientNode runs a client node: it replays its data file against the
+// cluster, one command per interval, keeps the record, then idles until
+// RAFT_DURATION ends or a signal.
+func runClientNode(args []string, stderr io.Writer) int {
+	cfg, err := config.LoadClientNode(args, os.Getenv, os.Hostname)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Print(err)
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "raftkv client: %v\n", err)
+		return exitUsage
+	}
+	level := zapcore.InfoLevel
+	if cfg.Verbose {
+		level = zapcore.DebugLevel
+	}
+	lg := newWriterLogger(stderr, level).With(zap.String("client", cfg.Name))
+	defer lg.Sync() //nolint:errcheck // stderr
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	if err := clientNode(ctx, cfg, lg); err != nil {
+		lg.Error("client node failed", zap.Error(err))
+		return exitUsage
+	}
+	return exitOK
+}
+
+// clientNode is the client node's body; it returns nil at a clean stop.
+func clientNode(ctx context.Context, cfg *config.ClientNode, lg *zap.Logger) error {
+	f, err := os.Open(cfg.Datafile)
+	if err != nil {
+		return fmt.Errorf("data file: %w", err)
+	}
+	cmds, bad := datafile.Parse(f, cfg.Datafile)
+	f.Close()
+	var badLines []string
+	for _, e := range bad {
+		lg.Warn("bad line in data file, skipped", zap.Error(e))
+		badLines = append(badLines, e.Error())
+	}
+
+	dir := filepath.Join(cfg.DataDir, cfg.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("record folder: %w", err)
+	}
+	recPath := filepath.Join(dir, "record.json")
+
+	// A fresh client ID per run: the cluster's session of an earlier run
+	// must not swallow this run's first sequence numbers.
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	var names []string
+	if cfg.Hostfile != nil && len(cfg.Hostfile.Raft) == len(cfg.Endpoints) && strings.Join(cfg.Hostfile.HTTPAddrs(), ",") == strings.Join(cfg.Endpoints, ",") {
+		names = cfg.Hostfile.Names()
+	}
+	c, err := client.New(client.Config{
+		Endpoints: cfg.Endpoints,
+		Names:     names,
+		ClientID:  cfg.Name + "-" + hex.EncodeToString(b[:]),
+		Logger:    lg,
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	rec := &record{
+		Client: cfg.Name, ClientID: c.ClientID(), Datafile: cfg.Datafile, Endpoints: cfg.Endpoints,
+		Started: timestamp(time.Now()), BadLines: badLines, Commands: []commandEntry{},
+	}
+	if err := saveRecord(recPath, rec); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	lg.Info("client node started", zap.String("client_id", c.ClientID()), zap.String("datafile", cfg.Datafile),
+		zap.Int("commands", len(cmds)), zap.Int("bad_lines", len(bad)), zap.String("record", recPath),
+		zap.Duration("interval", cfg.Interval), zap.Duration("duration", cfg.Duration))
+
+	waitForLeader(ctx, c, lg)
+
+	for i, cmd := range cmds {
+		if ctx.Err() != nil {
+			break
+		}
+		if i > 0 && !sleepCtx(ctx, cfg.Interval) {
+			break
+		}
+		e := runCommand(ctx, c, cmd)
+		rec.Commands = append(rec.Commands, e)
+		fields := []zap.Field{zap.Int("line", e.Line), zap.String("op", e.Op), zap.String("key", e.Key),
+			zap.String("outcome", e.Outcome), zap.String("leader", e.Leader), zap.Int("attempts", e.Attempts)}
+		if e.Op == datafile.OpGet {
+			if e.Read != nil {
+				fields = append(fields, zap.Stringp("read", e.Read))
+			} else if e.Found != nil {
+				fields = append(fields, zap.Bool("found", false))
+			}
+		} else {
+			fields = append(fields, zap.Uint64("seq", e.Seq), zap.Uint64("index", e.Index))
+		}
+		if e.Error != "" {
+			lg.Warn("command failed", append(fields, zap.String("error", e.Error))...)
+		} else {
+			lg.Info("command done", fields...)
+		}
+		if err := saveRecord(recPath, rec); err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+	}
+	if len(rec.Commands) == len(cmds) {
+		rec.AllSent = true
+		if err := saveRecord(recPath, rec); err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+		lg.Info("all commands sent; idling until the run ends", zap.Int("commands", len(cmds)))
+	}
+	<-ctx.Done()
+	rec.Stopped = timestamp(time.Now())
+	if err := saveRecord(recPath, rec); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	lg.Info("client node stopped", zap.Int("sent", len(rec.Commands)), zap.Int("commands", len(cmds)))
+	return nil
+}
+
+// runCommand sends one data-file command and describes what happened.
+func runCommand(ctx context.Context, c *client.Client, cmd datafile.Command) commandEntry {
+	e := commandEntry{Line: cmd.Line, Op: cmd.Op, Key: cmd.Key, Value: cmd.Value, ClientID: c.ClientID()}
+	cctx, cancel := context.WithTimeout(ctx, clientNodeCommandTimeout)
+	defer cancel()
+	start := time.Now()
+	var (
+		res  client.Result
+		err  error
+		read string
+	)
+	switch cmd.Op {
+	case datafile.OpPut:
+		res, err = c.Put(cctx, cmd.Key, cmd.Value)
+	case datafile.OpAppend:
+		res, err = c.Append(cctx, cmd.Key, cmd.Value)
+	case datafile.OpDelete:
+		res, err = c.Delete(cctx, cmd.Key)
+	case datafile.OpGet:
+		read, res, err = c.Get(cctx, cmd.Key)
+	}
+	e.Start, e.End = timestamp(start), timestamp(time.Now())
+	e.Seq, e.Index, e.Node, e.Leader, e.Attempts = res.Seq, res.Index, res.Node, res.Leader, res.Attempts
+	if cmd.Op == datafile.OpGet {
+		switch {
+		case err == nil:
+			found := true
+			e.Found, e.Read = &found, &read
+		case errors.Is(err, client.ErrNotFound):
+			found := false
+			e.Found = &found
+			err = nil
+		}
+	}
+	switch {
+	case err == nil:
+		e.Outcome = "ok"
+	case errors.Is(err, client.ErrUnknownOutcome):
+		e.Outcome = "unknown"
+	default:
+		e.Outcome = "error"
+	}
+	if err != nil {
+		e.Error = err.Error()
+	}
+	return e
+}
+
+// waitForLeader polls the nodes' status until one names a leader, for at
+// most leaderWaitMax; the commands retry on their own anyway.
+func waitForLeader(ctx context.Context, c *client.Client, lg *zap.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, leaderWaitMax)
+	defer cancel()
+	for {
+		for _, st := range c.Statuses(ctx) {
+			if st.Reachable && st.Leader != "" {
+				lg.Info("cluster has a leader", zap.String("leader", st.Leader), zap.Uint64("term", st.Term))
+				return
+			}
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			lg.Warn("no leader yet; sending anyway", zap.Error(ctx.Err()))
+			return
+		}
+	}
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// runInspect prints a node's persisted state, recovered read-only exactly
+// as the node would recover it, as JSON (StateMachine.Contents included).
+// It works on the folder of a node that was killed as well as stopped.
+func runInspect(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "usage: raftkv inspect DIR   (a node's folder, e.g. persistence/r0)")
+		return exitUsage
+	}
+	if _, err := os.Stat(args[0]); err != nil {
+		fmt.Fprintf(stderr, "raftkv inspect: %v\n", err)
+		return exitUsage
+	}
+	in, err := server.Inspect(args[0])
+	if err != nil {
+		// Damage is refused with the file and offset (storage.CorruptError).
+		fmt.Fprintf(stderr, "raftkv inspect: %v\n", err)
+		return exitUsage
+	}
+	if err := in.WriteJSON(stdout); err != nil {
+		fmt.Fprintf(stderr, "raftkv inspect: %v\n", err)
+		return 1
+	}
+	return exitOK
 }

@@ -383,14 +383,18 @@ func (s *Server) handleReady() error {
 		// A leader's replication traffic goes out while it writes to its own
 		// disk; everything else is sent only after the write (raft.Ready).
 		s.tr.Send(rd.EarlyMessages)
-		// A commit-only change of the hard state need not be synced; it
-		// rides with the next write.
+		// A commit-only change of the hard state is written but not synced
+		// (see storage.SaveHardStateNoSync).
 		if len(rd.Entries) > 0 || rd.MustSync {
 			fsyncStart := time.Now()
 			if err := s.disk.Save(rd.HardState, rd.Entries); err != nil {
 				return fmt.Errorf("persist log: %w", err)
 			}
 			s.met.ObserveFsync(fsyncStart, len(rd.Entries))
+		} else if !rd.HardState.IsEmpty() {
+			if err := s.disk.SaveHardStateNoSync(rd.HardState); err != nil {
+				return fmt.Errorf("persist commit index: %w", err)
+			}
 		}
 		s.tr.Send(rd.Messages)
 		for _, e := range rd.CommittedEntries {

@@ -316,6 +316,35 @@ func (s *Storage) Save(hs raft.HardState, entries []raft.Entry) error {
 }
 
 // write appends buf to the current segment and fsyncs it.
+// SaveHardStateNoSync records a hard state whose term and vote are already
+// durable (only the commit index moved) with a write but no fsync: a killed
+// process keeps it in the page cache, a power loss may not, and either is
+// harmless because the commit index is only a hint for replay after a
+// restart (Raft learns it again from the leader). Callers must use Save for
+// any change of term or vote.
+func (s *Storage) SaveHardStateNoSync(hs raft.HardState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	if hs.Term != s.hs.Term || hs.Vote != s.hs.Vote {
+		return fmt.Errorf("storage: term or vote changed (%d/%d -> %d/%d): use Save", s.hs.Term, s.hs.Vote, hs.Term, hs.Vote)
+	}
+	if hs.Commit > s.lastIndex {
+		return fmt.Errorf("storage: commit %d beyond the last stored index %d", hs.Commit, s.lastIndex)
+	}
+	buf := appendHardState(s.buf[:0], hs)
+	s.buf = buf
+	n, err := s.cur.Write(buf)
+	s.size += int64(n)
+	if err != nil {
+		return s.poison(fmt.Errorf("write %s: %w", s.segs[len(s.segs)-1].name, err))
+	}
+	s.hs = hs
+	return nil
+}
+
 func (s *Storage) write(buf []byte) error {
 	n, err := s.cur.Write(buf)
 	s.size += int64(n)

@@ -391,3 +391,17 @@ func joinLines(lines [][]byte) []byte {
 	}
 	return b
 }
+
+func TestSaveHardStateNoSync(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := Open(Options{Dir: dir})
+	require.NoError(t, err)
+	require.NoError(t, s.Save(raft.HardState{Term: 2, Vote: 1, Commit: 0}, []raft.Entry{{Term: 2, Index: 1}, {Term: 2, Index: 2}}))
+	require.NoError(t, s.SaveHardStateNoSync(raft.HardState{Term: 2, Vote: 1, Commit: 2}))
+	assert.Error(t, s.SaveHardStateNoSync(raft.HardState{Term: 3, Vote: 1, Commit: 2}), "a term change must be synced")
+	assert.Error(t, s.SaveHardStateNoSync(raft.HardState{Term: 2, Vote: 1, Commit: 3}), "commit beyond the log")
+	// Reopened without Close, as after a kill: the commit is there.
+	_, rec, err := Open(Options{Dir: dir, ReadOnly: true})
+	require.NoError(t, err)
+	assert.Equal(t, raft.HardState{Term: 2, Vote: 1, Commit: 2}, rec.HardState)
+}
