@@ -12,10 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// checkTimeout is far more than any history here needs; a timeout makes the
-// test fail (Result.Unknown), never pass.
-// checkTimeout is generous: under -race on a loaded 2-core machine the
-// checker is many times slower, and a timeout must not read as a verdict.
+// checkTimeout is far more than any history here needs, even under -race
+// on a loaded 2-core machine; a timeout makes the test fail
+// (Result.Unknown), never pass.
 const checkTimeout = 60 * time.Second
 
 func put(c int, key, value string, call, ret int64) Op {
