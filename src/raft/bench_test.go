@@ -27,7 +27,7 @@ func BenchmarkCommit3Nodes(b *testing.B) {
 				for _, id := range nw.ids() {
 					n := nw.nodes[id]
 					if n.log.applied-n.log.offset > 100000 {
-						n.Compact(n.log.applied, nil)
+						n.Compact(n.log.applied)
 					}
 				}
 			}

@@ -101,8 +101,14 @@ func (nw *network) ready() bool {
 		if !rd.HardState.IsEmpty() {
 			d.hs = rd.HardState
 		}
-		nw.queue = append(nw.queue, rd.EarlyMessages...)
-		nw.queue = append(nw.queue, rd.Messages...)
+		for _, m := range append(rd.EarlyMessages, rd.Messages...) {
+			if m.Type == MsgSnap {
+				// The runtime attaches its saved snapshot's data.
+				s := *d.snap
+				m.Snapshot = &s
+			}
+			nw.queue = append(nw.queue, m)
+		}
 		if !nw.discard {
 			nw.applied[id] = append(nw.applied[id], rd.CommittedEntries...)
 		}

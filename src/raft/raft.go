@@ -144,7 +144,7 @@ func NewNode(cfg Config) (*Node, error) {
 	slices.Sort(n.peers)
 	hs := cfg.HardState
 	if !cfg.Snapshot.IsEmpty() {
-		n.log.restore(cfg.Snapshot)
+		n.log.restore(cfg.Snapshot.withoutData())
 	}
 	if len(cfg.Entries) > 0 {
 		if cfg.Entries[0].Index != n.log.offset+1 {
@@ -783,8 +783,10 @@ func (n *Node) TransferLeadership(to ID) error {
 // Compact tells the core that the runtime has durably saved a snapshot of
 // its state machine at index (which it has applied). The core drops the
 // entries the snapshot covers and sends the snapshot to followers that need
-// them.
-func (n *Node) Compact(index uint64, data []byte) error {
+// them. The core keeps no snapshot data (it may be large): a MsgSnap leaves
+// with Snapshot.Data nil and the runtime attaches the data of its newest
+// saved snapshot, which has that index, before sending.
+func (n *Node) Compact(index uint64) error {
 	if index <= n.log.offset {
 		return nil
 	}
@@ -792,7 +794,7 @@ func (n *Node) Compact(index uint64, data []byte) error {
 		return fmt.Errorf("raft: cannot compact to %d beyond applied %d", index, n.log.applied)
 	}
 	term, _ := n.log.term(index)
-	n.log.compact(&Snapshot{Index: index, Term: term, Peers: slices.Clone(n.peers), Data: data})
+	n.log.compact(&Snapshot{Index: index, Term: term, Peers: slices.Clone(n.peers)})
 	return nil
 }
 

@@ -261,7 +261,9 @@ func TestSnapshotToLaggingFollower(t *testing.T) {
 	}
 	nw.stabilize()
 	l := nw.nodes[0]
-	require.NoError(t, l.Compact(l.log.applied, []byte("state")))
+	nw.disk[0].snap = &Snapshot{Index: l.log.applied, Term: l.term, Data: []byte("state")}
+	require.NoError(t, l.Compact(l.log.applied))
+	assert.Nil(t, l.log.snapshot.Data, "the core keeps no snapshot data")
 	assert.Empty(t, l.log.entries)
 	nw.heal()
 	nw.tick(3)

@@ -129,6 +129,10 @@ func (n *Node) Advance(rd Ready) {
 	}
 	if rd.Snapshot != nil && n.pending.snapshot == rd.Snapshot {
 		n.pending.snapshot = nil
+		// The runtime has saved it: keep only the metadata (see Compact).
+		if n.log.snapshot == rd.Snapshot {
+			n.log.snapshot = rd.Snapshot.withoutData()
+		}
 	}
 	if k := len(rd.Entries); k > 0 {
 		n.log.stable = max(n.log.stable, rd.Entries[k-1].Index)

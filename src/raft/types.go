@@ -60,6 +60,11 @@ type Snapshot struct {
 	Data  []byte `json:"data,omitempty"`
 }
 
+// withoutData returns a copy of s's metadata.
+func (s *Snapshot) withoutData() *Snapshot {
+	return &Snapshot{Index: s.Index, Term: s.Term, Peers: s.Peers}
+}
+
 // IsEmpty reports whether s holds no snapshot.
 func (s *Snapshot) IsEmpty() bool { return s == nil || s.Index == 0 }
 

@@ -382,6 +382,9 @@ func (s *Server) handleReady() error {
 		}
 		// A leader's replication traffic goes out while it writes to its own
 		// disk; everything else is sent only after the write (raft.Ready).
+		if err := s.attachSnapshots(rd.EarlyMessages); err != nil {
+			return err
+		}
 		s.tr.Send(rd.EarlyMessages)
 		// A commit-only change of the hard state is written but not synced
 		// (see storage.SaveHardStateNoSync).
@@ -395,6 +398,9 @@ func (s *Server) handleReady() error {
 			if err := s.disk.SaveHardStateNoSync(rd.HardState); err != nil {
 				return fmt.Errorf("persist commit index: %w", err)
 			}
+		}
+		if err := s.attachSnapshots(rd.Messages); err != nil {
+			return err
 		}
 		s.tr.Send(rd.Messages)
 		for _, e := range rd.CommittedEntries {
@@ -487,13 +493,13 @@ func (s *Server) snapshot(applied uint64) error {
 	if err := s.disk.SaveSnapshot(snap); err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
 	}
-	if err := s.node.Compact(applied, data); err != nil {
+	if err := s.node.Compact(applied); err != nil {
 		return err
 	}
 	s.snapIndex = applied
 	s.met.SnapshotTaken()
 	s.lg.Info("snapshot taken", zap.Uint64("index", applied), zap.Int("keys", s.kv.Len()))
-	return writeStateMachine(s.cfg.DataDir, snap)
+	return nil
 }
 
 // finalSnapshot runs after the loop stopped: it leaves the node's state
@@ -501,13 +507,36 @@ func (s *Server) snapshot(applied uint64) error {
 func (s *Server) finalSnapshot() error {
 	applied := s.kv.AppliedIndex()
 	if applied > s.snapIndex {
-		return s.snapshot(applied)
+		if err := s.snapshot(applied); err != nil {
+			return err
+		}
 	}
 	data, err := s.kv.Snapshot()
 	if err != nil {
 		return err
 	}
 	return writeStateMachine(s.cfg.DataDir, raft.Snapshot{Index: applied, Term: s.appliedTerm, Peers: s.peerIDs, Data: data})
+}
+
+// attachSnapshots gives outgoing snapshots their data, read back from the
+// newest saved snapshot (the core keeps only its metadata).
+func (s *Server) attachSnapshots(msgs []raft.Message) error {
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Type != raft.MsgSnap || m.Snapshot == nil || m.Snapshot.Data != nil {
+			continue
+		}
+		snap, err := s.disk.LoadSnapshot()
+		if err != nil {
+			return fmt.Errorf("load snapshot to send: %w", err)
+		}
+		if snap == nil || snap.Index != m.Snapshot.Index {
+			return fmt.Errorf("snapshot %d to send is not the newest saved one", m.Snapshot.Index)
+		}
+		m.Snapshot = snap
+		s.lg.Info("sending snapshot", zap.Int("to", int(m.To)), zap.Uint64("index", snap.Index), zap.Int("bytes", len(snap.Data)))
+	}
+	return nil
 }
 
 // StateMachineFile is the file in a node's folder that always holds its

@@ -566,6 +566,19 @@ func (s *Storage) LastIndex() uint64 {
 }
 
 // SnapshotIndex returns the index of the newest snapshot, 0 if none.
+// LoadSnapshot reads the newest saved snapshot back from its file (the
+// node sends it to a follower that needs compacted entries; nothing keeps
+// the data in memory meanwhile). It returns nil when there is none.
+func (s *Storage) LoadSnapshot() (*raft.Snapshot, error) {
+	s.mu.Lock()
+	idx := s.snapIndex
+	s.mu.Unlock()
+	if idx == 0 {
+		return nil, nil
+	}
+	return s.loadSnapshot(snapshotName(idx))
+}
+
 func (s *Storage) SnapshotIndex() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

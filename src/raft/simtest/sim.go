@@ -411,6 +411,8 @@ func (s *Sim) handleReady(sn *simNode, chaos bool) error {
 			return fmt.Errorf("n%d: Ready never settles", sn.id)
 		}
 		rd := sn.n.Ready()
+		s.attachSnapshots(sn, rd.EarlyMessages)
+		s.attachSnapshots(sn, rd.Messages)
 		for _, m := range rd.EarlyMessages {
 			s.send(m)
 		}
@@ -447,6 +449,21 @@ func (s *Sim) handleReady(sn *simNode, chaos bool) error {
 		s.maybeSnapshot(sn)
 	}
 	return nil
+}
+
+// attachSnapshots gives outgoing snapshots their data from the durable
+// snapshot, as the runtime does: the core keeps only metadata.
+func (s *Sim) attachSnapshots(sn *simNode, msgs []raft.Message) {
+	for i := range msgs {
+		if m := &msgs[i]; m.Type == raft.MsgSnap {
+			d := sn.disk.snap
+			if d == nil || d.Index != m.Snapshot.Index || m.Snapshot.Data != nil {
+				panic(fmt.Sprintf("n%d sends snapshot %d but holds %v on disk", sn.id, m.Snapshot.Index, d))
+			}
+			cp := *d
+			m.Snapshot = &cp
+		}
+	}
 }
 
 func (s *Sim) persist(sn *simNode, rd raft.Ready) {
@@ -523,7 +540,7 @@ func (s *Sim) maybeSnapshot(sn *simNode) {
 	snap := &raft.Snapshot{Index: idx, Term: term, Peers: s.ids, Data: encodeSnap(idx, sn.smHash)}
 	sn.disk.snap = snap
 	sn.disk.ents = slices.Clone(sn.disk.ents[idx-base:])
-	if err := sn.n.Compact(idx, snap.Data); err != nil {
+	if err := sn.n.Compact(idx); err != nil {
 		panic(err)
 	}
 	s.tracef("n%d snapshot at %d", sn.id, idx)
