@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 
@@ -55,6 +56,9 @@ func main() {
 	}
 }
 
+// defaultMemoryLimit is the node's soft memory limit (runtime/debug).
+const defaultMemoryLimit = 64 << 20
+
 // newLogger builds the one logger of the process: info level, debug with
 // RAFT_VERBOSE=true.
 func newLogger(verbose bool) *zap.Logger {
@@ -82,6 +86,12 @@ func runNode(args []string) int {
 	}
 	lg := newLogger(cfg.Verbose)
 	defer lg.Sync()
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit makes the collector work harder before the heap
+		// doubles (GOGC=100) around snapshots; it is not a cap: a node with a
+		// larger live state simply collects more often. GOMEMLIMIT overrides.
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 
 	peers := make([]server.Peer, len(cfg.Hostfile.Raft))
 	for i, p := range cfg.Hostfile.Raft {

@@ -158,6 +158,9 @@ func NewNode(cfg Config) (*Node, error) {
 	if !hs.IsEmpty() {
 		n.term, n.vote = hs.Term, hs.Vote
 	}
+	// The recovered state now lives in n.log; holding it in n.cfg too would
+	// keep a second copy of the log alive.
+	n.cfg.Snapshot, n.cfg.Entries = nil, nil
 	n.prevHard = n.hardState()
 	n.becomeFollower(n.term, None)
 	n.prevSoft = n.softState()
