@@ -1,0 +1,269 @@
+package localcluster
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"raftkv/src/client"
+	"raftkv/src/datafile"
+)
+
+// moduleFile finds a file at the module root (the shipped data files).
+func moduleFile(t *testing.T, name string) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	require.NoError(t, err)
+	return filepath.Join(filepath.Dir(strings.TrimSpace(string(out))), name)
+}
+
+type clientRecord struct {
+	AllSent  bool `json:"all_sent"`
+	Commands []struct {
+		Line    int    `json:"line"`
+		Op      string `json:"op"`
+		Key     string `json:"key"`
+		Value   string `json:"value"`
+		Outcome string `json:"outcome"`
+		Seq     uint64 `json:"seq"`
+	} `json:"commands"`
+}
+
+// TestClientNodesSurviveLeaderKill runs both shipped data files through
+// real `raftkv client` processes, kills the leader half-way, and checks
+// each client's JSON record against the final state: every acknowledged
+// write is there exactly once, in the client's order.
+func TestClientNodesSurviveLeaderKill(t *testing.T) {
+	c := startCluster(t, 3)
+	dir := t.TempDir()
+	var procs []*exec.Cmd
+	files := map[string]string{"c0": moduleFile(t, "datafile.0.txt"), "c1": moduleFile(t, "datafile.1.txt")}
+	for _, name := range []string{"c0", "c1"} {
+		cmd := exec.Command(binary, "client", "--name", name, "--hostfile", c.Hostfile, "--datafile", files[name], "--data", dir)
+		cmd.Env = append(os.Environ(), "RAFT_INTERVAL=40ms", "RAFT_DURATION=60")
+		logf, err := os.Create(filepath.Join(dir, name+".log"))
+		require.NoError(t, err)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		require.NoError(t, cmd.Start())
+		procs = append(procs, cmd)
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
+	}
+	readRecord := func(name string) (clientRecord, error) {
+		var rec clientRecord
+		b, err := os.ReadFile(filepath.Join(dir, name, "record.json"))
+		if err == nil {
+			err = json.Unmarshal(b, &rec)
+		}
+		return rec, err
+	}
+	// Kill the leader once a quarter of the commands went through.
+	eventually(t, 30*time.Second, func() bool {
+		rec, err := readRecord("c0")
+		return err == nil && len(rec.Commands) > 12
+	}, "client c0 made no progress")
+	old := waitLeader(t, c, 5*time.Second)
+	require.NoError(t, c.Kill(old))
+	eventually(t, 60*time.Second, func() bool {
+		r0, err0 := readRecord("c0")
+		r1, err1 := readRecord("c1")
+		return err0 == nil && err1 == nil && r0.AllSent && r1.AllSent
+	}, "the client nodes did not send all their commands")
+	for _, p := range procs {
+		require.NoError(t, p.Process.Signal(syscall.SIGTERM))
+		require.NoError(t, p.Wait(), "a client node did not stop cleanly")
+	}
+	nl := waitLeader(t, c, 5*time.Second)
+	st, err := c.NodeStatus(nl)
+	require.NoError(t, err)
+	assert.NotEqual(t, c.Nodes[old].Name, st.Leader, "status still names the dead leader")
+
+	shared := map[string][]string{} // shared key -> every client's appended tokens, in order
+	for _, name := range []string{"c0", "c1"} {
+		rec, err := readRecord(name)
+		require.NoError(t, err)
+		f, err := os.Open(files[name])
+		require.NoError(t, err)
+		cmds, bad := datafile.Parse(f, files[name])
+		f.Close()
+		require.Empty(t, bad)
+		require.Len(t, rec.Commands, len(cmds))
+		own := map[string]*string{}
+		for i, cmd := range cmds {
+			got := rec.Commands[i]
+			require.Equal(t, cmd.Line, got.Line)
+			require.Equal(t, "ok", got.Outcome, "%s line %d: %s %s", name, got.Line, got.Op, got.Key)
+			if strings.HasPrefix(cmd.Key, "shared-") {
+				if cmd.Op == "append" {
+					shared[cmd.Key] = append(shared[cmd.Key], cmd.Value)
+				}
+				continue
+			}
+			v := own[cmd.Key]
+			switch cmd.Op {
+			case "put":
+				s := cmd.Value
+				own[cmd.Key] = &s
+			case "append":
+				s := cmd.Value
+				if v != nil {
+					s = *v + s
+				}
+				own[cmd.Key] = &s
+			case "delete":
+				own[cmd.Key] = nil
+			}
+		}
+		for k, want := range own {
+			r := linearizableGet(t, c, k)
+			if want == nil {
+				assert.Equal(t, http.StatusNotFound, r.code, "%s: %s should be deleted", name, k)
+				continue
+			}
+			assert.Equal(t, *want, r.value, "%s: key %s", name, k)
+		}
+	}
+	// Shared keys: tokens unique to a client (like c0.07;) appear exactly
+	// once and in that client's order; repeated ones the right number of
+	// times.
+	for key, toks := range shared {
+		final := linearizableGet(t, c, key).value
+		count := map[string]int{}
+		for _, tok := range toks {
+			count[tok]++
+		}
+		last := map[string]int{}
+		for _, tok := range toks {
+			if count[tok] > 1 {
+				continue
+			}
+			i := strings.Index(final, tok)
+			require.GreaterOrEqual(t, i, 0, "%s lost %q", key, tok)
+			assert.Equal(t, 1, strings.Count(final, tok), "%s holds %q twice", key, tok)
+			client := strings.SplitN(tok, ".", 2)[0]
+			assert.Greater(t, i, last[client]-1, "%s: %q out of order", key, tok)
+			last[client] = i
+		}
+		for tok, n := range count {
+			if n > 1 {
+				assert.Equal(t, n, strings.Count(final, tok), "%s: %q", key, tok)
+			}
+		}
+	}
+}
+
+// dropReplyProxy passes each connection's requests to upstream and, as soon
+// as the upstream starts answering (the command was applied), closes the
+// connection without relaying the answer: a reply lost after commit.
+func dropReplyProxy(t *testing.T, upstream string) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				up, err := net.Dial("tcp", upstream)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, conn)
+				one := make([]byte, 1)
+				up.Read(one)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// TestRetryAfterLostReply: the reply to an append is lost after the command
+// committed; the Go client retries with the same Request-Seq at another
+// node and the value is applied once.
+func TestRetryAfterLostReply(t *testing.T) {
+	c := startCluster(t, 3)
+	l := waitLeader(t, c, 5*time.Second)
+	proxy := dropReplyProxy(t, c.Nodes[l].HTTPAddr)
+	cl, err := client.New(client.Config{
+		Endpoints: []string{proxy, c.Nodes[l].HTTPAddr},
+		Names:     []string{"lossy", "direct"},
+		ClientID:  "lost-reply", RequestTimeout: time.Second,
+	})
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := cl.Append(ctx, "once", "x")
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, res.Attempts, 2, "the first reply was not lost")
+	assert.Equal(t, "x", linearizableGet(t, c, "once").value, "the retried append was applied twice")
+	// The same holds for a raw retry: the first result comes back.
+	r, err := do(http.MethodPut, c.Nodes[l].HTTPAddr, "once", "op=append", []byte("x"), session("lost-reply", res.Seq))
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, r.code)
+	assert.Equal(t, res.Index, r.index)
+	assert.Equal(t, "x", linearizableGet(t, c, "once").value)
+	t.Logf("append applied once at index %d after %d attempts", res.Index, res.Attempts)
+}
+
+// TestCLI runs every CLI command against a real cluster and checks output
+// and exit codes (CONTRACT.md).
+func TestCLI(t *testing.T) {
+	c := startCluster(t, 3)
+	run := func(args ...string) (string, int) {
+		cmd := exec.Command(binary, append(args[:1:1], append([]string{"--hostfile", c.Hostfile}, args[1:]...)...)...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		return string(out), code
+	}
+	out, code := run("put", "foo", "bar")
+	assert.Equal(t, 0, code, out)
+	assert.Regexp(t, `^OK \(leader r\d, index \d+\)\n$`, out)
+	out, code = run("append", "foo", "123")
+	assert.Equal(t, 0, code, out)
+	out, code = run("get", "foo")
+	assert.Equal(t, 0, code)
+	assert.Equal(t, "bar123\n", out)
+	out, code = run("get", "--stale", "foo")
+	assert.Equal(t, 0, code, out)
+	out, code = run("delete", "foo")
+	assert.Equal(t, 0, code, out)
+	_, code = run("get", "foo")
+	assert.Equal(t, 1, code, "get of a deleted key")
+	_, code = run("put", "only-key")
+	assert.Equal(t, 2, code, "usage error")
+	out, code = run("status")
+	assert.Equal(t, 0, code, out)
+	l := waitLeader(t, c, 5*time.Second)
+	assert.Contains(t, out, "leader")
+	assert.Contains(t, out, c.Nodes[l].Name)
+	out, code = run("status", "--json")
+	assert.Equal(t, 0, code, out)
+	assert.True(t, json.Valid([]byte(out)), out)
+	// The whole cluster down: exit 3, outcome unknown or unavailable.
+	for i := range c.Nodes {
+		require.NoError(t, c.Kill(i))
+	}
+	out, code = run("put", "--timeout", "500ms", "k", "v")
+	assert.Equal(t, 3, code, out)
+}
