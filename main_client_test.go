@@ -215,8 +215,9 @@ func TestCLIUsage(t *testing.T) {
 		{"missing hostfile", []string{"get", "--hostfile", filepath.Join(t.TempDir(), "none.json"), "k"}, "give --hostfile or --endpoints"},
 		{"status argument", []string{"status", "--endpoints", eps, "extra"}, `unexpected argument "extra"`},
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
-		{"inspect", []string{"inspect", "persistence/r0"}, "not built yet"},
-		{"bench", []string{"bench"}, "not built yet"},
+		{"inspect without a folder", []string{"inspect"}, "usage: raftkv inspect DIR"},
+		{"inspect a missing folder", []string{"inspect", filepath.Join(t.TempDir(), "none")}, "no such file"},
+		{"bench bad flag", []string{"bench", "--bogus"}, "-bogus"},
 		{"client bad interval", []string{"client", "--name", "c0", "--datafile", "x", "--endpoints", eps, "--interval", "fast"}, "--interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
