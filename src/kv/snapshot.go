@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,22 +70,52 @@ type sessionJSON struct {
 //
 // (on one line). Keys are sorted, so equal states give equal bytes.
 func (s *Store) Snapshot() ([]byte, error) {
+	return s.Freeze().Encode(), nil
+}
+
+// Frozen is a consistent copy of a Store's state at one applied index. It
+// is cheap to take (keys and values are shared, not copied) and is encoded
+// later, so a node can write a snapshot without stopping to apply entries.
+type Frozen struct {
+	applied  uint64
+	contents map[string]string
+	sessions []frozenSession
+}
+
+type frozenSession struct {
+	id            string
+	seq, lastUsed uint64
+	result        Result
+}
+
+// Freeze copies the current state.
+func (s *Store) Freeze() *Frozen {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	f := &Frozen{applied: s.applied, contents: maps.Clone(s.contents), sessions: make([]frozenSession, 0, len(s.sessions))}
+	for id, sess := range s.sessions {
+		f.sessions = append(f.sessions, frozenSession{id: id, seq: sess.seq, lastUsed: sess.lastUsed, result: sess.result})
+	}
+	return f
+}
 
-	keys := make([]string, 0, len(s.contents))
+// AppliedIndex is the index the frozen state reflects.
+func (f *Frozen) AppliedIndex() uint64 { return f.applied }
+
+// Encode returns the snapshot JSON of the frozen state; equal states give
+// equal bytes.
+func (f *Frozen) Encode() []byte {
+	keys := make([]string, 0, len(f.contents))
 	size := 64
-	for k, v := range s.contents {
+	for k, v := range f.contents {
 		keys = append(keys, k)
 		size += len(k) + len(v) + 6
 	}
 	slices.Sort(keys)
-	ids := make([]string, 0, len(s.sessions))
-	for id, sess := range s.sessions {
-		ids = append(ids, id)
-		size += len(id) + len(sess.result.Value) + 100
+	slices.SortFunc(f.sessions, func(a, b frozenSession) int { return strings.Compare(a.id, b.id) })
+	for _, sess := range f.sessions {
+		size += len(sess.id) + len(sess.result.Value) + 100
 	}
-	slices.Sort(ids)
 
 	b := make([]byte, 0, size)
 	b = append(b, `{"Contents":{`...)
@@ -94,15 +125,14 @@ func (s *Store) Snapshot() ([]byte, error) {
 		}
 		b = appendString(b, k)
 		b = append(b, ':')
-		b = appendString(b, s.contents[k])
+		b = appendString(b, f.contents[k])
 	}
 	b = append(b, `},"Sessions":{`...)
-	for i, id := range ids {
-		sess := s.sessions[id]
+	for i, sess := range f.sessions {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, id)
+		b = appendString(b, sess.id)
 		b = append(b, `:{"Seq":`...)
 		b = strconv.AppendUint(b, sess.seq, 10)
 		b = append(b, `,"LastUsed":`...)
@@ -123,9 +153,9 @@ func (s *Store) Snapshot() ([]byte, error) {
 		b = append(b, '}')
 	}
 	b = append(b, `},"AppliedIndex":`...)
-	b = strconv.AppendUint(b, s.applied, 10)
+	b = strconv.AppendUint(b, f.applied, 10)
 	b = append(b, '}')
-	return b, nil
+	return b
 }
 
 // Restore replaces the whole state with a snapshot's. On error the state is
@@ -209,3 +239,6 @@ func (s *Store) Restore(data []byte) error {
 	s.oldest, s.newest = oldest, newest
 	return nil
 }
+
+// Len is the number of keys in the frozen state.
+func (f *Frozen) Len() int { return len(f.contents) }

@@ -159,3 +159,20 @@ func TestRestoreAcceptsMissingParts(t *testing.T) {
 	assert.Equal(t, uint64(3), s.AppliedIndex())
 	assert.Equal(t, Result{Index: 4}, s.Apply(4, enc(OpPut, "k", "v")))
 }
+
+func TestFreezeIsConsistentAfterLaterApplies(t *testing.T) {
+	s := New(Options{})
+	s.Apply(1, EncodeCommand(Command{Op: OpPut, Key: "a", Value: "1", ClientID: "c", Seq: 1}))
+	s.Apply(2, EncodeCommand(Command{Op: OpPut, Key: "b", Value: "2"}))
+	want, err := s.Snapshot()
+	require.NoError(t, err)
+	f := s.Freeze()
+	// The store moves on; the frozen copy does not.
+	s.Apply(3, EncodeCommand(Command{Op: OpAppend, Key: "a", Value: "x", ClientID: "c", Seq: 2}))
+	s.Apply(4, EncodeCommand(Command{Op: OpDelete, Key: "b"}))
+	assert.Equal(t, uint64(2), f.AppliedIndex())
+	assert.Equal(t, string(want), string(f.Encode()))
+	now, err := s.Snapshot()
+	require.NoError(t, err)
+	assert.NotEqual(t, string(want), string(now))
+}

@@ -98,6 +98,8 @@ type Server struct {
 	statc chan chan raft.Status
 	// lostc carries peers whose connection to us broke (see failover.go).
 	lostc     chan raft.ID
+	snapc     chan snapResult
+	snapping  bool // a snapshot is being written (see startSnapshot)
 	campaignc chan raft.ID
 	stopc     chan struct{}
 	loopWG    sync.WaitGroup
@@ -143,6 +145,7 @@ func New(cfg Config) (*Server, error) {
 		readc:       make(chan *readRequest, 4096),
 		statc:       make(chan chan raft.Status),
 		lostc:       make(chan raft.ID, 16),
+		snapc:       make(chan snapResult, 1),
 		campaignc:   make(chan raft.ID, 16),
 		stopc:       make(chan struct{}),
 		waiters:     map[uint64]*proposal{},
@@ -293,6 +296,11 @@ func (s *Server) loop() error {
 			s.propose(p)
 		case r := <-s.readc:
 			s.readBatch = append(s.readBatch, r)
+		case r := <-s.snapc:
+			if err := s.finishSnapshot(r); err != nil {
+				s.failAll(err)
+				return err
+			}
 		case id := <-s.lostc:
 			s.onPeerLost(id)
 		case id := <-s.campaignc:
@@ -370,6 +378,10 @@ func (s *Server) handleReady() error {
 				zap.Uint64("term", s.node.BasicStatus().Term), zap.Int("leader", int(rd.SoftState.Lead)))
 		}
 		if rd.Snapshot != nil {
+			// A local snapshot still being written is older: let it land first.
+			if err := s.waitSnapshot(); err != nil {
+				return err
+			}
 			if err := s.disk.SaveSnapshot(*rd.Snapshot); err != nil {
 				return fmt.Errorf("save received snapshot: %w", err)
 			}
@@ -478,36 +490,68 @@ func (s *Server) failAll(err error) {
 
 func (s *Server) maybeSnapshot() error {
 	applied := s.kv.AppliedIndex()
-	if applied < s.snapIndex+s.cfg.SnapshotEvery {
+	if s.snapping || applied < s.snapIndex+s.cfg.SnapshotEvery {
 		return nil
 	}
-	return s.snapshot(applied)
+	s.startSnapshot(applied)
+	return nil
 }
 
-func (s *Server) snapshot(applied uint64) error {
-	data, err := s.kv.Snapshot()
-	if err != nil {
-		return fmt.Errorf("encode snapshot: %w", err)
+type snapResult struct {
+	index uint64
+	keys  int
+	err   error
+}
+
+// startSnapshot freezes the state machine at applied (cheap: the map is
+// copied, not its strings) and encodes and saves it in the background, so
+// the loop keeps applying entries meanwhile. finishSnapshot completes it.
+func (s *Server) startSnapshot(applied uint64) {
+	frozen := s.kv.Freeze()
+	term := s.appliedTerm
+	s.snapping = true
+	go func() {
+		data := frozen.Encode()
+		err := s.disk.SaveSnapshot(raft.Snapshot{Index: applied, Term: term, Peers: s.peerIDs, Data: data})
+		s.snapc <- snapResult{index: applied, keys: frozen.Len(), err: err}
+	}()
+}
+
+func (s *Server) finishSnapshot(r snapResult) error {
+	s.snapping = false
+	if r.err != nil {
+		return fmt.Errorf("save snapshot: %w", r.err)
 	}
-	snap := raft.Snapshot{Index: applied, Term: s.appliedTerm, Peers: s.peerIDs, Data: data}
-	if err := s.disk.SaveSnapshot(snap); err != nil {
-		return fmt.Errorf("save snapshot: %w", err)
+	if r.index <= s.snapIndex {
+		return nil // a snapshot from the leader overtook it
 	}
-	if err := s.node.Compact(applied); err != nil {
+	if err := s.node.Compact(r.index); err != nil {
 		return err
 	}
-	s.snapIndex = applied
+	s.snapIndex = r.index
 	s.met.SnapshotTaken()
-	s.lg.Info("snapshot taken", zap.Uint64("index", applied), zap.Int("keys", s.kv.Len()))
+	s.lg.Info("snapshot taken", zap.Uint64("index", r.index), zap.Int("keys", r.keys))
 	return nil
+}
+
+// waitSnapshot finishes the snapshot in flight, if any.
+func (s *Server) waitSnapshot() error {
+	if !s.snapping {
+		return nil
+	}
+	return s.finishSnapshot(<-s.snapc)
 }
 
 // finalSnapshot runs after the loop stopped: it leaves the node's state
 // machine in statemachine.json for people and jq.
 func (s *Server) finalSnapshot() error {
+	if err := s.waitSnapshot(); err != nil {
+		return err
+	}
 	applied := s.kv.AppliedIndex()
 	if applied > s.snapIndex {
-		if err := s.snapshot(applied); err != nil {
+		s.startSnapshot(applied)
+		if err := s.waitSnapshot(); err != nil {
 			return err
 		}
 	}

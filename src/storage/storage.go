@@ -398,30 +398,51 @@ func (s *Storage) term(i uint64) (uint64, bool) {
 // must start at snap.Index+1. snap.Data must be a JSON value (the state
 // machine); it is stored verbatim as "StateMachine", less surrounding white
 // space.
-func (s *Storage) SaveSnapshot(snap raft.Snapshot) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// checkSnapshot validates a snapshot to save against the stored state; done
+// means it is already durable.
+func (s *Storage) checkSnapshot(snap raft.Snapshot) (done bool, err error) {
 	if err := s.check(); err != nil {
-		return err
+		return false, err
 	}
 	if snap.Index == 0 {
-		return errors.New("storage: snapshot at index 0")
+		return false, errors.New("storage: snapshot at index 0")
 	}
 	if snap.Index == s.snapIndex && snap.Term == s.snapTerm {
-		return nil // this snapshot is already durable
+		return true, nil // this snapshot is already durable
 	}
 	if snap.Index <= s.snapIndex {
-		return fmt.Errorf("storage: snapshot at %d/t%d is not newer than the current one at %d/t%d",
+		return false, fmt.Errorf("storage: snapshot at %d/t%d is not newer than the current one at %d/t%d",
 			snap.Index, snap.Term, s.snapIndex, s.snapTerm)
 	}
+	return false, nil
+}
+
+func (s *Storage) SaveSnapshot(snap raft.Snapshot) error {
+	s.mu.Lock()
+	done, err := s.checkSnapshot(snap)
+	s.mu.Unlock()
+	if done || err != nil {
+		return err
+	}
+	// The file, the bulk of the work, is written without the lock, so the
+	// log can take appends meanwhile. Its log record follows under the lock;
+	// a crash between the two leaves a snapshot file that recovery handles
+	// as before.
 	data := trimSpace(snap.Data)
 	if !validJSON(data) {
 		return fmt.Errorf("storage: snapshot at %d: Data is not valid JSON", snap.Index)
 	}
-	content := encodeSnapshot(snap.Index, snap.Term, snap.Peers, data)
+	head, tail := snapshotFrame(snap.Index, snap.Term, snap.Peers, data)
 	name := snapshotName(snap.Index)
-	if err := writeAtomic(s.dir, name, content); err != nil {
-		return s.poison(err)
+	werr := writeAtomic(s.dir, name, head, data, tail)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if werr != nil {
+		return s.poison(werr)
+	}
+	if done, err := s.checkSnapshot(snap); done || err != nil {
+		return err
 	}
 
 	t, ok := s.term(snap.Index)
@@ -593,7 +614,15 @@ func (s *Storage) Err() error {
 }
 
 func encodeSnapshot(index, term uint64, peers []raft.ID, data []byte) []byte {
-	b := make([]byte, 0, len(data)+128)
+	head, tail := snapshotFrame(index, term, peers, data)
+	return append(append(head, data...), tail...)
+}
+
+// snapshotFrame returns what a snapshot file holds before and after its
+// state machine data, so the data (often most of a node's memory) can be
+// written without being copied.
+func snapshotFrame(index, term uint64, peers []raft.ID, data []byte) (head, tail []byte) {
+	b := make([]byte, 0, 128)
 	b = append(b, `{"Index":`...)
 	b = strconv.AppendUint(b, index, 10)
 	b = append(b, `,"Term":`...)
@@ -608,8 +637,7 @@ func encodeSnapshot(index, term uint64, peers []raft.ID, data []byte) []byte {
 	b = append(b, `],"StateMachineCRC32C":"`...)
 	b = fmt.Appendf(b, "%08x", crc32.Checksum(data, castagnoli))
 	b = append(b, `","StateMachine":`...)
-	b = append(b, data...)
-	return append(b, "}\n"...)
+	return b, []byte("}\n")
 }
 
 func trimSpace(b []byte) []byte {
@@ -623,13 +651,17 @@ func trimSpace(b []byte) []byte {
 }
 
 // writeAtomic replaces dir/name with content: temp file, fsync, rename, fsync dir.
-func writeAtomic(dir, name string, content []byte) error {
+func writeAtomic(dir, name string, parts ...[]byte) error {
 	tmp := filepath.Join(dir, name+tmpSuffix)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(content)
+	for _, p := range parts {
+		if err == nil {
+			_, err = f.Write(p)
+		}
+	}
 	if err == nil {
 		err = f.Sync()
 	}
