@@ -1,20 +1,33 @@
-// Command benchrun is `make bench`: it builds raftkv, starts a local
-// 3-node cluster (real processes, fsync on) in a temporary folder, runs the
-// benchmark workloads of issue 7 against it with 256-byte values, prints
-// each report and a summary table, and tears the cluster down.
+// Command benchrun is `make bench`: it starts a local 3-node cluster (real
+// `raftkv node` processes, fsync on) in a temporary folder and measures
+// what issue 8 compares with etcd:
 //
-//	go run ./src/bench/benchrun [--duration 3s] [--only get] [--binary ./raftkv] [--keep]
+//   - the table: put with 1, 64 and 256 clients, linearizable and stale get
+//     with 64 clients; 256-byte values, 8-byte keys over 100k keys (the gets
+//     read preloaded keys); throughput, p50/p99/max latency, errors, and the
+//     CPU seconds per 1,000 operations of the three nodes together
+//     (/proc/<pid>/stat) and of this client (/proc/self/stat);
+//   - each node's resident memory (VmRSS) after the put workloads;
+//   - failover: a steady single writer, kill -9 the leader, time to the
+//     next acknowledged write; restart, wait until healthy (caught up),
+//     let it settle (--failover-settle); repeated.
+//
+// --runs N repeats the table and prints the per-row median; --json prints
+// everything as JSON; --plot FILE.png draws latency against throughput.
+//
+//	go run ./src/bench/benchrun [--binary ./raftkv] [--duration 5s] [--runs 3] [--failovers 5] [--plot bench-results/latency.png] [--json]
 package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
-	"net/http"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"raftkv/src/bench"
@@ -24,57 +37,97 @@ import (
 type workload struct {
 	name        string
 	clients     int
-	put, get    float64
+	op          string // put or get
 	consistency string
 }
 
 var workloads = []workload{
-	{"put, 1 client", 1, 1, 0, "linearizable"},
-	{"put, 64 clients", 64, 1, 0, "linearizable"},
-	{"put, 256 clients", 256, 1, 0, "linearizable"},
-	{"linearizable get, 64 clients", 64, 0, 1, "linearizable"},
-	{"stale get, 64 clients", 64, 0, 1, "stale"},
+	{"put, 1 client", 1, "put", "linearizable"},
+	{"put, 64 clients", 64, "put", "linearizable"},
+	{"put, 256 clients", 256, "put", "linearizable"},
+	{"linearizable get, 64 clients", 64, "get", "linearizable"},
+	{"stale get, 64 clients", 64, "get", "stale"},
 }
 
-// readKeys is the key space the get workloads read; it is written first.
-const readKeys = 1000
+const (
+	keySize = 8
+	valSize = 256
+	putKeys = 100000 // the key space of the puts
+)
+
+type flags struct {
+	duration        time.Duration
+	runs            int
+	failovers       int
+	failoverTimeout time.Duration
+	failoverSettle  time.Duration
+	preloadKeys     int
+	only            string
+	binary          string
+	plot            string
+	json, keep      bool
+	verbose         bool
+}
 
 func main() {
-	os.Exit(run())
+	var f flags
+	flag.DurationVar(&f.duration, "duration", 5*time.Second, "length of each workload")
+	flag.IntVar(&f.runs, "runs", 1, "run the whole table this many times and print the per-row median")
+	flag.IntVar(&f.failovers, "failovers", 5, "kill -9 the leader this many times (0: skip the failover measurement)")
+	flag.DurationVar(&f.failoverTimeout, "failover-timeout", 250*time.Millisecond, "the failover writer's timeout per attempt")
+	flag.DurationVar(&f.failoverSettle, "failover-settle", time.Second, "after a restarted node is healthy, run steadily this long before the next kill")
+	flag.IntVar(&f.preloadKeys, "preload-keys", putKeys, "keys written before the table (the gets read them)")
+	flag.StringVar(&f.only, "only", "", "run only workloads whose name contains this text")
+	flag.StringVar(&f.binary, "binary", "", "a raftkv binary to run (default: build one in the temporary folder)")
+	flag.StringVar(&f.plot, "plot", "", "write latency (p50, p99) against throughput to this PNG file")
+	flag.BoolVar(&f.json, "json", false, "print the results as JSON on stdout (progress goes to stderr)")
+	flag.BoolVar(&f.keep, "keep", false, "keep the temporary folder (node logs, persistence)")
+	flag.BoolVar(&f.verbose, "verbose", false, "print each workload's full report")
+	flag.Parse()
+	if f.runs < 1 || f.failovers < 0 || f.preloadKeys < 1 || f.preloadKeys > putKeys || f.duration <= 0 {
+		fmt.Fprintln(os.Stderr, "benchrun: want --runs >= 1, --failovers >= 0, --preload-keys in 1..100000, --duration > 0")
+		os.Exit(2)
+	}
+	if err := run(f); err != nil {
+		fmt.Fprintln(os.Stderr, "benchrun:", err)
+		os.Exit(1)
+	}
 }
 
-func run() int {
-	duration := flag.Duration("duration", 3*time.Second, "length of each workload")
-	keep := flag.Bool("keep", false, "keep the temporary folder (node logs, persistence)")
-	only := flag.String("only", "", "run only workloads whose name contains this text")
-	binary := flag.String("binary", "", "a raftkv binary to run (default: build one in the temporary folder)")
-	flag.Parse()
-
+func run(f flags) error {
+	// Progress for people; with --json stdout carries only the JSON.
+	var log io.Writer = os.Stdout
+	if f.json {
+		log = os.Stderr
+	}
+	suite := &bench.Suite{
+		Machine: bench.ThisMachine(), LoadBefore: bench.LoadAverage(),
+		Settings: map[string]string{
+			"duration": f.duration.String(), "runs": fmt.Sprint(f.runs), "values": "256 B", "keys": "8 B over 100000",
+			"fsync": "on", "nodes": "3 local processes on 127.0.0.1", "args": strings.Join(os.Args[1:], " "),
+		},
+	}
 	dir, err := os.MkdirTemp("", "raftkv-bench-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchrun:", err)
-		return 1
+		return err
 	}
-	if *keep {
-		fmt.Println("working folder (kept):", dir)
+	if f.keep {
+		fmt.Fprintln(log, "working folder (kept):", dir)
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	bin := *binary
+	bin := f.binary
 	if bin == "" {
-		fmt.Println("building raftkv ...")
+		fmt.Fprintln(log, "building raftkv ...")
 		if bin, err = localcluster.Build(dir); err != nil {
-			fmt.Fprintln(os.Stderr, "benchrun:", err)
-			return 1
+			return err
 		}
 	} else if bin, err = filepath.Abs(bin); err != nil {
-		fmt.Fprintln(os.Stderr, "benchrun:", err)
-		return 1
+		return err
 	}
 	c, err := localcluster.Start(localcluster.Options{Nodes: 3, Binary: bin, Dir: dir})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchrun: start cluster:", err)
-		return 1
+		return fmt.Errorf("start cluster: %w", err)
 	}
 	defer func() {
 		for i := range c.Nodes {
@@ -86,86 +139,293 @@ func run() int {
 		}
 		c.Close()
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	leader, err := c.WaitLeader(ctx)
-	cancel()
+	leader, err := waitLeader(c, 15*time.Second)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchrun:", err)
-		return 1
+		return err
 	}
-	fmt.Printf("cluster of 3 on %s, leader %s, folder %s\n\n", strings.Join(c.Endpoints(), ","), c.Nodes[leader].Name, dir)
-	if err := preload(c.Nodes[leader].HTTPAddr, readKeys, 256); err != nil {
-		fmt.Fprintln(os.Stderr, "benchrun: preload:", err)
-		return 1
-	}
+	fmt.Fprintf(log, "cluster of 3 on %s, leader %s, folder %s; load average %s\n",
+		strings.Join(c.Endpoints(), ","), c.Nodes[leader].Name, dir, suite.LoadBefore)
 
-	type row struct {
-		w   workload
-		rep *bench.Report
+	fmt.Fprintf(log, "preloading %d keys ... ", f.preloadKeys)
+	t0 := time.Now()
+	if err := bench.Preload(context.Background(), c.Nodes[leader].HTTPAddr, f.preloadKeys, keySize, valSize, 128); err != nil {
+		return fmt.Errorf("preload: %w", err)
 	}
-	var rows []row
-	for _, w := range workloads {
-		if *only != "" && !strings.Contains(w.name, *only) {
-			continue
-		}
-		opts := bench.Options{
-			Endpoints: c.Endpoints(), Clients: w.clients, Conns: 1,
-			Put: w.put, Get: w.get, KeySize: 8, ValSize: 256, Keys: 100000,
-			Duration: *duration, Consistency: w.consistency, Timeout: 10 * time.Second,
-		}
-		if w.get > 0 {
-			opts.Keys = readKeys
-		}
-		fmt.Printf("=== %s (%v)\n", w.name, *duration)
-		rep, err := bench.Run(context.Background(), opts, nil)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "benchrun:", err)
-			return 1
-		}
-		rep.WriteText(os.Stdout)
-		fmt.Println()
-		rows = append(rows, row{w, rep})
-	}
-	fmt.Printf("%-30s %12s %10s %10s %10s %8s\n", "workload (256 B values)", "req/s", "p50 ms", "p99 ms", "max ms", "errors")
-	failed := false
-	for _, r := range rows {
-		fmt.Printf("%-30s %12.0f %10.3f %10.3f %10.3f %8d\n", r.w.name, r.rep.Throughput, r.rep.Latency.P50, r.rep.Latency.P99, r.rep.Latency.Max, r.rep.Errors)
-		failed = failed || r.rep.OK == 0
-	}
-	if failed {
-		fmt.Fprintln(os.Stderr, "benchrun: a workload completed no request")
-		return 1
-	}
-	return 0
-}
+	suite.PreloadKeys, suite.PreloadSecs = f.preloadKeys, time.Since(t0).Seconds()
+	fmt.Fprintf(log, "%.1f s (%.0f puts/s)\n", suite.PreloadSecs, float64(f.preloadKeys)/suite.PreloadSecs)
+	puts := uint64(f.preloadKeys)
 
-// preload writes keys 0..n-1 (8-byte names, as bench makes them) so that
-// the get workloads find values.
-func preload(addr string, n, size int) error {
-	val := strings.Repeat("v", size)
-	client := &http.Client{Timeout: 10 * time.Second}
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for g := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := g; k < n; k += 16 {
-				req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("http://%s/v1/kv/%08d", addr, k), strings.NewReader(val))
-				resp, err := client.Do(req)
-				if err != nil {
-					errs <- err
-					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					errs <- fmt.Errorf("put %08d: HTTP %d", k, resp.StatusCode)
-					return
+	lastPut := -1
+	for i, w := range workloads {
+		if selected(f, w) && w.op == "put" {
+			lastPut = i
+		}
+	}
+	for r := range f.runs {
+		var run bench.Pass
+		for i, w := range workloads {
+			if !selected(f, w) {
+				continue
+			}
+			row, err := runWorkload(f, c, w, log)
+			if err != nil {
+				return err
+			}
+			if w.op == "put" {
+				puts += row.OK
+			}
+			run.Rows = append(run.Rows, row)
+			if i == lastPut {
+				if run.Memory, err = memory(c, puts); err != nil {
+					return err
 				}
 			}
-		}()
+		}
+		suite.Runs = append(suite.Runs, run)
+		if f.runs > 1 && !f.json {
+			fmt.Fprintf(log, "\nrun %d of %d:\n", r+1, f.runs)
+			bench.WriteTable(log, run.Rows)
+			fmt.Fprintln(log)
+		}
 	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	suite.Median = bench.MedianRows(suite.Runs)
+
+	if f.failovers > 0 {
+		fmt.Fprintf(log, "failover: %d kills of the leader ...\n", f.failovers)
+		if suite.Failover, err = failover(c, f, log); err != nil {
+			return fmt.Errorf("failover: %w", err)
+		}
+	}
+	suite.LoadAfter = bench.LoadAverage()
+
+	if f.plot != "" {
+		if err := bench.WritePlot(f.plot, suite.Runs); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+		fmt.Fprintln(log, "plot written to", f.plot)
+	}
+	if f.json {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(suite); err != nil {
+			return err
+		}
+	} else {
+		printSuite(os.Stdout, suite)
+	}
+	for _, row := range suite.Median {
+		if row.OK == 0 {
+			return fmt.Errorf("workload %q completed no request", row.Workload)
+		}
+	}
+	return nil
+}
+
+func selected(f flags, w workload) bool { return f.only == "" || strings.Contains(w.name, f.only) }
+
+func printSuite(w io.Writer, s *bench.Suite) {
+	m := s.Machine
+	fmt.Fprintf(w, "\n==== raftkv bench: 3 local nodes, fsync on, 8 B keys over 100000, 256 B values, %s per workload\n", s.Settings["duration"])
+	fmt.Fprintf(w, "machine: %d CPUs, %s, Linux %s, %s; load average before %s, after %s\n",
+		m.CPUs, m.CPUModel, m.Kernel, m.GoVersion, s.LoadBefore, s.LoadAfter)
+	fmt.Fprintf(w, "preload: %d keys in %.1f s\n\n", s.PreloadKeys, s.PreloadSecs)
+	if len(s.Runs) > 1 {
+		fmt.Fprintf(w, "median of %d runs (each column on its own):\n", len(s.Runs))
+	}
+	bench.WriteTable(w, s.Median)
+	fmt.Fprintln(w, "(CPU: user+system seconds per 1,000 successful operations; cluster = the 3 node processes, client = this bench process)")
+	for i, r := range s.Runs {
+		if r.Memory != nil {
+			if len(s.Runs) > 1 {
+				fmt.Fprintf(w, "run %d: ", i+1)
+			}
+			bench.WriteMemory(w, r.Memory)
+		}
+	}
+	if s.Failover != nil {
+		bench.WriteFailover(w, s.Failover)
+	}
+}
+
+// nodeCPU is the CPU time all running nodes have used so far.
+func nodeCPU(c *localcluster.Cluster) (time.Duration, error) {
+	var sum time.Duration
+	for i, n := range c.Nodes {
+		if !c.Running(i) {
+			continue
+		}
+		d, err := bench.ProcCPU(n.Pid())
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
+func runWorkload(f flags, c *localcluster.Cluster, w workload, log io.Writer) (bench.Row, error) {
+	opts := bench.Options{
+		Endpoints: c.Endpoints(), Clients: w.clients, Conns: 1, KeySize: keySize, ValSize: valSize,
+		Keys: putKeys, Duration: f.duration, Consistency: w.consistency, Timeout: 10 * time.Second,
+	}
+	if w.op == "put" {
+		opts.Put = 1
+	} else {
+		opts.Get, opts.Keys = 1, f.preloadKeys
+	}
+	fmt.Fprintf(log, "=== %-30s %v ... ", w.name, f.duration)
+	cl0, err1 := nodeCPU(c)
+	me0, err2 := bench.ProcCPU(0)
+	rep, err := bench.Run(context.Background(), opts, nil)
+	if err != nil {
+		return bench.Row{}, err
+	}
+	cl1, err3 := nodeCPU(c)
+	me1, err4 := bench.ProcCPU(0)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return bench.Row{}, fmt.Errorf("CPU accounting: %w", err)
+	}
+	row := bench.NewRow(w.name, w.op, rep, cl1-cl0, me1-me0)
+	fmt.Fprintf(log, "%.0f req/s, p50 %.3f ms, p99 %.3f ms, %d errors, cluster CPU %.3f s/1k ops\n",
+		row.Throughput, row.P50, row.P99, row.Errors, row.ClusterCPUPer1k)
+	if f.verbose {
+		rep.WriteText(log)
+		fmt.Fprintln(log)
+	}
+	if rep.NotFound > 0 {
+		fmt.Fprintf(log, "    warning: %d gets found no value (the preload should have written every key read)\n", rep.NotFound)
+	}
+	return row, nil
+}
+
+func waitLeader(c *localcluster.Cluster, d time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return c.WaitLeader(ctx)
+}
+
+// memory reads every node's VmRSS and marks the leader.
+func memory(c *localcluster.Cluster, puts uint64) (*bench.Memory, error) {
+	leader, err := waitLeader(c, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	m := &bench.Memory{AfterPuts: puts, Keys: putKeys}
+	for i, n := range c.Nodes {
+		rss, err := bench.ProcRSS(n.Pid())
+		if err != nil {
+			return nil, err
+		}
+		m.Nodes = append(m.Nodes, bench.NodeRSS{Name: n.Name, Leader: i == leader, Bytes: rss, MiB: float64(rss) / (1 << 20)})
+	}
+	return m, nil
+}
+
+// failover runs a steady writer and kills the leader f.failovers times.
+func failover(c *localcluster.Cluster, f flags, log io.Writer) (*bench.Failover, error) {
+	var nodes []bench.NodeAddr
+	for _, n := range c.Nodes {
+		nodes = append(nodes, bench.NodeAddr{Name: n.Name, Endpoint: n.HTTPAddr})
+	}
+	leader, err := waitLeader(c, 15*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	// Start at the leader, as etcd's benchmark aims at the leader.
+	nodes[0], nodes[leader] = nodes[leader], nodes[0]
+	sw := bench.NewSteadyWriter(nodes, f.failoverTimeout, valSize)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sw.Run(ctx)
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	wait := func(after time.Time, notNode string, d time.Duration) (bench.Ack, error) {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return sw.WaitAck(ctx, after, notNode)
+	}
+	res := &bench.Failover{
+		TimeoutMs: float64(f.failoverTimeout) / float64(time.Millisecond),
+		SettleMs:  float64(f.failoverSettle) / float64(time.Millisecond),
+	}
+	for k := range f.failovers {
+		leader, err := waitLeader(c, 15*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		name := c.Nodes[leader].Name
+		// Steady state: the writer is getting acknowledgements.
+		before, err := wait(time.Now(), "", 10*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("before kill %d: %w", k+1, err)
+		}
+		t0 := time.Now()
+		if err := c.Kill(leader); err != nil {
+			return nil, err
+		}
+		ack, err := wait(t0, name, 15*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("after killing %s: %w", name, err)
+		}
+		kill := bench.Kill{
+			Killed: name, Ms: float64(ack.At.Sub(t0)) / float64(time.Millisecond),
+			NewLeader: ack.Node, Errors: ack.FailedBefore - before.FailedBefore, ErrorKinds: map[string]int{},
+		}
+		for kind, n := range ack.FailedKinds {
+			if d := n - before.FailedKinds[kind]; d > 0 {
+				kill.ErrorKinds[kind] = d
+			}
+		}
+		t1 := time.Now()
+		if err := c.StartNode(leader); err != nil {
+			return nil, err
+		}
+		if err := waitHealthy(c, leader, 30*time.Second); err != nil {
+			return nil, fmt.Errorf("restart %s: %w", name, err)
+		}
+		kill.RestartMs = float64(time.Since(t1)) / float64(time.Millisecond)
+		// Kill a healthy cluster's leader, not one still reconnecting to
+		// the node just restarted.
+		time.Sleep(f.failoverSettle)
+		fmt.Fprintf(log, "    #%d killed %s: next acknowledged write after %.1f ms (by %s); healthy again after %.0f ms\n",
+			k+1, name, kill.Ms, kill.NewLeader, kill.RestartMs)
+		res.Kills = append(res.Kills, kill)
+	}
+	res.FailoverMedian()
+	return res, nil
+}
+
+// waitHealthy polls until restarted node i answers, knows the leader, has
+// applied everything the leader had committed when i first answered, and
+// the cluster agrees on a leader.
+func waitHealthy(c *localcluster.Cluster, i int, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	var target uint64
+	targetSet := false
+	for ; time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		st, err := c.NodeStatus(i)
+		if err != nil || st.Leader == "" {
+			continue
+		}
+		if !targetSet {
+			for j, n := range c.Nodes {
+				if n.Name == st.Leader && j != i {
+					if lst, err := c.NodeStatus(j); err == nil {
+						target, targetSet = lst.CommitIndex, true
+					}
+				}
+			}
+			continue
+		}
+		if st.AppliedIndex >= target {
+			_, err := waitLeader(c, time.Until(deadline))
+			return err
+		}
+	}
+	return fmt.Errorf("not healthy within %v", d)
 }

@@ -1,0 +1,90 @@
+package bench
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeNode answers every put with 200 and names itself the leader.
+func fakeNode(name string) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Raft-Node", name)
+		w.Header().Set("Raft-Leader", name)
+		w.Write([]byte(`{"index": 1}`))
+	}))
+}
+
+func TestSteadyWriterFailsOver(t *testing.T) {
+	a, b := fakeNode("a"), fakeNode("b")
+	defer b.Close()
+	nodes := []NodeAddr{
+		{"a", strings.TrimPrefix(a.URL, "http://")},
+		{"b", strings.TrimPrefix(b.URL, "http://")},
+	}
+	sw := NewSteadyWriter(nodes, time.Second, 16)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sw.Run(runCtx)
+	}()
+	defer wg.Wait()
+	defer stop()
+
+	first, err := sw.WaitAck(ctx, time.Time{}, "")
+	if err != nil || first.Node != "a" {
+		t.Fatalf("first ack %+v, %v; want one from a", first, err)
+	}
+	t0 := time.Now()
+	a.CloseClientConnections()
+	a.Close() // "kill" a: its connections break, new ones are refused
+	ack, err := sw.WaitAck(ctx, t0, "a")
+	if err != nil || ack.Node != "b" || !ack.At.After(t0) {
+		t.Fatalf("ack after the kill %+v, %v; want one from b after %v", ack, err, t0)
+	}
+	if sw.Acks() < 2 {
+		t.Errorf("Acks() = %d", sw.Acks())
+	}
+}
+
+func TestSteadyWriterWaitAckDeadline(t *testing.T) {
+	sw := NewSteadyWriter([]NodeAddr{{"x", "127.0.0.1:1"}}, time.Second, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := sw.WaitAck(ctx, time.Now(), ""); err == nil {
+		t.Fatal("WaitAck with an ended context: no error")
+	}
+}
+
+func TestPreload(t *testing.T) {
+	var mu sync.Mutex
+	keys := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys[strings.TrimPrefix(r.URL.Path, "/v1/kv/")]++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	if err := Preload(context.Background(), strings.TrimPrefix(srv.URL, "http://"), 500, 8, 32, 8); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 500 || keys["00000000"] != 1 || keys["00000499"] != 1 {
+		t.Fatalf("%d distinct keys written", len(keys))
+	}
+
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer bad.Close()
+	if err := Preload(context.Background(), strings.TrimPrefix(bad.URL, "http://"), 50, 8, 32, 4); err == nil || !strings.Contains(err.Error(), "HTTP 503") {
+		t.Fatalf("Preload against 503s: %v", err)
+	}
+}
