@@ -208,16 +208,18 @@ func New(cfg Config, deliver func(raft.Message)) (*Transport, error) {
 	lg = lg.With(zap.String("component", "transport"))
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{
-		cfg:              cfg,
-		lg:               lg,
-		deliver:          deliver,
-		peers:            make(map[raft.ID]*peer, len(cfg.Peers)),
-		ctx:              ctx,
-		cancel:           cancel,
-		inbound:          make(map[raft.ID]*inConn),
-		pending:          make(map[net.Conn]struct{}),
-		backoffMin:       50 * time.Millisecond,
-		backoffMax:       time.Second,
+		cfg:        cfg,
+		lg:         lg,
+		deliver:    deliver,
+		peers:      make(map[raft.ID]*peer, len(cfg.Peers)),
+		ctx:        ctx,
+		cancel:     cancel,
+		inbound:    make(map[raft.ID]*inConn),
+		pending:    make(map[net.Conn]struct{}),
+		backoffMin: 50 * time.Millisecond,
+		// A restarted peer must be reachable again quickly: fast failover
+		// needs a quorum of connected nodes, and a refused dial costs little.
+		backoffMax:       250 * time.Millisecond,
 		dialTimeout:      2 * time.Second,
 		handshakeTimeout: 5 * time.Second,
 		writeTimeout:     10 * time.Second,
