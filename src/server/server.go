@@ -97,9 +97,11 @@ type Server struct {
 	readc chan *readRequest
 	statc chan chan raft.Status
 	// lostc carries peers whose connection to us broke (see failover.go).
-	lostc     chan raft.ID
-	snapc     chan snapResult
-	snapping  bool // a snapshot is being written (see startSnapshot)
+	lostc    chan raft.ID
+	snapc    chan snapResult
+	snapping bool // a snapshot is being written (see startSnapshot)
+	// debug: per-message logs are on (checked once; they allocate).
+	debug     bool
 	campaignc chan raft.ID
 	stopc     chan struct{}
 	loopWG    sync.WaitGroup
@@ -140,6 +142,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:         cfg,
 		lg:          lg,
+		debug:       lg.Core().Enabled(zap.DebugLevel),
 		recvc:       make(chan raft.Message, 4096),
 		propc:       make(chan *proposal, 4096),
 		readc:       make(chan *readRequest, 4096),
@@ -334,8 +337,20 @@ func (s *Server) loop() error {
 }
 
 func (s *Server) step(m raft.Message) {
+	if s.debug {
+		s.lg.Debug("recv", zap.Stringer("msg", m))
+	}
 	if err := s.node.Step(m); err != nil {
 		s.lg.Warn("dropped peer message", zap.Error(err))
+	}
+}
+
+// traceSend logs every outgoing message at debug level (RAFT_VERBOSE).
+func (s *Server) traceSend(msgs []raft.Message) {
+	if s.debug {
+		for _, m := range msgs {
+			s.lg.Debug("send", zap.Stringer("msg", m))
+		}
 	}
 }
 
@@ -397,6 +412,7 @@ func (s *Server) handleReady() error {
 		if err := s.attachSnapshots(rd.EarlyMessages); err != nil {
 			return err
 		}
+		s.traceSend(rd.EarlyMessages)
 		s.tr.Send(rd.EarlyMessages)
 		// A commit-only change of the hard state is written but not synced
 		// (see storage.SaveHardStateNoSync).
@@ -414,6 +430,7 @@ func (s *Server) handleReady() error {
 		if err := s.attachSnapshots(rd.Messages); err != nil {
 			return err
 		}
+		s.traceSend(rd.Messages)
 		s.tr.Send(rd.Messages)
 		for _, e := range rd.CommittedEntries {
 			s.apply(e)
