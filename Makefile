@@ -4,7 +4,8 @@ BIN     ?= raftkv
 # Simulator seeds per run of `make test` (each seed is a full randomized fault schedule).
 SIM_SEEDS ?= 1000
 
-.PHONY: all build test test-unit test-sim test-cluster vet check-core clean bench chromium
+.PHONY: all build test test-unit test-sim test-cluster vet check-core clean bench chromium \
+	image run test-docker test_stop1 test_stop2 test_disconnect1 test_disconnect2 test_disconnect_reconnect
 
 all: build
 
@@ -34,7 +35,7 @@ test-cluster:
 test-sim:
 	$(GO) test -count=1 ./src/raft/simtest -seeds=$(SIM_SEEDS)
 
-test: vet check-core chromium test-unit test-sim test-cluster
+test: vet check-core chromium test-unit test-sim test-cluster test-docker
 
 # Headless Chromium for the dashboard test (src/dashboard), from Debian where
 # missing. Without it the test skips loudly, or fails when CI=true or
@@ -51,8 +52,67 @@ chromium:
 # the benchmark workloads with 256-byte values, then teardown.
 # BENCH_ARGS="--duration 10s" for longer runs, "--only get" for some.
 bench: build
-	$(GO) run ./src/bench/benchrun --binary ./$(BIN) $(BENCH_ARGS)
+	$(GO) run ./src/bench/benchrun --binary ./$(BIN) --plot bench-results/latency.png $(BENCH_ARGS)
+
+# ---- Docker: the image, `make run` and the fault-injection experiments (docs/docker.md) ----
+# No base image can be pulled here: the image is FROM scratch with the static
+# binary built above. The compose tool is `docker compose` or `docker-compose`,
+# whichever exists (override: COMPOSE=...).
+IMAGE   ?= raftkv:latest
+COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
+	elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
+# Does a Docker engine answer?
+DOCKER_UP = docker info >/dev/null 2>&1
+# `make run` lasts RAFT_DURATION seconds.
+RAFT_DURATION ?= 30
+export RAFT_COMPOSE = $(COMPOSE)
+export RAFT_UID := $(shell id -u)
+export RAFT_GID := $(shell id -g)
+EXPERIMENTS = TestStop1|TestStop2|TestDisconnect1|TestDisconnect2|TestDisconnectReconnect
+# The experiments' knobs (see src/dockertest): EXP_SECONDS (outage, default 12),
+# EXP_INTERVAL (clients' RAFT_INTERVAL, default 200ms), EXP_WARMUP, EXP_TIMEOUT.
+DOCKER_GO_TEST = RAFT_DOCKER_TESTS=1 $(GO) test -count=1 -v -timeout 15m ./src/dockertest -run
+
+image: build
+	docker build -q -t $(IMAGE) . >/dev/null
+	@echo "built image $(IMAGE) (FROM scratch + ./$(BIN))"
+
+# 3 nodes + 2 clients for RAFT_DURATION seconds, then the state-machine
+# comparison. Without a Docker engine: the same cluster as local processes.
+run: build
+	@if $(DOCKER_UP); then $(MAKE) --no-print-directory image; fi
+	RAFT_DURATION=$(RAFT_DURATION) $(GO) run ./src/dockertest/cmd/run --binary ./$(BIN)
+
+test_stop1: image
+	$(DOCKER_GO_TEST) '^TestStop1$$'
+test_stop2: image
+	$(DOCKER_GO_TEST) '^TestStop2$$'
+test_disconnect1: image
+	$(DOCKER_GO_TEST) '^TestDisconnect1$$'
+test_disconnect2: image
+	$(DOCKER_GO_TEST) '^TestDisconnect2$$'
+test_disconnect_reconnect: image
+	$(DOCKER_GO_TEST) '^TestDisconnectReconnect$$'
+
+# All five experiments (the last step of `make test`). Where no Docker engine
+# answers they are skipped, loudly; with RAFT_REQUIRE_DOCKER=1 (CI) that fails.
+test-docker:
+	@if ! $(DOCKER_UP) || [ -z "$(COMPOSE)" ]; then \
+	  why="no Docker engine answers (docker info failed)"; \
+	  if $(DOCKER_UP); then why="neither 'docker compose' nor 'docker-compose' is installed"; fi; \
+	  echo; \
+	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	  echo "!!  THE DOCKER FAULT-INJECTION EXPERIMENTS WERE NOT RUN:"; \
+	  echo "!!  $$why."; \
+	  echo "!!  test_stop1 test_stop2 test_disconnect1 test_disconnect2"; \
+	  echo "!!  test_disconnect_reconnect: SKIPPED"; \
+	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	  if [ "$(RAFT_REQUIRE_DOCKER)" = 1 ]; then echo "RAFT_REQUIRE_DOCKER=1: failing"; exit 1; fi; \
+	  exit 0; \
+	fi; \
+	$(MAKE) --no-print-directory image && $(DOCKER_GO_TEST) '^($(EXPERIMENTS))$$'
 
 clean:
+	-@if [ -n "$(COMPOSE)" ] && $(DOCKER_UP); then $(COMPOSE) -p raftkv down --remove-orphans -t 5 >/dev/null 2>&1; fi
 	rm -f $(BIN)
 	find persistence -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
