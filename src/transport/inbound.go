@@ -52,6 +52,7 @@ func (t *Transport) acceptLoop(ln net.Listener) {
 			continue
 		}
 		delay = 5 * time.Millisecond
+		tuneConn(conn)
 		t.mu.Lock()
 		if t.closed {
 			t.mu.Unlock()

@@ -109,6 +109,7 @@ func (t *Transport) dial(p *peer) (net.Conn, error) {
 		// Go sets this by default; say it, since batching is ours to do.
 		_ = tc.SetNoDelay(true)
 	}
+	tuneConn(conn)
 	p.mu.Lock()
 	if t.ctx.Err() != nil {
 		p.mu.Unlock()
