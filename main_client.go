@@ -30,6 +30,7 @@ import (
 	"raftkv/src/config"
 	"raftkv/src/datafile"
 	"raftkv/src/server"
+	"raftkv/src/storage"
 )
 
 // Exit codes (CONTRACT.md).
@@ -455,33 +456,7 @@ func saveRecord(path string, r *record) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".record-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename: nothing to remove
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return storage.WriteFileAtomic(path, data, []byte("\n"))
 }
 
 func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

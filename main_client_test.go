@@ -357,13 +357,28 @@ func startClient(t *testing.T, env []string, args ...string) (*exec.Cmd, func() 
 // waitAllSent polls a record until the client has sent every command.
 func waitAllSent(t *testing.T, path string) clientRecord {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if rec, ok := readRecord(t, path); ok && rec.AllSent {
-			return rec
+	var rec clientRecord
+	pollUntil(t, 20*time.Second, "client never sent all commands", func() bool {
+		r, ok := readRecord(t, path)
+		rec = r
+		return ok && r.AllSent
+	})
+	return rec
+}
+
+// pollUntil checks cond every 5 ms until it holds, failing the test after
+// within.
+func pollUntil(t *testing.T, within time.Duration, msg string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(within)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal(msg)
 		}
-		require.True(t, time.Now().Before(deadline), "client never sent all commands")
-		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for a condition
 	}
 }
 
@@ -430,14 +445,10 @@ func TestClientNode(t *testing.T) {
 	rec1path := filepath.Join(data, "c1", "record.json")
 
 	// Change the leader mid-run.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if rec, ok := readRecord(t, rec0path); ok && len(rec.Commands) >= 10 {
-			break
-		}
-		require.True(t, time.Now().Before(deadline))
-		time.Sleep(5 * time.Millisecond)
-	}
+	pollUntil(t, 20*time.Second, "client c0 made no progress", func() bool {
+		rec, ok := readRecord(t, rec0path)
+		return ok && len(rec.Commands) >= 10
+	})
 	fake.SetLeader(1)
 
 	waitAllSent(t, rec0path)

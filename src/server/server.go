@@ -7,7 +7,6 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -605,36 +604,6 @@ func (s *Server) attachSnapshots(msgs []raft.Message) error {
 const StateMachineFile = "statemachine.json"
 
 func writeStateMachine(dir string, snap raft.Snapshot) error {
-	buf := fmt.Appendf(nil, `{"Index":%d,"Term":%d,"StateMachine":`, snap.Index, snap.Term)
-	buf = append(buf, snap.Data...)
-	buf = append(buf, "}\n"...)
-	return writeFileAtomic(filepath.Join(dir, StateMachineFile), buf)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	head := fmt.Appendf(nil, `{"Index":%d,"Term":%d,"StateMachine":`, snap.Index, snap.Term)
+	return storage.WriteFileAtomic(filepath.Join(dir, StateMachineFile), head, snap.Data, []byte("}\n"))
 }

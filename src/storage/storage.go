@@ -651,6 +651,14 @@ func trimSpace(b []byte) []byte {
 }
 
 // writeAtomic replaces dir/name with content: temp file, fsync, rename, fsync dir.
+// WriteFileAtomic replaces path with the concatenation of parts: a temp
+// file, fsync, rename, fsync of the folder, so a reader sees the old file or
+// the whole new one, after a crash too. The node and the client use it for
+// their JSON files.
+func WriteFileAtomic(path string, parts ...[]byte) error {
+	return writeAtomic(filepath.Dir(path), filepath.Base(path), parts...)
+}
+
 func writeAtomic(dir, name string, parts ...[]byte) error {
 	tmp := filepath.Join(dir, name+tmpSuffix)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
