@@ -56,6 +56,9 @@ var (
 	errNotLeader = errors.New("not the leader")
 	errLost      = errors.New("leadership changed before the command committed; it was not applied")
 	errStopping  = errors.New("node is shutting down")
+	// errUnknownOutcome: a proposal's entry was covered by a snapshot from
+	// the leader, so this node cannot tell whether it was the one applied.
+	errUnknownOutcome = errors.New("the command's log position was replaced by a snapshot before it applied here")
 )
 
 type proposal struct {
@@ -403,6 +406,14 @@ func (s *Server) handleReady() error {
 				return fmt.Errorf("restore received snapshot %d: %w", rd.Snapshot.Index, err)
 			}
 			s.appliedTerm, s.snapIndex = rd.Snapshot.Term, rd.Snapshot.Index
+			// Commands this node proposed as leader that the snapshot covers
+			// are never applied here one by one: their outcome is unknown.
+			for idx, w := range s.waiters {
+				if idx <= rd.Snapshot.Index {
+					w.done <- proposalResult{err: errUnknownOutcome}
+					delete(s.waiters, idx)
+				}
+			}
 			s.lg.Info("installed snapshot", zap.Uint64("index", rd.Snapshot.Index), zap.Uint64("term", rd.Snapshot.Term))
 			s.met.SnapshotInstalled()
 		}
