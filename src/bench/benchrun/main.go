@@ -67,6 +67,7 @@ type flags struct {
 	plot            string
 	json, keep      bool
 	verbose         bool
+	nodeArgs        string
 }
 
 func main() {
@@ -83,6 +84,7 @@ func main() {
 	flag.BoolVar(&f.json, "json", false, "print the results as JSON on stdout (progress goes to stderr)")
 	flag.BoolVar(&f.keep, "keep", false, "keep the temporary folder (node logs, persistence)")
 	flag.BoolVar(&f.verbose, "verbose", false, "print each workload's full report")
+	flag.StringVar(&f.nodeArgs, "node-args", "", "extra flags for every `raftkv node`, e.g. \"--snapshot-every 100000\"")
 	flag.Parse()
 	if f.runs < 1 || f.failovers < 0 || f.preloadKeys < 1 || f.preloadKeys > putKeys || f.duration <= 0 {
 		fmt.Fprintln(os.Stderr, "benchrun: want --runs >= 1, --failovers >= 0, --preload-keys in 1..100000, --duration > 0")
@@ -125,7 +127,7 @@ func run(f flags) error {
 	} else if bin, err = filepath.Abs(bin); err != nil {
 		return err
 	}
-	c, err := localcluster.Start(localcluster.Options{Nodes: 3, Binary: bin, Dir: dir})
+	c, err := localcluster.Start(localcluster.Options{Nodes: 3, Binary: bin, Dir: dir, Args: strings.Fields(f.nodeArgs)})
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
