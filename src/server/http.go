@@ -348,23 +348,32 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) peerStatus(ctx context.Context, id int, p Peer) NodeStatus {
-	no := false
-	failed := NodeStatus{Name: p.Name, ID: id, Reachable: &no}
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.HTTPAddr+"/v1/status", nil)
-	resp, err := s.fwd.Do(req)
-	if err != nil {
-		failed.Error = err.Error()
-		return failed
-	}
-	defer resp.Body.Close()
 	var st NodeStatus
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		failed.Error = "bad status: " + err.Error()
-		return failed
+	if err := s.getPeerJSON(ctx, p, "/v1/status", &st); err != nil {
+		no := false
+		return NodeStatus{Name: p.Name, ID: id, Reachable: &no, Error: err.Error()}
 	}
 	yes := true
 	st.Reachable = &yes
 	return st
+}
+
+// getPeerJSON asks another node's HTTP API for path, briefly, and decodes
+// its JSON answer into v.
+func (s *Server) getPeerJSON(ctx context.Context, p Peer, path string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.HTTPAddr+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.fwd.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("bad answer to %s: %w", path, err)
+	}
+	return nil
 }

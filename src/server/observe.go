@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sync"
 	"time"
@@ -113,21 +112,10 @@ func (s *Server) handleMetricsSummary(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) peerSummary(ctx context.Context, p Peer) metrics.Summary {
-	no := false
-	failed := metrics.Summary{Node: p.Name, Reachable: &no}
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.HTTPAddr+"/v1/metrics-summary", nil)
-	resp, err := s.fwd.Do(req)
-	if err != nil {
-		failed.Error = err.Error()
-		return failed
-	}
-	defer resp.Body.Close()
 	var sum metrics.Summary
-	if err := json.NewDecoder(resp.Body).Decode(&sum); err != nil {
-		failed.Error = "bad summary: " + err.Error()
-		return failed
+	if err := s.getPeerJSON(ctx, p, "/v1/metrics-summary", &sum); err != nil {
+		no := false
+		return metrics.Summary{Node: p.Name, Reachable: &no, Error: err.Error()}
 	}
 	yes := true
 	sum.Reachable = &yes
