@@ -44,7 +44,7 @@ type Node struct {
 	Verbose  bool // debug-level logs
 	// Invariant: 0 < Heartbeat < ElectionTimeout.
 	Heartbeat, ElectionTimeout time.Duration
-	SnapshotEvery              uint64 // take a snapshot every this many applied entries; > 0
+	SnapshotEvery              uint64 // snapshot after at least this many applied entries (see server.maybeSnapshot); > 0
 	PprofAddr                  string // listen address for net/http/pprof; "" = off
 }
 
@@ -240,7 +240,7 @@ func LoadNode(args []string, getenv func(string) string, hostname func() (string
 	fs.Bool("verbose", false, "debug-level logs (default $"+EnvVerbose+", else false)")
 	fs.String("heartbeat", "", "leader heartbeat interval (default $"+EnvHeartbeat+", else "+DefaultHeartbeat.String()+")")
 	fs.String("election-timeout", "", "election timeout T, randomized in [T, 2T) (default $"+EnvElectionTimeout+", else "+DefaultElectionTimeout.String()+")")
-	fs.String("snapshot-every", strconv.Itoa(DefaultSnapshotEvery), "take a snapshot every this many applied entries")
+	fs.String("snapshot-every", strconv.Itoa(DefaultSnapshotEvery), "take a snapshot after at least this many applied entries (and log bytes of at least a quarter of the last snapshot)")
 	fs.String("pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (default off)")
 	if err := s.parse(args, getenv); err != nil {
 		return nil, err

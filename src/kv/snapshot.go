@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,9 +77,11 @@ func (s *Store) Snapshot() ([]byte, error) {
 // later, so a node can write a snapshot without stopping to apply entries.
 type Frozen struct {
 	applied  uint64
-	contents map[string]string
+	pairs    []pair // unordered; EncodeTo sorts them
 	sessions []frozenSession
 }
+
+type pair struct{ key, value string }
 
 type frozenSession struct {
 	id            string
@@ -92,7 +93,12 @@ type frozenSession struct {
 func (s *Store) Freeze() *Frozen {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	f := &Frozen{applied: s.applied, contents: maps.Clone(s.contents), sessions: make([]frozenSession, 0, len(s.sessions))}
+	// A slice of pairs, not a clone of the map: half the memory, and sorting
+	// it is left to the encoder, off the caller's goroutine.
+	f := &Frozen{applied: s.applied, pairs: make([]pair, 0, len(s.contents)), sessions: make([]frozenSession, 0, len(s.sessions))}
+	for k, v := range s.contents {
+		f.pairs = append(f.pairs, pair{k, v})
+	}
 	for id, sess := range s.sessions {
 		f.sessions = append(f.sessions, frozenSession{id: id, seq: sess.seq, lastUsed: sess.lastUsed, result: sess.result})
 	}
@@ -105,27 +111,43 @@ func (f *Frozen) AppliedIndex() uint64 { return f.applied }
 // Encode returns the snapshot JSON of the frozen state; equal states give
 // equal bytes.
 func (f *Frozen) Encode() []byte {
-	keys := make([]string, 0, len(f.contents))
-	size := 64
-	for k, v := range f.contents {
-		keys = append(keys, k)
-		size += len(k) + len(v) + 6
+	var b bytes.Buffer
+	if err := f.EncodeTo(&b); err != nil {
+		panic(err) // a bytes.Buffer does not fail
 	}
-	slices.Sort(keys)
-	slices.SortFunc(f.sessions, func(a, b frozenSession) int { return strings.Compare(a.id, b.id) })
-	for _, sess := range f.sessions {
-		size += len(sess.id) + len(sess.result.Value) + 100
-	}
+	return b.Bytes()
+}
 
-	b := make([]byte, 0, size)
+// encodeChunk is how much EncodeTo encodes before it writes: large enough
+// to make writes cheap, small enough not to matter to the heap.
+const encodeChunk = 64 << 10
+
+// EncodeTo writes what Encode returns to w, a chunk at a time, so the
+// encoded state is never held whole in memory.
+func (f *Frozen) EncodeTo(w io.Writer) error {
+	slices.SortFunc(f.pairs, func(a, b pair) int { return strings.Compare(a.key, b.key) })
+	slices.SortFunc(f.sessions, func(a, b frozenSession) int { return strings.Compare(a.id, b.id) })
+
+	b := make([]byte, 0, encodeChunk+512)
+	flush := func(force bool) error {
+		if len(b) < encodeChunk && !force {
+			return nil
+		}
+		_, err := w.Write(b)
+		b = b[:0]
+		return err
+	}
 	b = append(b, `{"Contents":{`...)
-	for i, k := range keys {
+	for i, p := range f.pairs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = appendString(b, p.key)
 		b = append(b, ':')
-		b = appendString(b, f.contents[k])
+		b = appendString(b, p.value)
+		if err := flush(false); err != nil {
+			return err
+		}
 	}
 	b = append(b, `},"Sessions":{`...)
 	for i, sess := range f.sessions {
@@ -151,11 +173,14 @@ func (f *Frozen) Encode() []byte {
 			b = appendString(b, errCode(sess.result.Err))
 		}
 		b = append(b, '}')
+		if err := flush(false); err != nil {
+			return err
+		}
 	}
 	b = append(b, `},"AppliedIndex":`...)
 	b = strconv.AppendUint(b, f.applied, 10)
 	b = append(b, '}')
-	return b
+	return flush(true)
 }
 
 // Restore replaces the whole state with a snapshot's. On error the state is
@@ -241,4 +266,4 @@ func (s *Store) Restore(data []byte) error {
 }
 
 // Len is the number of keys in the frozen state.
-func (f *Frozen) Len() int { return len(f.contents) }
+func (f *Frozen) Len() int { return len(f.pairs) }

@@ -1,7 +1,11 @@
 package kv
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -175,4 +179,48 @@ func TestFreezeIsConsistentAfterLaterApplies(t *testing.T) {
 	now, err := s.Snapshot()
 	require.NoError(t, err)
 	assert.NotEqual(t, string(want), string(now))
+}
+
+// failingWriter accepts n bytes, then fails.
+type failingWriter struct{ n int }
+
+var errWriterFull = errors.New("writer full")
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		k := w.n
+		w.n = 0
+		return k, errWriterFull
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+func TestEncodeToStreamsInChunks(t *testing.T) {
+	s := New(Options{})
+	value := strings.Repeat("v\"\u2028", 100)
+	for i := range 2000 { // well over one encodeChunk
+		s.Apply(uint64(i+1), enc(OpPut, fmt.Sprintf("key-%05d", i), value))
+	}
+	var counting chunkCounter
+	require.NoError(t, s.Freeze().EncodeTo(&counting))
+	whole := s.Freeze().Encode()
+	assert.Equal(t, whole, counting.buf.Bytes(), "streamed bytes equal the whole encoding")
+	assert.Greater(t, counting.writes, 1, "written in more than one piece")
+	assert.LessOrEqual(t, counting.largest, encodeChunk+4096, "no write much larger than a chunk")
+	assert.True(t, json.Valid(whole))
+
+	err := s.Freeze().EncodeTo(&failingWriter{n: 1000})
+	assert.ErrorIs(t, err, errWriterFull, "a failing writer stops the encoding")
+}
+
+type chunkCounter struct {
+	buf             bytes.Buffer
+	writes, largest int
+}
+
+func (c *chunkCounter) Write(p []byte) (int, error) {
+	c.writes++
+	c.largest = max(c.largest, len(p))
+	return c.buf.Write(p)
 }

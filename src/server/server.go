@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"net"
 	"net/http"
@@ -42,7 +43,8 @@ type Config struct {
 
 	Heartbeat       time.Duration
 	ElectionTimeout time.Duration
-	// SnapshotEvery: take a snapshot after this many applied entries.
+	// SnapshotEvery: take a snapshot after at least this many applied
+	// entries (and see snapshotLogFraction).
 	SnapshotEvery uint64
 	// RequestTimeout bounds how long a client request waits for its
 	// command to commit (then 504) or its read to be confirmed (then 503).
@@ -102,6 +104,9 @@ type Server struct {
 	lostc    chan raft.ID
 	snapc    chan snapResult
 	snapping bool // a snapshot is being written (see startSnapshot)
+	// lastSnapBytes is the size of the newest snapshot's state machine,
+	// logBytesSinceSnap the command bytes applied since (see maybeSnapshot).
+	lastSnapBytes, logBytesSinceSnap uint64
 	// debug: per-message logs are on (checked once; they allocate).
 	debug     bool
 	campaignc chan raft.ID
@@ -177,6 +182,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("restore snapshot %d in %s: %w", rec.Snapshot.Index, cfg.DataDir, err)
 		}
 		applied, s.appliedTerm, s.snapIndex = rec.Snapshot.Index, rec.Snapshot.Term, rec.Snapshot.Index
+		s.lastSnapBytes = uint64(len(rec.Snapshot.Data))
 	}
 	lg.Info("recovered", zap.Uint64("term", rec.HardState.Term), zap.Uint64("commit", rec.HardState.Commit),
 		zap.Uint64("snapshot", applied), zap.Int("entries", len(rec.Entries)),
@@ -406,6 +412,7 @@ func (s *Server) handleReady() error {
 				return fmt.Errorf("restore received snapshot %d: %w", rd.Snapshot.Index, err)
 			}
 			s.appliedTerm, s.snapIndex = rd.Snapshot.Term, rd.Snapshot.Index
+			s.lastSnapBytes, s.logBytesSinceSnap = uint64(len(rd.Snapshot.Data)), 0
 			// Commands this node proposed as leader that the snapshot covers
 			// are never applied here one by one: their outcome is unknown.
 			for idx, w := range s.waiters {
@@ -444,6 +451,7 @@ func (s *Server) handleReady() error {
 		s.tr.Send(rd.Messages)
 		for _, e := range rd.CommittedEntries {
 			s.apply(e)
+			s.logBytesSinceSnap += uint64(len(e.Data))
 		}
 		for _, rs := range rd.ReadStates {
 			batch := s.readBatches[rs.RequestID]
@@ -515,9 +523,21 @@ func (s *Server) failAll(err error) {
 	s.readBatch = nil
 }
 
+// snapshotLogFraction: a snapshot waits until the log applied since the
+// last one is at least this fraction of that snapshot's size. Writing the
+// whole state costs time in proportion to the state, so with a large state
+// and small commands a fixed entry count would spend most of a node's CPU
+// on snapshots; tying the interval to the state's size bounds the cost per
+// applied byte (here, at most 4 bytes written per byte of log), at the
+// price of holding that much more log in memory.
+const snapshotLogFraction = 4
+
+// maybeSnapshot starts a snapshot once SnapshotEvery entries and enough
+// log bytes (snapshotLogFraction) were applied since the last one.
 func (s *Server) maybeSnapshot() error {
 	applied := s.kv.AppliedIndex()
-	if s.snapping || applied < s.snapIndex+s.cfg.SnapshotEvery {
+	if s.snapping || applied < s.snapIndex+s.cfg.SnapshotEvery ||
+		s.logBytesSinceSnap < s.lastSnapBytes/snapshotLogFraction {
 		return nil
 	}
 	s.startSnapshot(applied)
@@ -527,6 +547,7 @@ func (s *Server) maybeSnapshot() error {
 type snapResult struct {
 	index uint64
 	keys  int
+	bytes uint64 // the size of the state machine's encoding
 	err   error
 }
 
@@ -538,9 +559,12 @@ func (s *Server) startSnapshot(applied uint64) {
 	term := s.appliedTerm
 	s.snapping = true
 	go func() {
-		data := frozen.Encode()
-		err := s.disk.SaveSnapshot(raft.Snapshot{Index: applied, Term: term, Peers: s.peerIDs, Data: data})
-		s.snapc <- snapResult{index: applied, keys: frozen.Len(), err: err}
+		var size countingWriter
+		err := s.disk.SaveSnapshotFrom(applied, term, s.peerIDs, func(w io.Writer) error {
+			size.w = w
+			return frozen.EncodeTo(&size)
+		})
+		s.snapc <- snapResult{index: applied, keys: frozen.Len(), bytes: size.n, err: err}
 	}()
 }
 
@@ -556,6 +580,8 @@ func (s *Server) finishSnapshot(r snapResult) error {
 		return err
 	}
 	s.snapIndex = r.index
+	s.lastSnapBytes = r.bytes
+	s.logBytesSinceSnap = 0 // roughly: the entries applied while it was written are not counted
 	s.met.SnapshotTaken()
 	s.lg.Info("snapshot taken", zap.Uint64("index", r.index), zap.Int("keys", r.keys))
 	return nil
@@ -617,4 +643,16 @@ const StateMachineFile = "statemachine.json"
 func writeStateMachine(dir string, snap raft.Snapshot) error {
 	head := fmt.Appendf(nil, `{"Index":%d,"Term":%d,"StateMachine":`, snap.Index, snap.Term)
 	return storage.WriteFileAtomic(filepath.Join(dir, StateMachineFile), head, snap.Data, []byte("}\n"))
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n uint64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += uint64(n)
+	return n, err
 }

@@ -25,7 +25,7 @@
 //
 //	wal-<seq>-<first>.jsonl        log segments, JSON Lines; seq orders them (1, 2, 3, ... with no gap),
 //	                               first is the index expected next when the segment was created
-//	snapshot-<index>.json          {"Index":..,"Term":..,"Peers":[..],"StateMachineCRC32C":"..","StateMachine":<Data>}
+//	snapshot-<index>.json          {"Index":..,"Term":..,"Peers":[..],"StateMachine":<Data>,"StateMachineCRC32C":".."}
 //	snapshot.json                  a symbolic link to the newest snapshot-<index>.json (a stable name for jq)
 //	hardstate.json                 {"term":..,"vote":..,"commit":..}, for people (the log is the truth)
 //	clean-stop.json                present only between Close and the next writable Open
@@ -55,6 +55,8 @@
 // decoded by encoding/json, and is valid as long as the bytes of rec still
 // match the CRC. The snapshot's StateMachine is snap.Data verbatim, less
 // surrounding white space; SaveSnapshot refuses Data that is not valid JSON.
+// SaveSnapshotFrom streams a state machine that encodes itself (the node's
+// own snapshots) to the file; its checksum follows it.
 //
 // # Durability contract
 //

@@ -1,10 +1,13 @@
 package storage
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -418,6 +421,23 @@ func (s *Storage) checkSnapshot(snap raft.Snapshot) (done bool, err error) {
 }
 
 func (s *Storage) SaveSnapshot(snap raft.Snapshot) error {
+	data := trimSpace(snap.Data)
+	if !validJSON(data) {
+		return fmt.Errorf("storage: snapshot at %d: Data is not valid JSON", snap.Index)
+	}
+	return s.SaveSnapshotFrom(snap.Index, snap.Term, snap.Peers, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// SaveSnapshotFrom is SaveSnapshot for a state machine that writes itself:
+// encode must write exactly one JSON value to w. The state is streamed to
+// the file, so a node never holds an encoded copy of its whole state in
+// memory (it would double the heap the garbage collector paces itself on).
+// An error from encode aborts the save and leaves the stored state as it was.
+func (s *Storage) SaveSnapshotFrom(index, term uint64, peers []raft.ID, encode func(w io.Writer) error) error {
+	snap := raft.Snapshot{Index: index, Term: term, Peers: peers}
 	s.mu.Lock()
 	done, err := s.checkSnapshot(snap)
 	s.mu.Unlock()
@@ -428,17 +448,18 @@ func (s *Storage) SaveSnapshot(snap raft.Snapshot) error {
 	// log can take appends meanwhile. Its log record follows under the lock;
 	// a crash between the two leaves a snapshot file that recovery handles
 	// as before.
-	data := trimSpace(snap.Data)
-	if !validJSON(data) {
-		return fmt.Errorf("storage: snapshot at %d: Data is not valid JSON", snap.Index)
-	}
-	head, tail := snapshotFrame(snap.Index, snap.Term, snap.Peers, data)
-	name := snapshotName(snap.Index)
-	werr := writeAtomic(s.dir, name, head, data, tail)
+	name := snapshotName(index)
+	werr := writeAtomicFunc(s.dir, name, func(w io.Writer) error {
+		return writeSnapshotFile(w, index, term, peers, encode)
+	})
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if werr != nil {
+		var encErr encodeError
+		if errors.As(werr, &encErr) {
+			return fmt.Errorf("storage: snapshot at %d: %w", index, encErr.err)
+		}
 		return s.poison(werr)
 	}
 	if done, err := s.checkSnapshot(snap); done || err != nil {
@@ -614,14 +635,26 @@ func (s *Storage) Err() error {
 }
 
 func encodeSnapshot(index, term uint64, peers []raft.ID, data []byte) []byte {
-	head, tail := snapshotFrame(index, term, peers, data)
-	return append(append(head, data...), tail...)
+	var b bytes.Buffer
+	if err := writeSnapshotFile(&b, index, term, peers, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}); err != nil {
+		panic(err) // a bytes.Buffer does not fail
+	}
+	return b.Bytes()
 }
 
-// snapshotFrame returns what a snapshot file holds before and after its
-// state machine data, so the data (often most of a node's memory) can be
-// written without being copied.
-func snapshotFrame(index, term uint64, peers []raft.ID, data []byte) (head, tail []byte) {
+// encodeError marks a failure of the state machine's encoder, as opposed to
+// the file system's: it does not poison the Storage.
+type encodeError struct{ err error }
+
+func (e encodeError) Error() string { return e.err.Error() }
+
+// writeSnapshotFile writes a snapshot file's content: the state machine
+// between a head and a tail, with the checksum of the state machine's
+// bytes after it, so the state can be streamed without being held whole.
+func writeSnapshotFile(w io.Writer, index, term uint64, peers []raft.ID, encode func(io.Writer) error) error {
 	b := make([]byte, 0, 128)
 	b = append(b, `{"Index":`...)
 	b = strconv.AppendUint(b, index, 10)
@@ -634,10 +667,20 @@ func snapshotFrame(index, term uint64, peers []raft.ID, data []byte) (head, tail
 		}
 		b = strconv.AppendInt(b, int64(p), 10)
 	}
-	b = append(b, `],"StateMachineCRC32C":"`...)
-	b = fmt.Appendf(b, "%08x", crc32.Checksum(data, castagnoli))
-	b = append(b, `","StateMachine":`...)
-	return b, []byte("}\n")
+	b = append(b, `],"StateMachine":`...)
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	crc := crc32.New(castagnoli)
+	if err := encode(io.MultiWriter(w, crc)); err != nil {
+		var werr writeError
+		if errors.As(err, &werr) {
+			return err
+		}
+		return encodeError{err}
+	}
+	_, err := fmt.Fprintf(w, `,"StateMachineCRC32C":"%08x"}`+"\n", crc.Sum32())
+	return err
 }
 
 func trimSpace(b []byte) []byte {
@@ -660,15 +703,45 @@ func WriteFileAtomic(path string, parts ...[]byte) error {
 }
 
 func writeAtomic(dir, name string, parts ...[]byte) error {
+	return writeAtomicFunc(dir, name, func(w io.Writer) error {
+		for _, p := range parts {
+			if _, err := w.Write(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeError marks a failed write to the file, so that writeSnapshotFile
+// can tell it from its encoder's own failure.
+type writeError struct{ err error }
+
+func (e writeError) Error() string { return e.err.Error() }
+func (e writeError) Unwrap() error { return e.err }
+
+type fileWriter struct{ w *bufio.Writer }
+
+func (f fileWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err != nil {
+		err = writeError{err}
+	}
+	return n, err
+}
+
+// writeAtomicFunc replaces dir/name with what write writes, through a
+// buffer: temp file, fsync, rename, fsync dir.
+func writeAtomicFunc(dir, name string, write func(w io.Writer) error) error {
 	tmp := filepath.Join(dir, name+tmpSuffix)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	for _, p := range parts {
-		if err == nil {
-			_, err = f.Write(p)
-		}
+	bw := bufio.NewWriterSize(f, 256<<10)
+	err = write(fileWriter{bw})
+	if err == nil {
+		err = bw.Flush()
 	}
 	if err == nil {
 		err = f.Sync()
@@ -678,6 +751,10 @@ func writeAtomic(dir, name string, parts ...[]byte) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
+		var encErr encodeError
+		if errors.As(err, &encErr) {
+			return err
+		}
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {

@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -404,4 +405,50 @@ func TestSaveHardStateNoSync(t *testing.T) {
 	_, rec, err := Open(Options{Dir: dir, ReadOnly: true})
 	require.NoError(t, err)
 	assert.Equal(t, raft.HardState{Term: 2, Vote: 1, Commit: 2}, rec.HardState)
+}
+
+func TestSaveSnapshotFromStreams(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openT(t, dir)
+	require.NoError(t, s.Save(raft.HardState{Term: 1}, testEntries(1, 40)))
+
+	// An encoder that fails leaves no file and does not fail the Storage.
+	boom := errors.New("encoder failed")
+	err := s.SaveSnapshotFrom(20, testTerm(20), nil, func(w io.Writer) error {
+		if _, err := w.Write([]byte(`{"partial":`)); err != nil {
+			return err
+		}
+		return boom
+	})
+	require.ErrorIs(t, err, boom)
+	require.NoError(t, s.Err())
+	_, statErr := os.Stat(filepath.Join(dir, snapshotName(20)))
+	assert.True(t, os.IsNotExist(statErr), "no snapshot file after a failed encoder")
+	assert.Zero(t, s.SnapshotIndex())
+
+	// A state written in many small pieces comes back whole, with its CRC.
+	want := snapData(30)
+	require.NoError(t, s.SaveSnapshotFrom(30, testTerm(30), []raft.ID{0, 1, 2}, func(w io.Writer) error {
+		for _, c := range want {
+			if _, err := w.Write([]byte{c}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	require.NoError(t, s.Save(raft.HardState{}, testEntries(41, 41)))
+	got, err := s.LoadSnapshot()
+	require.NoError(t, err)
+	assert.Equal(t, raft.Snapshot{Index: 30, Term: testTerm(30), Peers: []raft.ID{0, 1, 2}, Data: want}, *got)
+
+	var file map[string]json.RawMessage
+	b, err := os.ReadFile(filepath.Join(dir, latestSnapshotLink))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &file), "the file is one JSON object, for jq")
+	assert.JSONEq(t, string(want), string(file["StateMachine"]))
+
+	_, rec := openT(t, dir)
+	require.NotNil(t, rec.Snapshot)
+	assert.Equal(t, want, rec.Snapshot.Data)
+	assert.Equal(t, uint64(41), rec.Entries[len(rec.Entries)-1].Index)
 }

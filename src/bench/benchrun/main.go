@@ -68,6 +68,7 @@ type flags struct {
 	json, keep      bool
 	verbose         bool
 	nodeArgs        string
+	nodeEnv         string
 }
 
 func main() {
@@ -85,6 +86,7 @@ func main() {
 	flag.BoolVar(&f.keep, "keep", false, "keep the temporary folder (node logs, persistence)")
 	flag.BoolVar(&f.verbose, "verbose", false, "print each workload's full report")
 	flag.StringVar(&f.nodeArgs, "node-args", "", "extra flags for every `raftkv node`, e.g. \"--snapshot-every 100000\"")
+	flag.StringVar(&f.nodeEnv, "node-env", "", "extra environment for every `raftkv node` only, e.g. \"GOGC=80 GOMEMLIMIT=72MiB\"")
 	flag.Parse()
 	if f.runs < 1 || f.failovers < 0 || f.preloadKeys < 1 || f.preloadKeys > putKeys || f.duration <= 0 {
 		fmt.Fprintln(os.Stderr, "benchrun: want --runs >= 1, --failovers >= 0, --preload-keys in 1..100000, --duration > 0")
@@ -127,7 +129,7 @@ func run(f flags) error {
 	} else if bin, err = filepath.Abs(bin); err != nil {
 		return err
 	}
-	c, err := localcluster.Start(localcluster.Options{Nodes: 3, Binary: bin, Dir: dir, Args: strings.Fields(f.nodeArgs)})
+	c, err := localcluster.Start(localcluster.Options{Nodes: 3, Binary: bin, Dir: dir, Args: strings.Fields(f.nodeArgs), Env: strings.Fields(f.nodeEnv)})
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
