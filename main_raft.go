@@ -11,14 +11,15 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"raftkv/src/config"
+	"raftkv/src/memlimit"
 	"raftkv/src/raft"
 	"raftkv/src/server"
 )
@@ -56,8 +57,13 @@ func main() {
 	}
 }
 
-// defaultMemoryLimit is the node's soft memory limit (runtime/debug).
-const defaultMemoryLimit = 64 << 20
+// The node's soft memory limit (runtime/debug) follows its live heap: the
+// larger of memoryFloor and the live heap plus memoryHeadroom (package
+// memlimit says why). GOMEMLIMIT, when set, replaces it.
+const (
+	memoryFloor    = 64 << 20
+	memoryHeadroom = 28 << 20
+)
 
 // newLogger builds the one logger of the process: info level, debug with
 // RAFT_VERBOSE=true.
@@ -87,10 +93,7 @@ func runNode(args []string) int {
 	lg := newLogger(cfg.Verbose)
 	defer lg.Sync()
 	if os.Getenv("GOMEMLIMIT") == "" {
-		// A soft limit makes the collector work harder before the heap
-		// doubles (GOGC=100) around snapshots; it is not a cap: a node with a
-		// larger live state simply collects more often. GOMEMLIMIT overrides.
-		debug.SetMemoryLimit(defaultMemoryLimit)
+		go memlimit.Run(context.Background(), memoryFloor, memoryHeadroom, time.Second)
 	}
 
 	peers := make([]server.Peer, len(cfg.Hostfile.Raft))

@@ -295,6 +295,10 @@ func internOp(s []byte) Op {
 
 const hexDigits = "0123456789abcdef"
 
+// AppendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (invalid UTF-8 becomes U+FFFD); for replies built by hand.
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
+
 // appendString appends s to b as a JSON string, escaped as encoding/json
 // escapes it (without the HTML escapes): '"', '\\', control characters,
 // U+2028 and U+2029; invalid UTF-8 becomes U+FFFD.

@@ -57,10 +57,24 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such route: %s %s", r.Method, r.URL.Path))
 	})
+	// Header values are shared slices, set straight into the map: the
+	// canonical names need no canonicalizing and the slices no allocating
+	// on every request (net/http only reads them).
+	nodeHeader := []string{s.cfg.name()}
+	leaderHeaders := make([][]string, len(s.cfg.Peers)+1)
+	for i, p := range s.cfg.Peers {
+		leaderHeaders[i] = []string{p.Name}
+	}
+	leaderHeaders[len(s.cfg.Peers)] = []string{""}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := s.status.Load()
-		w.Header().Set("Raft-Node", s.cfg.name())
-		w.Header().Set("Raft-Leader", s.leaderName(st))
+		h := w.Header()
+		h["Raft-Node"] = nodeHeader
+		lead := len(s.cfg.Peers)
+		if st.Lead != raft.None && int(st.Lead) < len(s.cfg.Peers) {
+			lead = int(st.Lead)
+		}
+		h["Raft-Leader"] = leaderHeaders[lead]
 		// Keys may hold "/", "." or "//": route them before ServeMux would
 		// clean the path and redirect.
 		if strings.HasPrefix(r.URL.EscapedPath(), kvPrefix) {
@@ -89,10 +103,42 @@ func (s *Server) leaderName(st *raft.Status) string {
 	return s.cfg.Peers[st.Lead].Name
 }
 
+var jsonContentType = []string{"application/json"}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
+}
+
+// writeJSONBytes sends a reply already encoded (the hot paths build theirs
+// by hand: a put's {"index":N}, a get's {"key":..,"value":..}).
+func writeJSONBytes(w http.ResponseWriter, code int, b []byte) {
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(code)
+	w.Write(b)
+}
+
+// replyBufs recycles the buffers of hand-encoded replies.
+var replyBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// timers recycles request timers: a context.WithTimeout per request costs
+// several allocations (and a registration with the parent context); a
+// reused timer costs none. Since Go 1.23 Stop and Reset leave no stale
+// tick in the channel.
+var timers sync.Pool
+
+func startTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func stopTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
@@ -133,7 +179,7 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("op %q: want put or append", o))
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxValueBytes))
+		body, err := readBody(w, r)
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
@@ -154,10 +200,33 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveValue(w http.ResponseWriter, key string) {
 	if v, ok := s.kv.Get(key); ok {
-		writeJSON(w, http.StatusOK, map[string]string{"key": key, "value": v})
+		bp := replyBufs.Get().(*[]byte)
+		b := append((*bp)[:0], `{"key":`...)
+		b = kv.AppendJSONString(b, key)
+		b = append(b, `,"value":`...)
+		b = kv.AppendJSONString(b, v)
+		b = append(b, "}\n"...)
+		writeJSONBytes(w, http.StatusOK, b)
+		*bp = b
+		replyBufs.Put(bp)
 		return
 	}
 	writeError(w, http.StatusNotFound, "key not found")
+}
+
+// readBody reads a put's value: into a buffer of the declared length when
+// there is one (io.ReadAll would start at 512 bytes and grow), refusing
+// more than maxValueBytes either way.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, maxValueBytes)
+	if n := r.ContentLength; n >= 0 && n <= maxValueBytes {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(body)
 }
 
 // clientSession reads the exactly-once headers.
@@ -200,11 +269,11 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, b
 	}
 	p := &proposal{data: kv.EncodeCommand(cmd), done: make(chan proposalResult, 1)}
 	start := s.met.ProposalStarted()
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
+	timer := startTimer(s.cfg.RequestTimeout)
+	defer stopTimer(timer)
 	select {
 	case s.propc <- p:
-	case <-ctx.Done():
+	case <-timer.C:
 		writeError(w, http.StatusServiceUnavailable, "node too busy to take the command; it was not proposed")
 		return
 	}
@@ -225,9 +294,10 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, b
 			writeError(w, http.StatusBadRequest, res.res.Err.Error())
 		default:
 			s.met.ObserveCommit(start)
-			writeJSON(w, http.StatusOK, map[string]uint64{"index": res.res.Index})
+			var b [40]byte
+			writeJSONBytes(w, http.StatusOK, append(strconv.AppendUint(append(b[:0], `{"index":`...), res.res.Index, 10), "}\n"...))
 		}
-	case <-ctx.Done():
+	case <-timer.C:
 		writeError(w, http.StatusGatewayTimeout, "the command was proposed but not known to be committed in time; its outcome is unknown (retry with the same Request-Seq)")
 	}
 }
@@ -238,11 +308,11 @@ func (s *Server) linearizableGet(w http.ResponseWriter, r *http.Request, key str
 	}
 	req := &readRequest{done: make(chan error, 1)}
 	start := s.met.ReadStarted()
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
+	timer := startTimer(s.cfg.RequestTimeout)
+	defer stopTimer(timer)
 	select {
 	case s.readc <- req:
-	case <-ctx.Done():
+	case <-timer.C:
 		writeError(w, http.StatusServiceUnavailable, "node too busy to take the read")
 		return
 	}
@@ -259,7 +329,7 @@ func (s *Server) linearizableGet(w http.ResponseWriter, r *http.Request, key str
 			s.met.ObserveReadIndex(start)
 			s.serveValue(w, key)
 		}
-	case <-ctx.Done():
+	case <-timer.C:
 		writeError(w, http.StatusServiceUnavailable, "the read was not confirmed by a quorum in time")
 	}
 }
