@@ -21,7 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
+	"strconv"
 	"time"
 
 	"raftkv/src/config"
@@ -36,17 +36,12 @@ const (
 
 // Options describe one benchmark run.
 type Options struct {
-	Endpoints []string // HTTP host:port of the nodes
-	Clients   int      // concurrent clients, each with one request in flight
-	// Conns is the number of separate HTTP connection pools the clients
-	// share (client i uses pool i % Conns). HTTP/1.1 carries one request
-	// at a time per connection, so each pool opens a connection per
-	// client using it; more pools only spread the idle-connection caches.
-	Conns            int
-	Put, Append, Get float64 // operation mix, relative weights
-	KeySize, ValSize int     // bytes
-	Keys             int     // key space: keys 0..Keys-1, zero-padded to KeySize
-	Total            int     // stop after this many requests (0: use Duration)
+	Endpoints        []string // HTTP host:port of the nodes
+	Clients          int      // concurrent clients, each with its connection and one request in flight
+	Put, Append, Get float64  // operation mix, relative weights
+	KeySize, ValSize int      // bytes
+	Keys             int      // key space: keys 0..Keys-1, zero-padded to KeySize
+	Total            int      // stop after this many requests (0: use Duration)
 	Duration         time.Duration
 	Consistency      string // "linearizable" or "stale", for gets
 	Timeout          time.Duration
@@ -95,7 +90,6 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	hostfile := fs.String("hostfile", config.DefaultHostfile, "the cluster's hostfile")
 	endpoints := fs.String("endpoints", "", "host:port,... of the nodes' HTTP APIs (overrides the hostfile)")
 	fs.IntVar(&o.Clients, "clients", 16, "concurrent clients, one request in flight each")
-	fs.IntVar(&o.Conns, "conns", 1, "HTTP connection pools shared by the clients")
 	fs.Float64Var(&o.Put, "put", 1, "weight of puts in the mix")
 	fs.Float64Var(&o.Append, "append", 0, "weight of appends in the mix")
 	fs.Float64Var(&o.Get, "get", 0, "weight of gets in the mix")
@@ -145,9 +139,6 @@ func (o *Options) validate() error {
 	}
 	if o.Clients < 1 {
 		bad("--clients %d: want at least 1", o.Clients)
-	}
-	if o.Conns < 1 {
-		bad("--conns %d: want at least 1", o.Conns)
 	}
 	if o.Put < 0 || o.Append < 0 || o.Get < 0 || o.Put+o.Append+o.Get <= 0 {
 		bad("--put %g --append %g --get %g: weights must be >= 0 and not all 0", o.Put, o.Append, o.Get)
@@ -227,12 +218,17 @@ func randomValue(r *rand.Rand, n int) []byte {
 	return b
 }
 
-func keyName(n, size int) string {
-	s := fmt.Sprint(n)
-	if len(s) >= size {
-		return s
+func keyName(n, size int) string { return string(appendKey(nil, n, size)) }
+
+// appendKey appends key n, zero-padded to size bytes, without allocating
+// (the workers build one per request).
+func appendKey(b []byte, n, size int) []byte {
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], int64(n), 10)
+	for range size - len(d) {
+		b = append(b, '0')
 	}
-	return strings.Repeat("0", size-len(s)) + s
+	return append(b, d...)
 }
 
 // newTransport is one keep-alive connection pool.

@@ -36,7 +36,6 @@ func latencyOf(h *hdrhistogram.Histogram) Latency {
 type Report struct {
 	Workload struct {
 		Clients     int     `json:"clients"`
-		Conns       int     `json:"conns"`
 		Put         float64 `json:"put"`
 		Append      float64 `json:"append"`
 		Get         float64 `json:"get"`
@@ -63,7 +62,7 @@ type Report struct {
 func buildReport(o Options, workers []*worker, elapsed time.Duration, leader string) *Report {
 	r := &Report{Leader: leader, Seconds: elapsed.Seconds(), ByOperation: map[string]Latency{}, ErrorsByKind: map[string]uint64{}}
 	w := &r.Workload
-	w.Clients, w.Conns, w.Put, w.Append, w.Get = o.Clients, o.Conns, o.Put, o.Append, o.Get
+	w.Clients, w.Put, w.Append, w.Get = o.Clients, o.Put, o.Append, o.Get
 	w.KeySize, w.ValSize, w.Keys, w.Total, w.Consistency = o.KeySize, o.ValSize, o.Keys, o.Total, o.Consistency
 	if o.Duration > 0 {
 		w.Duration = o.Duration.String()
@@ -110,8 +109,8 @@ func (r *Report) WriteText(w io.Writer) {
 			mix = append(mix, fmt.Sprintf("%s %g", p.name, p.v))
 		}
 	}
-	fmt.Fprintf(w, "Workload: %d clients, %d conns, mix %s, key %d B over %d keys, value %d B",
-		wl.Clients, wl.Conns, strings.Join(mix, " / "), wl.KeySize, wl.Keys, wl.ValSize)
+	fmt.Fprintf(w, "Workload: %d clients, one connection per client, mix %s, key %d B over %d keys, value %d B",
+		wl.Clients, strings.Join(mix, " / "), wl.KeySize, wl.Keys, wl.ValSize)
 	if wl.Get > 0 {
 		fmt.Fprintf(w, ", %s reads", wl.Consistency)
 	}

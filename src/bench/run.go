@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -124,12 +123,14 @@ func (f *leaderFinder) target() (endpoint, leader string) {
 	return f.current, f.leader
 }
 
-// worker is one client: its own histograms, error counts and session.
+// worker is one client: its own connection, histograms, error counts and
+// session.
 type worker struct {
 	id       int
 	clientID string
 	seq      uint64
-	http     *http.Client
+	conn     *httpConn
+	req      request // reused: a request allocates nothing
 	rng      *rand.Rand
 	value    []byte
 	hist     [numOps]*hdrhistogram.Histogram
@@ -157,22 +158,12 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Report, error)
 	if err := finder.refresh(ctx); err != nil {
 		return nil, err
 	}
-	pools := make([]*http.Client, opts.Conns)
-	perPool := (opts.Clients + opts.Conns - 1) / opts.Conns
-	for i := range pools {
-		pools[i] = &http.Client{Transport: newTransport(perPool), Timeout: opts.Timeout}
-	}
-	defer func() {
-		for _, p := range pools {
-			p.CloseIdleConnections()
-		}
-	}()
 	runID := strconv.FormatInt(seed&0xffffffff, 36)
 	workers := make([]*worker, opts.Clients)
 	for i := range workers {
 		rng := rand.New(rand.NewSource(seed + int64(i)*7919))
 		w := &worker{
-			id: i, clientID: fmt.Sprintf("bench-%s-%d", runID, i), http: pools[i%opts.Conns],
+			id: i, clientID: fmt.Sprintf("bench-%s-%d", runID, i),
 			rng: rng, value: randomValue(rng, opts.ValSize), all: newHist(), errs: map[string]uint64{},
 		}
 		for k := range w.hist {
@@ -187,6 +178,14 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Report, error)
 		runCtx, cancel = context.WithTimeout(ctx, opts.Duration)
 		defer cancel()
 	}
+	for _, w := range workers {
+		w.conn = newHTTPConn(runCtx)
+	}
+	defer func() {
+		for _, w := range workers {
+			w.conn.close()
+		}
+	}()
 	var issued, done, failed atomic.Int64
 	m := newMix(opts)
 	_, leaderName := finder.target()
@@ -214,36 +213,33 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Report, error)
 	return buildReport(opts, workers, elapsed, leaderName), nil
 }
 
-// one sends one request and records it; it reports success.
+// one sends one request on the worker's connection and records it; it
+// reports success. In the steady state it allocates nothing.
 func (w *worker) one(ctx context.Context, opts Options, m mix, finder *leaderFinder) bool {
 	op := m.pick(w.rng)
-	key := keyName(w.rng.Intn(opts.Keys), opts.KeySize)
+	r := &w.req
+	r.path = appendKey(append(r.path[:0], "/v1/kv/"...), w.rng.Intn(opts.Keys), opts.KeySize)
 	ep, _ := finder.target()
-	var req *http.Request
 	switch op {
 	case opPut, opAppend:
-		u := "http://" + ep + "/v1/kv/" + key
 		if op == opAppend {
-			u += "?op=append"
+			r.path = append(r.path, "?op=append"...)
 		}
-		req, _ = http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(w.value))
 		w.seq++
-		req.Header.Set("Client-Id", w.clientID)
-		req.Header.Set("Request-Seq", strconv.FormatUint(w.seq, 10))
+		r.method, r.clientID, r.seq, r.body = http.MethodPut, w.clientID, w.seq, w.value
 	case opGet:
-		u := "http://" + ep + "/v1/kv/" + key
 		if opts.Consistency == "stale" {
-			u += "?consistency=stale"
+			r.path = append(r.path, "?consistency=stale"...)
 		}
-		req, _ = http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		r.method, r.clientID, r.seq, r.body = http.MethodGet, "", 0, nil
 	}
 	t0 := time.Now()
-	resp, err := w.http.Do(req)
-	if err == nil {
-		// Read the whole body so the connection goes back to the pool.
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+	// A request ends at its timeout or with the run, whichever is first.
+	deadline := t0.Add(opts.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
 	}
+	status, leader, err := w.conn.do(ep, r, deadline)
 	lat := time.Since(t0)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -256,19 +252,19 @@ func (w *worker) one(ctx context.Context, opts Options, m mix, finder *leaderFin
 		return false
 	}
 	switch {
-	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusNotFound && op == opGet:
+	case status == http.StatusOK:
+	case status == http.StatusNotFound && op == opGet:
 		w.notFound++
 	default:
-		w.errs[fmt.Sprintf("http %d", resp.StatusCode)]++
-		if resp.StatusCode == http.StatusServiceUnavailable {
+		w.errs[fmt.Sprintf("http %d", status)]++
+		if status == http.StatusServiceUnavailable {
 			finder.refresh(ctx)
 			pause(ctx, 10*time.Millisecond)
 		}
 		return false
 	}
-	if l := resp.Header.Get("Raft-Leader"); l != "" {
-		if _, cur := finder.target(); l != cur && finder.knows(l) {
+	if leader != "" {
+		if _, cur := finder.target(); leader != cur && finder.knows(leader) {
 			finder.refresh(ctx)
 		}
 	}

@@ -459,6 +459,11 @@ func (s *Server) handleReady() error {
 		}
 		s.traceSend(rd.Messages)
 		s.tr.Send(rd.Messages)
+		if len(rd.Messages) > 0 {
+			// Same again: a follower's acknowledgement is on the leader's
+			// commit path, applying entries here is not.
+			runtime.Gosched()
+		}
 		for _, e := range rd.CommittedEntries {
 			s.apply(e)
 			s.logBytesSinceSnap += uint64(len(e.Data))

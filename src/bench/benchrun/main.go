@@ -269,7 +269,7 @@ func nodeCPU(c *localcluster.Cluster) (time.Duration, error) {
 
 func runWorkload(f flags, c *localcluster.Cluster, w workload, log io.Writer) (bench.Row, error) {
 	opts := bench.Options{
-		Endpoints: c.Endpoints(), Clients: w.clients, Conns: 1, KeySize: keySize, ValSize: valSize,
+		Endpoints: c.Endpoints(), Clients: w.clients, KeySize: keySize, ValSize: valSize,
 		Keys: putKeys, Duration: f.duration, Consistency: w.consistency, Timeout: 10 * time.Second,
 	}
 	if w.op == "put" {
