@@ -651,3 +651,26 @@ func BenchmarkNetHTTPClientPut(b *testing.B) {
 		})
 	})
 }
+
+// TestRunEndIsNotAnError: requests still in flight when a timed run ends
+// count as neither successes nor errors, even though the connection's
+// deadline (the run's end) may fire before the context's timer.
+func TestRunEndIsNotAnError(t *testing.T) {
+	srv := newCountedServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/status" {
+			json.NewEncoder(w).Encode(statusJSON{Name: "n1", Leader: "n1"})
+			return
+		}
+		hang(t, r) // every request is in flight when the run ends
+	})
+	for range 5 {
+		opts := Options{
+			Endpoints: []string{srv.endpoint}, Clients: 8, Put: 1, KeySize: 8, ValSize: 8, Keys: 10,
+			Duration: 50 * time.Millisecond, Consistency: "linearizable", Timeout: time.Hour,
+		}
+		rep, err := Run(context.Background(), opts, nil)
+		require.NoError(t, err)
+		assert.Zero(t, rep.Errors, "%v", rep.ErrorsByKind)
+		assert.Zero(t, rep.OK)
+	}
+}

@@ -242,8 +242,10 @@ func (w *worker) one(ctx context.Context, opts Options, m mix, finder *leaderFin
 	status, leader, err := w.conn.do(ep, r, deadline)
 	lat := time.Since(t0)
 	if err != nil {
-		if ctx.Err() != nil {
+		if end, bounded := ctx.Deadline(); ctx.Err() != nil || bounded && !time.Now().Before(end) {
 			// The run ended mid-request: neither a success nor an error.
+			// (The connection's deadline, set to the run's end, may fire
+			// an instant before the context's own timer does.)
 			return true
 		}
 		w.errs[classify(err)]++
