@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,8 +146,14 @@ func (f *Frozen) EncodeTo(w io.Writer) error {
 		b = appendString(b, p.key)
 		b = append(b, ':')
 		b = appendString(b, p.value)
-		if err := flush(false); err != nil {
-			return err
+		if len(b) >= encodeChunk {
+			if err := flush(true); err != nil {
+				return err
+			}
+			// Encoding a large state takes a while; let the node's other
+			// goroutines (its Raft loop, its requests) run between chunks
+			// rather than only when the scheduler preempts this one.
+			runtime.Gosched()
 		}
 	}
 	b = append(b, `},"Sessions":{`...)
