@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"raftkv/src/dashboard"
 	"raftkv/src/kv"
@@ -119,6 +120,22 @@ func writeJSONBytes(w http.ResponseWriter, code int, b []byte) {
 	w.Write(b)
 }
 
+// proposals recycles proposals (and their channels). Only a proposal whose
+// one result was received goes back: one abandoned at a timeout may still
+// get its result later.
+var proposals = sync.Pool{New: func() any { return &proposal{done: make(chan proposalResult, 1)} }}
+
+func getProposal(data []byte) *proposal {
+	p := proposals.Get().(*proposal)
+	p.data = data
+	return p
+}
+
+func putProposal(p *proposal) {
+	*p = proposal{done: p.done}
+	proposals.Put(p)
+}
+
 // replyBufs recycles the buffers of hand-encoded replies.
 var replyBufs = sync.Pool{New: func() any { return new([]byte) }}
 
@@ -158,10 +175,9 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	q := r.URL.Query()
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		switch c := q.Get("consistency"); c {
+		switch c := queryValue(r, "consistency"); c {
 		case "stale":
 			s.serveValue(w, key)
 		case "", "linearizable":
@@ -171,7 +187,7 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 		}
 	case http.MethodPut:
 		op := kv.OpPut
-		switch o := q.Get("op"); o {
+		switch o := queryValue(r, "op"); o {
 		case "", "put":
 		case "append":
 			op = kv.OpAppend
@@ -189,7 +205,10 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		s.write(w, r, kv.Command{Op: op, Key: key, Value: string(body)}, body)
+		// The body is this request's own buffer and nothing writes to it:
+		// the command can share its bytes instead of copying them (the
+		// encoded entry is a copy).
+		s.write(w, r, kv.Command{Op: op, Key: key, Value: unsafe.String(unsafe.SliceData(body), len(body))}, body)
 	case http.MethodDelete:
 		s.write(w, r, kv.Command{Op: kv.OpDelete, Key: key}, nil)
 	default:
@@ -218,15 +237,24 @@ func (s *Server) serveValue(w http.ResponseWriter, key string) {
 // there is one (io.ReadAll would start at 512 bytes and grow), refusing
 // more than maxValueBytes either way.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body := http.MaxBytesReader(w, r.Body, maxValueBytes)
 	if n := r.ContentLength; n >= 0 && n <= maxValueBytes {
+		// net/http already stops the body at its Content-Length.
 		b := make([]byte, n)
-		if _, err := io.ReadFull(body, b); err != nil {
+		if _, err := io.ReadFull(r.Body, b); err != nil {
 			return nil, err
 		}
 		return b, nil
 	}
-	return io.ReadAll(body)
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, maxValueBytes))
+}
+
+// queryValue is r.URL.Query().Get(name) without parsing (and allocating)
+// an empty query.
+func queryValue(r *http.Request, name string) string {
+	if r.URL.RawQuery == "" {
+		return ""
+	}
+	return r.URL.Query().Get(name)
 }
 
 // clientSession reads the exactly-once headers.
@@ -267,7 +295,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, b
 	if s.forwardIfFollower(w, r, body) {
 		return
 	}
-	p := &proposal{data: kv.EncodeCommand(cmd), done: make(chan proposalResult, 1)}
+	p := getProposal(kv.EncodeCommand(cmd))
 	start := s.met.ProposalStarted()
 	timer := startTimer(s.cfg.RequestTimeout)
 	defer stopTimer(timer)
@@ -279,6 +307,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, b
 	}
 	select {
 	case res := <-p.done:
+		putProposal(p) // its one result is in: nothing sends to it again
 		switch {
 		case errors.Is(res.err, errNotLeader):
 			if !s.forwardIfFollower(w, r, body) {
