@@ -184,8 +184,10 @@ func (l *raftLog) compact(snap *Snapshot) {
 	}
 	n := snap.Index - l.offset
 	rest := l.entries[n:]
-	// Copy so the compacted prefix can be freed.
-	l.entries = append(make([]Entry, 0, len(rest)+64), rest...)
+	// Copy so the compacted prefix can be freed. Room for as many entries
+	// as the log held: it will grow back to about that before the next
+	// compaction, and growing by doubling would copy it several times.
+	l.entries = append(make([]Entry, 0, max(len(rest)+64, len(l.entries))), rest...)
 	l.offset, l.offsetTerm = snap.Index, snap.Term
 	l.snapshot = snap
 }
