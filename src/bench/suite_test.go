@@ -2,8 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,16 +67,3 @@ func TestWriteTextParts(t *testing.T) {
 	}
 }
 
-func TestWritePlot(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "sub", "latency.png")
-	if err := WritePlot(file, testRuns()); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(file)
-	if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG\r\n")) {
-		t.Fatalf("not a PNG (%d bytes, %v)", len(b), err)
-	}
-	if err := WritePlot(file, nil); err == nil {
-		t.Error("WritePlot with no rows: no error")
-	}
-}

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"raftkv/src/bench"
+	"raftkv/src/bench/benchplot"
 	"raftkv/src/localcluster"
 )
 
@@ -203,7 +204,7 @@ func run(f flags) error {
 	suite.LoadAfter = bench.LoadAverage()
 
 	if f.plot != "" {
-		if err := bench.WritePlot(f.plot, suite.Runs); err != nil {
+		if err := benchplot.WritePlot(f.plot, suite.Runs); err != nil {
 			return fmt.Errorf("plot: %w", err)
 		}
 		fmt.Fprintln(log, "plot written to", f.plot)

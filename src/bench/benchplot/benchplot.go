@@ -1,4 +1,8 @@
-package bench
+// Package benchplot draws make bench's latency-against-throughput chart. It
+// is apart from package bench so that gonum/plot (whose init parses its
+// fonts) is linked into the benchmark harness only, not into every raftkv
+// node: it cost each node's resident memory a few MiB for nothing.
+package benchplot
 
 import (
 	"fmt"
@@ -11,13 +15,15 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"raftkv/src/bench"
 )
 
 // WritePlot draws latency (p50 and p99, log scale) against throughput for
 // every row of every run into a PNG (or SVG/PDF, by file's extension): one
 // colour per workload, a circle at p50, a triangle at p99, a line between
 // them. The folder is created if missing.
-func WritePlot(file string, runs []Pass) error {
+func WritePlot(file string, runs []bench.Pass) error {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("raftkv: latency against throughput (3 nodes, fsync on, 256 B values, %d run(s))", len(runs))
 	p.X.Label.Text = "throughput (successful requests/s)"
@@ -29,7 +35,7 @@ func WritePlot(file string, runs []Pass) error {
 	p.Legend.Top = true // top right: the fewest points there
 
 	var order []string
-	byName := map[string][]Row{}
+	byName := map[string][]bench.Row{}
 	for _, r := range runs {
 		for _, row := range r.Rows {
 			if _, ok := byName[row.Workload]; !ok {
