@@ -66,4 +66,3 @@ func TestWriteTextParts(t *testing.T) {
 		}
 	}
 }
-
