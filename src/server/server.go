@@ -335,12 +335,23 @@ func (s *Server) loop() error {
 				break drain
 			}
 		}
-		if len(s.readBatch) > 0 {
-			s.startRead()
-		}
-		if err := s.handleReady(); err != nil {
-			s.failAll(err)
-			return err
+		// At most one quorum round for reads is in flight: reads that
+		// arrive meanwhile wait for it to end and then share the next one,
+		// so a steady stream of reads costs a round per round trip, not one
+		// per loop turn. A round whose heartbeat was lost still ends at the
+		// next periodic heartbeat, which carries the same round number.
+		for {
+			if len(s.readBatch) > 0 && len(s.readBatches) == 0 {
+				s.startRead()
+			}
+			if err := s.handleReady(); err != nil {
+				s.failAll(err)
+				return err
+			}
+			// The round in flight may have just ended: start the next one.
+			if len(s.readBatch) == 0 || len(s.readBatches) > 0 {
+				break
+			}
 		}
 	}
 }
