@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"raftkv/src/api"
 )
 
 // Defaults for Config.
@@ -123,15 +125,7 @@ type Result struct {
 
 // NodeStatus is one node's GET /v1/status, or an unreachable node's entry.
 type NodeStatus struct {
-	Name          string `json:"name"`
-	ID            int    `json:"id"`
-	Role          string `json:"role"`
-	Term          uint64 `json:"term"`
-	Leader        string `json:"leader"`
-	CommitIndex   uint64 `json:"commit_index"`
-	AppliedIndex  uint64 `json:"applied_index"`
-	LastLogIndex  uint64 `json:"last_log_index"`
-	SnapshotIndex uint64 `json:"snapshot_index"`
+	api.Status
 	// Reachable is false for a node that did not answer; Error says why.
 	Reachable bool   `json:"reachable"`
 	Error     string `json:"error,omitempty"`
@@ -320,7 +314,7 @@ func (c *Client) Status(ctx context.Context, endpoint string) (NodeStatus, error
 	var st NodeStatus
 	a := c.attempt(ctx, endpoint, request{method: http.MethodGet, path: "/v1/status"}, &st)
 	if a.err != nil {
-		return NodeStatus{Name: c.nameOf(endpoint), Endpoint: endpoint, Error: a.err.Error()}, a.err
+		return NodeStatus{Status: api.Status{Name: c.nameOf(endpoint)}, Endpoint: endpoint, Error: a.err.Error()}, a.err
 	}
 	name := st.Name
 	if name == "" {

@@ -12,20 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"raftkv/src/api"
 )
 
 // Status is a node's GET /v1/status (CONTRACT.md, "HTTP API").
-type Status struct {
-	Name          string `json:"name"`
-	ID            int    `json:"id"`
-	Role          string `json:"role"`
-	Term          uint64 `json:"term"`
-	Leader        string `json:"leader"`
-	CommitIndex   uint64 `json:"commit_index"`
-	AppliedIndex  uint64 `json:"applied_index"`
-	LastLogIndex  uint64 `json:"last_log_index"`
-	SnapshotIndex uint64 `json:"snapshot_index"`
-}
+type Status struct{ api.Status }
 
 func (s Status) String() string {
 	return fmt.Sprintf("%s role=%s term=%d leader=%q commit=%d applied=%d", s.Name, s.Role, s.Term, s.Leader, s.CommitIndex, s.AppliedIndex)

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"raftkv/src/api"
 )
 
 // Options describe a cluster to start.
@@ -244,15 +246,8 @@ func (c *Cluster) Close() {
 	}
 }
 
-// Status is the part of GET /v1/status the harness uses.
-type Status struct {
-	Name         string `json:"name"`
-	Role         string `json:"role"`
-	Term         uint64 `json:"term"`
-	Leader       string `json:"leader"`
-	CommitIndex  uint64 `json:"commit_index"`
-	AppliedIndex uint64 `json:"applied_index"`
-}
+// Status is a node's GET /v1/status.
+type Status = api.Status
 
 var statusClient = &http.Client{Timeout: 500 * time.Millisecond}
 

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"raftkv/src/api"
 	"raftkv/src/dashboard"
 	"raftkv/src/kv"
 	"raftkv/src/raft"
@@ -30,15 +31,7 @@ const (
 
 // NodeStatus is the JSON of GET /v1/status (CONTRACT.md).
 type NodeStatus struct {
-	Name          string `json:"name"`
-	ID            int    `json:"id"`
-	Role          string `json:"role"`
-	Term          uint64 `json:"term"`
-	Leader        string `json:"leader"`
-	CommitIndex   uint64 `json:"commit_index"`
-	AppliedIndex  uint64 `json:"applied_index"`
-	LastLogIndex  uint64 `json:"last_log_index"`
-	SnapshotIndex uint64 `json:"snapshot_index"`
+	api.Status
 	// Reachable and Error are set in /v1/cluster for nodes that did not answer.
 	Reachable *bool  `json:"reachable,omitempty"`
 	Error     string `json:"error,omitempty"`
@@ -414,11 +407,11 @@ func (s *Server) forwardIfFollower(w http.ResponseWriter, r *http.Request, body 
 }
 
 func (s *Server) nodeStatus(st *raft.Status) NodeStatus {
-	return NodeStatus{
+	return NodeStatus{Status: api.Status{
 		Name: s.cfg.name(), ID: int(s.cfg.ID), Role: st.Role.String(), Term: st.Term,
 		Leader: s.leaderName(st), CommitIndex: st.Commit, AppliedIndex: s.kv.AppliedIndex(),
 		LastLogIndex: st.LastIndex, SnapshotIndex: st.SnapshotIndex,
-	}
+	}}
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -450,7 +443,7 @@ func (s *Server) peerStatus(ctx context.Context, id int, p Peer) NodeStatus {
 	var st NodeStatus
 	if err := s.getPeerJSON(ctx, p, "/v1/status", &st); err != nil {
 		no := false
-		return NodeStatus{Name: p.Name, ID: id, Reachable: &no, Error: err.Error()}
+		return NodeStatus{Status: api.Status{Name: p.Name, ID: id}, Reachable: &no, Error: err.Error()}
 	}
 	yes := true
 	st.Reachable = &yes
