@@ -649,6 +649,16 @@ func (s *Server) finalSnapshot() error {
 
 // attachSnapshots gives outgoing snapshots their data, read back from the
 // newest saved snapshot (the core keeps only its metadata).
+//
+// The newest saved snapshot may be newer than the one the core asked for: a
+// background snapshot (startSnapshot) saves its file before the loop hears
+// of it and compacts the core's log. Any durable snapshot at or above the
+// requested index serves the follower just as well: it holds only applied,
+// hence committed, state, and the follower acknowledges its index, which the
+// leader holds in its log. So the newer one is sent, with its own index and
+// term. An older one cannot be: the core learns of a snapshot only after it
+// is saved (finishSnapshot, or a received one saved before the core's next
+// Ready), and saved snapshots only grow newer.
 func (s *Server) attachSnapshots(msgs []raft.Message) error {
 	for i := range msgs {
 		m := &msgs[i]
@@ -659,11 +669,12 @@ func (s *Server) attachSnapshots(msgs []raft.Message) error {
 		if err != nil {
 			return fmt.Errorf("load snapshot to send: %w", err)
 		}
-		if snap == nil || snap.Index != m.Snapshot.Index {
-			return fmt.Errorf("snapshot %d to send is not the newest saved one", m.Snapshot.Index)
+		if snap == nil || snap.Index < m.Snapshot.Index {
+			return fmt.Errorf("snapshot %d to send is newer than the newest saved one (%d): a bug", m.Snapshot.Index, s.disk.SnapshotIndex())
 		}
+		s.lg.Info("sending snapshot", zap.Int("to", int(m.To)), zap.Uint64("index", snap.Index),
+			zap.Uint64("requested", m.Snapshot.Index), zap.Int("bytes", len(snap.Data)))
 		m.Snapshot = snap
-		s.lg.Info("sending snapshot", zap.Int("to", int(m.To)), zap.Uint64("index", snap.Index), zap.Int("bytes", len(snap.Data)))
 	}
 	return nil
 }
