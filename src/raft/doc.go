@@ -17,7 +17,9 @@
 //		case <-ticker.C:
 //			n.Tick()
 //		case m := <-fromPeers:
-//			n.Step(m)
+//			if err := n.Step(m); err != nil {
+//				// errors.Is(err, raft.ErrInvalidMessage): dropped; log and count it
+//			}
 //		case p := <-proposals:
 //			index, term, err := n.Propose(p.data) // answer p once (index, term) applies
 //		case r := <-reads:
@@ -48,6 +50,16 @@
 // ReadIndex reads that share one heartbeat round per batch; snapshots and
 // InstallSnapshot; leadership transfer.
 //
+// # Messages that make no sense
+//
+// Step checks every message before it changes anything and drops one that
+// no correct peer sends (forged, corrupted, or from a node whose log went
+// backwards): it returns an error wrapping ErrInvalidMessage that names the
+// field at fault. No message, whatever its contents, makes Step panic; the
+// FuzzStep target checks that. Raft's safety still assumes that peers are
+// who they say they are and keep what they persisted: authenticating peers
+// and handling lost disks are the runtime's and the membership layer's job.
+//
 // Invariant violations (overwriting a committed entry, committing beyond the
-// log) are bugs and panic with a precise message.
+// log) that no message can cause are bugs and panic with a precise message.
 package raft

@@ -59,9 +59,6 @@ func (l *raftLog) isUpToDate(lastIndex, lastTerm uint64) bool {
 	return lastTerm > lt || (lastTerm == lt && lastIndex >= l.lastIndex())
 }
 
-// entry returns the entry at i, which must be in the log.
-func (l *raftLog) entry(i uint64) Entry { return l.entries[i-l.offset-1] }
-
 // slice returns entries [lo, hi) limited to maxEntries and maxBytes of Data,
 // but always at least one entry when lo < hi. The result must not be
 // modified; it may share memory with the log.

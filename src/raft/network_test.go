@@ -19,8 +19,11 @@ type network struct {
 	cut     map[[2]ID]bool
 	// filter, when set, may drop a message (return false).
 	filter func(Message) bool
-	queue  []Message
-	cfg    func(*Config)
+	// stepErr, when set, receives the errors Step returns; by default an
+	// error fails the test (a correct cluster sends no invalid messages).
+	stepErr func(Message, error)
+	queue   []Message
+	cfg     func(*Config)
 	// discard keeps no log or applied entries (benchmarks).
 	discard bool
 }
@@ -142,8 +145,38 @@ func (nw *network) deliver(m Message) {
 		return
 	}
 	if err := to.Step(m); err != nil {
+		if nw.stepErr == nil {
+			nw.t.Fatal(err)
+		}
+		nw.stepErr(m, err)
+	}
+}
+
+// compact snapshots node id at its applied index, as the runtime does: the
+// disk keeps the snapshot (with data) and the entries after it.
+func (nw *network) compact(id ID) {
+	n, d := nw.nodes[id], nw.disk[id]
+	idx := n.log.applied
+	var base uint64
+	if d.snap != nil {
+		base = d.snap.Index
+	}
+	if idx <= n.log.offset || idx <= base || idx-base > uint64(len(d.ents)) {
+		return
+	}
+	d.snap = &Snapshot{Index: idx, Term: d.ents[idx-base-1].Term, Peers: nw.ids(), Data: fmt.Appendf(nil, "state@%d", idx)}
+	d.ents = slices.Clone(d.ents[idx-base:])
+	if err := n.Compact(idx); err != nil {
 		nw.t.Fatal(err)
 	}
+}
+
+// wipe replaces node id by a new node with empty state and the same ID, as
+// after its data folder was lost and it restarted.
+func (nw *network) wipe(id ID) *Node {
+	nw.disk[id] = &memDisk{hs: HardState{Vote: None}}
+	nw.applied[id] = nil
+	return nw.start(id)
 }
 
 // isolate cuts every link to and from id.

@@ -26,7 +26,10 @@ func (s progressState) String() string {
 // Progress is a leader's view of one follower (Raft figure 2: nextIndex and
 // matchIndex).
 //
-// Invariant: Match < Next.
+// Invariants: Match < Next <= the leader's lastIndex()+1; Match <= the
+// leader's lastIndex(). They hold because the leader's log only grows and
+// Step refuses any MsgAppResp whose Index is beyond it (validate): every
+// index that reaches maybeUpdate and maybeDecrTo is one the leader holds.
 type Progress struct {
 	Match, Next uint64
 	State       progressState
@@ -75,8 +78,8 @@ func (pr *Progress) becomeSnapshot(index uint64) {
 	pr.inflight.reset()
 }
 
-// maybeUpdate records that the follower's log matches up to n. It reports
-// whether Match advanced.
+// maybeUpdate records that the follower's log matches up to n, which must be
+// at most the leader's last index. It reports whether Match advanced.
 func (pr *Progress) maybeUpdate(n uint64) bool {
 	updated := false
 	if pr.Match < n {
@@ -90,11 +93,16 @@ func (pr *Progress) maybeUpdate(n uint64) bool {
 
 // maybeDecrTo handles a rejection of the AppendEntries whose previous index
 // was rejected; matchHint is the leader's best guess (from the follower's
-// hint) of the last index where the logs agree. It reports whether the
+// hint) of the last index where the logs agree. Both are at most the
+// leader's last index, and matchHint <= rejected. It reports whether the
 // rejection was current (not a stale or duplicated answer).
 func (pr *Progress) maybeDecrTo(rejected, matchHint uint64) bool {
 	if pr.State == stateReplicate {
 		if rejected <= pr.Match {
+			// Stale: the answer to a message sent before the follower
+			// caught up, delivered late or twice. (A follower that lost
+			// entries looks the same here; its next reject, of an index
+			// beyond Match, or its heartbeat answer tells.)
 			return false
 		}
 		pr.Next = pr.Match + 1
@@ -103,9 +111,27 @@ func (pr *Progress) maybeDecrTo(rejected, matchHint uint64) bool {
 	if pr.Next-1 != rejected {
 		return false
 	}
+	if rejected <= pr.Match {
+		// The follower rejects the very probe it should match: it no longer
+		// holds an entry it acknowledged, so its log went backwards (a lost
+		// or restored disk; outside Raft's fault model). Forget what it
+		// acknowledged and probe down from its hint; if that reaches
+		// compacted entries, sendAppend sends the snapshot. (A reordered
+		// duplicate can look the same; then this costs one round trip.)
+		pr.Match = 0
+	}
 	pr.Next = max(min(rejected, matchHint+1), pr.Match+1)
 	pr.probeSent = false
 	return true
+}
+
+// lostEntries handles a follower that says its log ends at last, before its
+// Match (see stepFollower's heartbeat case): it forgets what the follower
+// acknowledged and probes from the follower's last index. last < Match.
+func (pr *Progress) lostEntries(last uint64) {
+	pr.Match = 0
+	pr.becomeProbe()
+	pr.Next = last + 1
 }
 
 // isPaused reports whether the leader must hold back AppendEntries.

@@ -158,6 +158,9 @@ func NewNode(cfg Config) (*Node, error) {
 	if !hs.IsEmpty() {
 		n.term, n.vote = hs.Term, hs.Vote
 	}
+	if n.term > maxTerm {
+		return nil, fmt.Errorf("raft: recovered term %d cannot be incremented", n.term)
+	}
 	// The recovered state now lives in n.log; holding it in n.cfg too would
 	// keep a second copy of the log alive.
 	n.cfg.Snapshot, n.cfg.Entries = nil, nil
@@ -225,6 +228,9 @@ func (n *Node) becomePreCandidate() {
 }
 
 func (n *Node) becomeCandidate() {
+	if n.term >= maxTerm {
+		panic(fmt.Sprintf("raft: node %d at term %d campaigns into an overflowing term", n.id, n.term))
+	}
 	n.reset(n.term + 1)
 	n.vote = n.id
 	n.role = RoleCandidate
@@ -337,6 +343,14 @@ func (n *Node) campaign(transfer bool) {
 	if n.role == RoleLeader {
 		return
 	}
+	if n.term >= maxTerm {
+		// Both a pre-vote (at term+1) and an election would need a term
+		// beyond maxTerm, and the next one would wrap to 0. Terms must never
+		// go backwards (Raft 5.1), so this node cannot lead again; in
+		// practice only a forged or corrupted term gets here.
+		n.tracef("cannot campaign: term %d cannot be incremented", n.term)
+		return
+	}
 	var t MessageType
 	var term uint64
 	if transfer {
@@ -385,13 +399,20 @@ func (n *Node) poll(from ID, granted bool) bool {
 	return false
 }
 
-// Step feeds the node a message from a peer.
+// Step feeds the node a message from a peer. A message that no correct peer
+// sends (see validate) is dropped: Step returns an error wrapping
+// ErrInvalidMessage and the node's state is unchanged, except as described
+// at stepFollower for a heartbeat that shows this node's log went backwards.
+// No message, however malformed, makes Step panic.
 func (n *Node) Step(m Message) error {
 	if n.trace != nil {
 		n.tracef("recv %s", m)
 	}
-	if _, known := indexOf(n.peers, m.From); !known || m.From == n.id {
-		return fmt.Errorf("raft: message from unknown node %d", m.From)
+	if err := n.validate(&m); err != nil {
+		if n.trace != nil {
+			n.tracef("drops: %v", err)
+		}
+		return err
 	}
 	switch {
 	case m.Term > n.term:
@@ -434,12 +455,12 @@ func (n *Node) Step(m Message) error {
 	switch n.role {
 	case RoleLeader:
 		n.stepLeader(m)
+		return nil
 	case RoleCandidate, RolePreCandidate:
-		n.stepCandidate(m)
+		return n.stepCandidate(m)
 	default:
-		n.stepFollower(m)
+		return n.stepFollower(m)
 	}
-	return nil
 }
 
 func (n *Node) handleVote(m Message) {
@@ -465,7 +486,9 @@ func (n *Node) handleVote(m Message) {
 	n.send(Message{Type: resp, To: m.From, Reject: true})
 }
 
-func (n *Node) stepFollower(m Message) {
+// stepFollower handles a message to a follower. Its only error is for a
+// heartbeat whose commit index is beyond our log: see there.
+func (n *Node) stepFollower(m Message) error {
 	switch m.Type {
 	case MsgApp:
 		n.electionElapsed = 0
@@ -474,7 +497,18 @@ func (n *Node) stepFollower(m Message) {
 	case MsgHeartbeat:
 		n.electionElapsed = 0
 		n.lead = m.From
-		n.log.commitTo(min(m.Commit, n.log.lastIndex()))
+		if last := n.log.lastIndex(); m.Commit > last {
+			// A leader sends at most the follower's Match: entries we once
+			// acknowledged as durable. Having fewer, our log went backwards
+			// (a lost or restored disk, outside Raft's fault model), or the
+			// message is forged. Our entries may not be the leader's, so
+			// commit nothing; tell the leader where our log ends so that it
+			// probes again from there (Progress.lostEntries). The leader is
+			// current, so we follow it; the error is for the operator.
+			n.send(Message{Type: MsgHeartbeatResp, To: m.From, Reject: true, RejectHint: last})
+			return invalidf(&m, "Commit %d beyond this node's last index %d: its log lost acknowledged entries", m.Commit, last)
+		}
+		n.log.commitTo(m.Commit)
 		n.send(Message{Type: MsgHeartbeatResp, To: m.From, Context: m.Context})
 	case MsgSnap:
 		n.electionElapsed = 0
@@ -484,9 +518,10 @@ func (n *Node) stepFollower(m Message) {
 		n.tracef("campaigns at once: leadership transfer from %d", m.From)
 		n.campaign(true)
 	}
+	return nil
 }
 
-func (n *Node) stepCandidate(m Message) {
+func (n *Node) stepCandidate(m Message) error {
 	want := MsgVoteResp
 	if n.role == RolePreCandidate {
 		want = MsgPreVoteResp
@@ -495,10 +530,11 @@ func (n *Node) stepCandidate(m Message) {
 	case MsgApp, MsgHeartbeat, MsgSnap:
 		// A leader exists for this term (Raft 5.2).
 		n.becomeFollower(m.Term, m.From)
-		n.stepFollower(m)
+		return n.stepFollower(m)
 	case want:
 		n.poll(m.From, !m.Reject)
 	}
+	return nil
 }
 
 func (n *Node) handleAppend(m Message) {
@@ -570,6 +606,12 @@ func (n *Node) stepLeader(m Message) {
 	case MsgHeartbeatResp:
 		pr.RecentActive = true
 		pr.probeSent = false
+		if m.Reject && m.RejectHint < pr.Match {
+			// The follower's log ends before entries it acknowledged: see
+			// stepFollower.
+			n.tracef("follower %d lost entries: last index %d, match was %d", m.From, m.RejectHint, pr.Match)
+			pr.lostEntries(m.RejectHint)
+		}
 		if pr.State == stateReplicate && pr.inflight.full() {
 			// Messages may have been lost; let one more through.
 			pr.inflight.freeFirst()
@@ -626,7 +668,11 @@ func (n *Node) sendAppend(to ID, sendIfEmpty bool) bool {
 func (n *Node) sendSnapshot(to ID) {
 	snap := n.log.snapshot
 	if snap == nil {
-		panic(fmt.Sprintf("raft: follower %d needs entry %d but there is no snapshot", to, n.prs[to].Next))
+		// Without a snapshot nothing is compacted (offset 0), so this means
+		// Next left [1, lastIndex+1]: a bug, since Step validates every
+		// index a follower reports.
+		panic(fmt.Sprintf("raft: follower %d needs entry %d but there is no snapshot (%s, last index %d)",
+			to, n.prs[to].Next, n.prs[to], n.log.lastIndex()))
 	}
 	n.prs[to].becomeSnapshot(snap.Index)
 	n.tracef("sends snapshot %d/t%d to %d", snap.Index, snap.Term, to)

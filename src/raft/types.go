@@ -104,7 +104,8 @@ func (t MessageType) String() string {
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
 
-// Message is everything nodes say to each other. Which fields mean what
+// Message is everything nodes say to each other. Step refuses a message
+// whose fields make no sense (see ErrInvalidMessage). Which fields mean what
 // depends on Type:
 //
 //	PreVote/Vote:      Index, LogTerm = candidate's last log index and term;
@@ -115,7 +116,9 @@ func (t MessageType) String() string {
 //	                   rejected Index; on reject, RejectHint and LogTerm point
 //	                   at the follower's best guess of where logs agree.
 //	Heartbeat:         Commit; Context = the leader's read round.
-//	HeartbeatResp:     Context echoed.
+//	HeartbeatResp:     Context echoed; Reject with RejectHint = the
+//	                   follower's last index when the heartbeat's Commit
+//	                   was beyond it (its log went backwards).
 //	Snap:              Snapshot.
 type Message struct {
 	Type       MessageType `json:"type"`

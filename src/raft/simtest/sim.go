@@ -299,7 +299,9 @@ func (s *Sim) step(chaos bool) error {
 	if chaos && clientsFirst {
 		s.clients()
 	}
-	s.deliver()
+	if err := s.deliver(); err != nil {
+		return err
+	}
 	if chaos && !clientsFirst {
 		s.clients()
 	}
@@ -314,7 +316,10 @@ func (s *Sim) step(chaos bool) error {
 	return s.check()
 }
 
-func (s *Sim) deliver() {
+// deliver hands every due message to its node. A correct cluster never
+// sends a message its receiver refuses (raft.ErrInvalidMessage): a refusal
+// fails the run.
+func (s *Sim) deliver() error {
 	var due, later []envelope
 	for _, e := range s.net {
 		if e.at <= s.now && !s.paused(s.nodes[e.m.To]) {
@@ -331,9 +336,10 @@ func (s *Sim) deliver() {
 			continue
 		}
 		if err := to.n.Step(e.m); err != nil {
-			panic(err)
+			return fmt.Errorf("n%d refused %s: %w", e.m.To, e.m, err)
 		}
 	}
+	return nil
 }
 
 func (s *Sim) paused(sn *simNode) bool { return sn.n != nil && s.now < sn.pausedUntil }
