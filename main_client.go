@@ -686,14 +686,19 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	in, err := server.Inspect(args[0])
+	if in != nil {
+		// Printed even when the folder lost records (in.Error says so): the
+		// operator deciding whether to wipe it wants to see what is left.
+		if werr := in.WriteJSON(stdout); werr != nil {
+			fmt.Fprintf(stderr, "raftkv inspect: %v\n", werr)
+			return 1
+		}
+	}
 	if err != nil {
-		// Damage is refused with the file and offset (storage.CorruptError).
+		// Damage is refused with the file and offset (storage.CorruptError);
+		// a script sees a failure even when what is left was printed.
 		fmt.Fprintf(stderr, "raftkv inspect: %v\n", err)
 		return exitUsage
-	}
-	if err := in.WriteJSON(stdout); err != nil {
-		fmt.Fprintf(stderr, "raftkv inspect: %v\n", err)
-		return 1
 	}
 	return exitOK
 }

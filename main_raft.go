@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"raftkv/src/memlimit"
 	"raftkv/src/raft"
 	"raftkv/src/server"
+	"raftkv/src/storage"
 )
 
 const usage = `usage: raftkv <command> [flags]
@@ -117,7 +119,20 @@ func runNode(args []string) int {
 		Logger:        lg,
 	})
 	if err != nil {
+		// A second process on the folder is a usage error (exit 2), told
+		// plainly: the data is fine, the other node keeps it.
+		var locked *storage.LockedError
+		if errors.As(err, &locked) {
+			fmt.Fprintf(os.Stderr, "raftkv node: %s is in use by another raftkv process (%s): refusing to start a second node on the same data\n",
+				locked.Dir, locked.Holder())
+			return 2
+		}
 		lg.Error("cannot start", zap.Error(err))
+		if errors.Is(err, storage.ErrCorrupt) {
+			// The log line holds the message too, but escaped; an operator
+			// deciding what to do with the folder reads this one.
+			fmt.Fprintf(os.Stderr, "raftkv node: %v\n", err)
+		}
 		return 1
 	}
 	if cfg.PprofAddr != "" {

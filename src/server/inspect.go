@@ -25,6 +25,9 @@ type Inspection struct {
 	LogLast   uint64          `json:"LogLastIndex"`
 	Applied   uint64          `json:"AppliedIndex"`
 	SM        json.RawMessage `json:"StateMachine"`
+	// Error is set when the folder reads whole but lacks records that were
+	// synced (the node refuses to start on it): the rest is what is left.
+	Error string `json:"Error,omitempty"`
 }
 
 type snapshotInfo struct {
@@ -36,12 +39,30 @@ type snapshotInfo struct {
 // every log entry up to the persisted commit index, applied to a fresh
 // state machine. Entries after the persisted commit index may or may not
 // have been committed by the cluster; they are counted but not applied.
+// It takes no lock and writes nothing, so it works next to a running node.
+//
+// When the folder lacks records that were synced (the node refuses to start
+// on it), Inspect returns both what is left, with Error set, and the error:
+// the operator sees the damage and what a wipe would throw away.
 func Inspect(dir string) (*Inspection, error) {
 	disk, rec, err := storage.Open(storage.Options{Dir: dir, ReadOnly: true})
-	if err != nil {
+	if err != nil && rec == nil {
 		return nil, err
 	}
-	defer disk.Close()
+	if disk != nil {
+		defer disk.Close()
+	}
+	out, ierr := inspect(dir, rec)
+	if ierr != nil {
+		return nil, ierr
+	}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	return out, err
+}
+
+func inspect(dir string, rec *storage.Recovered) (*Inspection, error) {
 	store := kv.New(kv.Options{})
 	out := &Inspection{Dir: dir, CleanStop: rec.CleanStop, TornTail: rec.TornTail, Repairs: rec.Repairs, HardState: rec.HardState}
 	if rec.Snapshot != nil {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"math/rand/v2"
@@ -49,6 +50,12 @@ func TestCorruption(t *testing.T) {
 	require.NoError(t, s.Save(raft.HardState{}, testEntries(295, 310)))
 	segs := filesMatching(t, fixture, "wal-*.jsonl")
 	require.Greater(t, len(segs), 3)
+	// SaveSnapshot wrote hardstate.json: the log must still reach its commit index.
+	hsFile, err := os.ReadFile(filepath.Join(fixture, hardStateFile))
+	require.NoError(t, err)
+	var fileHS raft.HardState
+	require.NoError(t, json.Unmarshal(hsFile, &fileHS))
+	require.Greater(t, fileHS.Commit, uint64(snapAt))
 
 	lines := map[string][]lineInfo{}
 	for _, name := range segs {
@@ -110,20 +117,29 @@ func TestCorruption(t *testing.T) {
 		for _, li := range ls[l:] {
 			lost = lost || li.entry != 0
 		}
+		// Where the log ends if the damage at the end of the last segment is cut off.
+		last := uint64(snapAt)
+		for _, li := range ls[:l] {
+			last = max(last, li.entry)
+		}
+		for _, other := range segs[:segIdx] {
+			for _, li := range lines[other] {
+				last = max(last, li.entry)
+			}
+		}
 		switch {
+		case isLast && damagedEnd == len(b) && last < fileHS.Commit:
+			// Not a torn write: the cut would drop entries hardstate.json
+			// says were committed, so they were synced.
+			var ce *CorruptError
+			require.True(t, errors.As(err, &ce), msg...)
+			assert.Equal(t, path, ce.File, msg...)
+			assert.Contains(t, ce.Reason, hardStateFile, msg...)
+			refused++
 		case isLast && damagedEnd == len(b):
 			// A torn tail: cut at the damaged line, nothing else lost.
 			require.NoError(t, err, msg...)
 			assert.Equal(t, !atBoundary, rec.TornTail, msg...)
-			last := uint64(snapAt)
-			for _, li := range ls[:l] {
-				last = max(last, li.entry)
-			}
-			for _, other := range segs[:segIdx] {
-				for _, li := range lines[other] {
-					last = max(last, li.entry)
-				}
-			}
 			assertEntries(t, snapAt+1, last, rec.Entries, msg...)
 			if rec.TornTail {
 				torn++

@@ -29,6 +29,7 @@
 //	snapshot.json                  a symbolic link to the newest snapshot-<index>.json (a stable name for jq)
 //	hardstate.json                 {"term":..,"vote":..,"commit":..}, for people (the log is the truth)
 //	clean-stop.json                present only between Close and the next writable Open
+//	LOCK                           flock(2)ed by the one writer from Open to Close; holds its PID (for messages)
 //	*.tmp                          an atomic replacement that did not finish; removed on Open
 //
 // Numbers in names have 16 digits. Each log line is
@@ -81,7 +82,12 @@
 //
 // # Recovery rules
 //
-// Open lists the folder and:
+// A writable Open first takes the folder's lock (LOCK, see lock.go): a
+// second writer, in this process or another, gets a *LockedError
+// (errors.Is(err, ErrLocked)) naming the holder's PID. The kernel drops the
+// lock when its holder dies, so a LOCK file left by a killed node blocks
+// nobody. ReadOnly takes no lock and creates no file. Open then lists the
+// folder and:
 //
 //  1. Refuses a gap in segment sequence numbers (a missing segment).
 //  2. Loads the newest snapshot file. If it does not parse, or its CRC or its
@@ -93,8 +99,9 @@
 //     after a truncate or a snapshot record, which say where the log goes on.
 //  4. Damage at the end of the last segment that reaches the end of the file
 //     with no valid record in it (an incomplete line, or a line failing to
-//     parse or its CRC with nothing valid after it) is a torn last write: it
-//     is cut off (file truncated and fsynced; with ReadOnly only reported),
+//     parse or its CRC with nothing valid after it) is a torn last write,
+//     unless rule 6 refuses the result: it is cut off, after every other
+//     check passed (file truncated and fsynced; with ReadOnly only reported),
 //     logged with file and offset, and reported in Recovered.TornTail and
 //     Repairs. Such a write was never acknowledged: Save returns only after
 //     the whole batch is durable.
@@ -104,7 +111,21 @@
 //     beyond the last entry — fails Open with a *CorruptError naming the file
 //     and byte offset (errors.Is(err, ErrCorrupt)). Nothing is invented,
 //     dropped or reordered silently.
-//  6. Returns the entries after the snapshot. If the log holds the snapshot's
+//  6. Refuses a log that lacks records that were synced, with a
+//     *CorruptError naming the last segment, where the log ends, and the
+//     index it should reach: a segment that ends before the index the next
+//     one was created to take (its name says which), no segment at all
+//     beside a snapshot or hardstate.json, a log ending below the highest
+//     commit index recorded anywhere (hardstate.json, any hard-state record)
+//     or below the last index clean-stop.json recorded, or a newest
+//     hard-state record older than hardstate.json's. None of these can come
+//     from a crash: a commit index is written only with or after the entries
+//     it covers are synced (Save checks it), and the files are written from
+//     that state. So a damaged tail that would cut below one is not torn, and
+//     is not cut. A loss above every recorded commit index of a killed node
+//     cannot be told from a torn write; it is cut as one. With ReadOnly, Open
+//     returns what it read along with the error (inspect prints both).
+//  7. Returns the entries after the snapshot. If the log holds the snapshot's
 //     index with another term (a crash after an installed snapshot's file was
 //     written but before its log record), the log after it is discarded as
 //     SaveSnapshot would have done, with a warning; a writable Open then

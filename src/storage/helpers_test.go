@@ -104,3 +104,14 @@ func copyDir(t testing.TB, src string) string {
 func snapData(i uint64) []byte {
 	return fmt.Appendf(nil, `{"Contents":{"last":"%d"},"Sessions":{}}`, i)
 }
+
+// crash abandons s as a killed process would: its files are closed (which
+// releases the folder's lock, as the kernel does for a dead process) and
+// nothing more is written: no hard-state file, no clean-stop marker.
+func crash(s *Storage) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeFile()
+	s.unlock()
+	s.closed = true
+}

@@ -85,6 +85,16 @@ type replayer struct {
 	hs      raft.HardState
 	hasHS   bool
 	mark    uint64 // newest snapshot record
+	// maxCommit is the highest commit index of any hard-state record read,
+	// at maxCommitAt: the log must reach it (checkComplete).
+	maxCommit   uint64
+	maxCommitAt recordAt
+}
+
+// recordAt is where a record is: a segment's file name and a byte offset.
+type recordAt struct {
+	name string
+	off  int64
 }
 
 func (r *replayer) last() uint64 { return r.first + uint64(len(r.ents)) - 1 }
@@ -158,7 +168,38 @@ func (s *Storage) corrupt(file string, off int64, reason string) error {
 	return &CorruptError{File: filepath.Join(s.dir, file), Offset: off, Reason: reason}
 }
 
+// lostAdvice ends every report of records that were synced and are missing:
+// such a node must not rejoin as if it had them (it could vote for a
+// candidate that lacks committed entries, or count itself in a quorum for
+// entries it no longer holds; Alagappan et al., FAST'18, "Protocol-Aware
+// Recovery"), so it refuses, and the operator decides (README).
+const lostAdvice = "records that were synced are missing; refusing to start (restore this node from a peer: see README)"
+
+// tornTail is damage at the end of the last segment that may be a torn last
+// write. It is cut only after the whole folder was read and nothing durable
+// is lost with it: what cannot be proved torn is never repaired.
+type tornTail struct {
+	seg       *segment
+	off, size int64
+	why       error
+}
+
+// cleanStopMarker is clean-stop.json: the log's last index when Close ran.
+type cleanStopMarker struct {
+	LastIndex     *uint64 `json:"last_index"`
+	SnapshotIndex *uint64 `json:"snapshot_index"`
+}
+
+// commitBound is the highest index the folder says was durable and where it says so.
+type commitBound struct {
+	index uint64
+	what  string // "the commit index recorded in hardstate.json is 5678"
+}
+
 // recover reads the folder and fills s; see the package doc for the rules.
+// When records that were synced are missing from a folder that otherwise
+// reads whole, it returns the state it read along with the error (Open hands
+// it to a read-only caller only).
 func (s *Storage) recover() (*Recovered, error) {
 	rec := &Recovered{}
 	l, err := listDir(s.dir)
@@ -168,7 +209,7 @@ func (s *Storage) recover() (*Recovered, error) {
 	rec.CleanStop = l.cleanStop
 	for k := 1; k < len(l.segs); k++ {
 		if l.segs[k].seq != l.segs[k-1].seq+1 {
-			return nil, s.corrupt(l.segs[k].name, -1, fmt.Sprintf("log segment %d missing before it", l.segs[k-1].seq+1))
+			return nil, s.corrupt(l.segs[k].name, -1, fmt.Sprintf("log segment %d missing before it: %s", l.segs[k-1].seq+1, lostAdvice))
 		}
 	}
 
@@ -181,6 +222,10 @@ func (s *Storage) recover() (*Recovered, error) {
 		}
 		rec.Snapshot = snap
 	}
+	var sI, sT uint64
+	if rec.Snapshot != nil {
+		sI, sT = rec.Snapshot.Index, rec.Snapshot.Term
+	}
 	var fileHS raft.HardState
 	if l.hardState {
 		b, err := os.ReadFile(filepath.Join(s.dir, hardStateFile))
@@ -191,19 +236,36 @@ func (s *Storage) recover() (*Recovered, error) {
 			return nil, s.corrupt(hardStateFile, -1, err.Error())
 		}
 	}
-
-	var r replayer
-	for k := range l.segs {
-		seg := &l.segs[k]
-		if err := s.replaySegment(&r, seg, k == len(l.segs)-1, rec); err != nil {
-			return nil, err
+	var stop cleanStopMarker
+	if l.cleanStop {
+		b, err := os.ReadFile(filepath.Join(s.dir, cleanStopFile))
+		if err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		if err := strictUnmarshal(b, &stop); err != nil || stop.LastIndex == nil {
+			why := "no last_index"
+			if err != nil {
+				why = err.Error()
+			}
+			return nil, s.corrupt(cleanStopFile, -1, why)
 		}
 	}
 
-	var sI, sT uint64
-	if rec.Snapshot != nil {
-		sI, sT = rec.Snapshot.Index, rec.Snapshot.Term
+	var r replayer
+	var torn *tornTail
+	var prevSize int64
+	for k := range l.segs {
+		var prev *segment
+		if k > 0 {
+			prev = &l.segs[k-1]
+		}
+		size, t, err := s.replaySegment(&r, &l.segs[k], prev, prevSize, k == len(l.segs)-1, sI)
+		if err != nil {
+			return nil, err
+		}
+		prevSize, torn = size, t
 	}
+
 	if r.mark > sI {
 		return nil, s.corrupt(snapshotName(r.mark), -1, fmt.Sprintf("the log records a snapshot at %d but the newest snapshot file is at %d", r.mark, sI))
 	}
@@ -214,7 +276,7 @@ func (s *Storage) recover() (*Recovered, error) {
 		}
 		return nil, s.corrupt(name, -1, fmt.Sprintf("the log starts at index %d but the snapshot is at %d: entries %d..%d are missing", r.first, sI, sI+1, r.first-1))
 	}
-	ents := r.ents
+	var ents []raft.Entry
 	switch {
 	case !r.started || r.last() <= sI:
 		ents = nil
@@ -239,16 +301,19 @@ func (s *Storage) recover() (*Recovered, error) {
 	} else {
 		rec.HardState = fileHS
 	}
+	// hardstate.json is fsynced, the last commit-only record of the log may
+	// not be (SaveHardStateNoSync): the higher of the two was durable.
+	rec.HardState.Commit = max(rec.HardState.Commit, fileHS.Commit)
 	last := sI
 	if len(ents) > 0 {
 		last = ents[len(ents)-1].Index
 	}
-	if rec.HardState.Commit > last {
-		name := hardStateFile
-		if len(l.segs) > 0 {
-			name = l.segs[len(l.segs)-1].name
-		}
-		return nil, s.corrupt(name, -1, fmt.Sprintf("commit index %d beyond the last index %d: log records missing", rec.HardState.Commit, last))
+	if err := s.checkComplete(l, &r, fileHS, stop, torn, last); err != nil {
+		return rec, err // no repair listed: none would be made
+	}
+	if torn != nil {
+		rec.TornTail = true
+		rec.Repairs = append(rec.Repairs, fmt.Sprintf("cut torn tail of %s at offset %d (%d bytes: %v)", torn.seg.name, torn.off, torn.size-torn.off, torn.why))
 	}
 
 	s.segs = l.segs
@@ -270,8 +335,17 @@ func (s *Storage) recover() (*Recovered, error) {
 	if l.cleanStop {
 		rec.Repairs = append(rec.Repairs, "remove the clean-stop marker")
 	}
+	if torn != nil {
+		s.lg.Warn("torn last record cut off", zap.String("file", filepath.Join(s.dir, torn.seg.name)), zap.Int64("offset", torn.off),
+			zap.Int64("bytes", torn.size-torn.off), zap.Bool("read_only", s.readOnly), zap.String("reason", torn.why.Error()))
+	}
 	if s.readOnly {
 		return rec, nil
+	}
+	if torn != nil {
+		if err := s.cutTornTail(torn); err != nil {
+			return nil, err
+		}
 	}
 	if l.cleanStop {
 		if err := os.Remove(filepath.Join(s.dir, cleanStopFile)); err != nil {
@@ -300,18 +374,103 @@ func (s *Storage) recover() (*Recovered, error) {
 	return rec, nil
 }
 
-// replaySegment feeds one segment's records to r. In the last segment, a
-// damaged region that runs to the end of the file with no valid record in it
-// is a torn tail: it is cut off (unless read-only) and reported.
-func (s *Storage) replaySegment(r *replayer, seg *segment, isLast bool, rec *Recovered) error {
+// checkComplete refuses a recovered log that lacks records the folder says
+// were synced: the log must reach every commit index recorded on disk (in
+// hardstate.json, in any hard-state record of the log) and the last index
+// clean-stop.json recorded, and the log's newest hard state must not be
+// older than hardstate.json's. None of these can legitimately be ahead of
+// the log: Save writes a commit index only with or after the fdatasync of
+// the entries it covers, SaveHardStateNoSync only for entries already
+// synced, and hardstate.json and clean-stop.json are written from that same
+// state (see writeHardStateFile). So a shortfall is lost data, never a torn
+// write, and a torn tail that would cut below one is refused, not cut.
+//
+// A loss that no durable record reaches (the end of the log of a killed node,
+// above every commit index it recorded) cannot be told from a torn write by
+// what is left in the folder; it is repaired as one. That is the limit of
+// what one folder can prove.
+func (s *Storage) checkComplete(l dirListing, r *replayer, fileHS raft.HardState, stop cleanStopMarker, torn *tornTail, last uint64) error {
+	if len(l.segs) == 0 && (len(l.snaps) > 0 || l.hardState || l.cleanStop) {
+		// Open creates the first segment before anything else is written,
+		// and compaction never deletes the last one: the log was deleted,
+		// and with it the term and vote this node may have given.
+		var present []string
+		if len(l.snaps) > 0 {
+			present = append(present, snapshotName(l.snaps[len(l.snaps)-1]))
+		}
+		if l.hardState {
+			present = append(present, hardStateFile)
+		}
+		if l.cleanStop {
+			present = append(present, cleanStopFile)
+		}
+		return &CorruptError{File: filepath.Join(s.dir, "wal-*.jsonl"), Offset: -1, Reason: fmt.Sprintf(
+			"no log segment, but %s exist: the log was deleted (its entries after the snapshot, the term and vote this node gave); %s",
+			strings.Join(present, " and "), lostAdvice)}
+	}
+	if len(l.segs) == 0 {
+		return nil // a new folder
+	}
+	lastSeg := l.segs[len(l.segs)-1].name
+	off := int64(-1)
+	detail := ""
+	if torn != nil {
+		off = torn.off
+		detail = fmt.Sprintf(" (the %d bytes from offset %d on are damaged: %v; they are not cut)", torn.size-torn.off, torn.off, torn.why)
+	}
+
+	var b commitBound
+	if fileHS.Commit > b.index {
+		b = commitBound{fileHS.Commit, fmt.Sprintf("the commit index recorded in %s is %d", hardStateFile, fileHS.Commit)}
+	}
+	if stop.LastIndex != nil && *stop.LastIndex > b.index {
+		b = commitBound{*stop.LastIndex, fmt.Sprintf("%s says the log ended at index %d when the node stopped cleanly", cleanStopFile, *stop.LastIndex)}
+	}
+	if r.maxCommit > b.index {
+		b = commitBound{r.maxCommit, fmt.Sprintf("the commit index recorded in %s at offset %d is %d", r.maxCommitAt.name, r.maxCommitAt.off, r.maxCommit)}
+	}
+	if last < b.index {
+		return s.corrupt(lastSeg, off, fmt.Sprintf("log ends at index %d%s but %s: %s", last, detail, b.what, lostAdvice))
+	}
+	if l.hardState && (fileHS.Term > r.hs.Term || fileHS.Term == r.hs.Term && fileHS.Vote != r.hs.Vote && r.hasHS && fileHS.Vote != raft.None) {
+		// Every segment starts with the hard state and hardstate.json is
+		// written from the last one the log holds: the log's newest
+		// hard-state record can only be as new or newer.
+		return s.corrupt(lastSeg, off, fmt.Sprintf("the log's newest hard state is term %d vote %d, but hardstate.json has term %d vote %d%s: %s",
+			r.hs.Term, r.hs.Vote, fileHS.Term, fileHS.Vote, detail, lostAdvice))
+	}
+
+	return nil
+}
+
+// replaySegment feeds one segment's records to r and returns the segment's
+// size. In the last segment, a damaged region that runs to the end of the
+// file with no valid record in it may be a torn tail: it is returned, to be
+// cut (unless read-only) once recovery proved nothing durable is in it.
+// prev is the segment before (nil for the first) and prevSize its size.
+func (s *Storage) replaySegment(r *replayer, seg, prev *segment, prevSize int64, isLast bool, snapIndex uint64) (int64, *tornTail, error) {
 	path := filepath.Join(s.dir, seg.name)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("storage: %w", err)
+		return 0, nil, fmt.Errorf("storage: %w", err)
+	}
+	// A segment's name holds the index it was created to take next (Save
+	// and SaveSnapshot create it just before the batch that goes on there),
+	// so the log before it must reach that far: if it does not, the segment
+	// before it ends early, its last records lost. Unless the new segment
+	// starts by discarding the log for a snapshot (SaveSnapshot writes its
+	// hard state, then a snapshot record that keeps no log), or the newest
+	// snapshot covers the gap (a crash before that record was written).
+	gap := prev != nil && r.started && seg.first > r.last()+1
+	prevLast := r.last()
+	gapErr := func() error {
+		return s.corrupt(prev.name, prevSize, fmt.Sprintf("the log ends at index %d here, but the next segment %s was created to go on at index %d: entries %d..%d are missing; %s",
+			prevLast, seg.name, seg.first, prevLast+1, seg.first-1, lostAdvice))
 	}
 	// One growth per segment instead of repeated doubling of a large slice.
 	r.ents = slices.Grow(r.ents, bytes.Count(data, []byte{'\n'}))
 	off := 0
+	var torn *tornTail
 	for off < len(data) {
 		nl := bytes.IndexByte(data[off:], '\n')
 		var line []byte
@@ -326,22 +485,37 @@ func (s *Storage) replaySegment(r *replayer, seg *segment, isLast bool, rec *Rec
 		}
 		if derr != nil {
 			if !isLast {
-				return s.corrupt(seg.name, int64(off), derr.Error())
+				return 0, nil, s.corrupt(seg.name, int64(off), derr.Error())
 			}
 			if voff, ok := findValidRecord(data, off); ok {
-				return s.corrupt(seg.name, int64(off), fmt.Sprintf("%v (a valid record follows at offset %d)", derr, voff))
+				return 0, nil, s.corrupt(seg.name, int64(off), fmt.Sprintf("%v (a valid record follows at offset %d)", derr, voff))
 			}
-			return s.cutTornTail(seg, path, int64(off), int64(len(data)), derr, rec)
+			torn = &tornTail{seg: seg, off: int64(off), size: int64(len(data)), why: derr}
+			break
+		}
+		if gap && rc.kind != kindHardState {
+			if rc.kind != kindSnapshot || rc.keep || rc.index+1 != seg.first {
+				return 0, nil, gapErr()
+			}
+			gap = false
 		}
 		if why := r.apply(&rc); why != "" {
-			return s.corrupt(seg.name, int64(off), why)
+			return 0, nil, s.corrupt(seg.name, int64(off), why)
 		}
-		if rc.kind == kindEntry {
+		switch rc.kind {
+		case kindEntry:
 			seg.maxIdx = max(seg.maxIdx, rc.entry.Index)
+		case kindHardState:
+			if rc.hs.Commit > r.maxCommit {
+				r.maxCommit, r.maxCommitAt = rc.hs.Commit, recordAt{seg.name, int64(off)}
+			}
 		}
 		off += nl + 1
 	}
-	return nil
+	if gap && seg.first-1 > snapIndex {
+		return 0, nil, gapErr()
+	}
+	return int64(len(data)), torn, nil
 }
 
 // findValidRecord reports the offset of the first complete valid line after
@@ -365,19 +539,14 @@ func findValidRecord(data []byte, off int) (int, bool) {
 	return 0, false
 }
 
-func (s *Storage) cutTornTail(seg *segment, path string, off, size int64, why error, rec *Recovered) error {
-	rec.TornTail = true
-	rec.Repairs = append(rec.Repairs, fmt.Sprintf("cut torn tail of %s at offset %d (%d bytes: %v)", seg.name, off, size-off, why))
-	s.lg.Warn("torn last record cut off", zap.String("file", path), zap.Int64("offset", off),
-		zap.Int64("bytes", size-off), zap.Bool("read_only", s.readOnly), zap.String("reason", why.Error()))
-	if s.readOnly {
-		return nil
-	}
+// cutTornTail truncates the last segment at the torn tail and makes that durable.
+func (s *Storage) cutTornTail(t *tornTail) error {
+	path := filepath.Join(s.dir, t.seg.name)
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
-	err = f.Truncate(off)
+	err = f.Truncate(t.off)
 	if err == nil {
 		err = f.Sync()
 	}

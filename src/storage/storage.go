@@ -98,6 +98,8 @@ type Storage struct {
 	segs []segment // in sequence order; the last one is open for appending
 	cur  *os.File  // the last segment, nil when ReadOnly
 	size int64     // bytes in the last segment
+	// lock holds the flock on LOCK from Open to Close (nil when ReadOnly).
+	lock *os.File
 
 	hs        raft.HardState
 	snapIndex uint64 // index of the newest snapshot, 0 if none
@@ -144,6 +146,14 @@ const (
 // rules) and returns a Storage ready to append after the recovered log. Damage
 // other than a torn last record is refused with a *CorruptError naming the
 // file and offset.
+//
+// A writable Open first locks the folder (flock on LOCK, held until Close);
+// if another Storage holds it, in this process or another, Open fails with a
+// *LockedError (errors.Is(err, ErrLocked)). ReadOnly takes no lock and
+// creates nothing, so it works next to a running node. With ReadOnly, when
+// the folder reads whole but records that were synced are missing (the log
+// ends below a durable commit index, see the recovery rules), Open returns
+// the Recovered state it read along with the *CorruptError, for inspect.
 func Open(opts Options) (*Storage, *Recovered, error) {
 	lg := opts.Logger
 	if lg == nil {
@@ -169,8 +179,21 @@ func Open(opts Options) (*Storage, *Recovered, error) {
 		readOnly: opts.ReadOnly,
 		sync:     fdatasync,
 	}
+	if !s.readOnly {
+		// Before recovery reads anything: recovery repairs (cuts a torn
+		// tail, removes temp files), which only the one writer may do.
+		lock, err := lockDir(s.dir)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.lock = lock
+	}
 	rec, err := s.recover()
 	if err != nil {
+		s.unlock()
+		if s.readOnly && rec != nil {
+			return nil, rec, err // what could be read, for inspect
+		}
 		return nil, nil, err
 	}
 	if s.readOnly {
@@ -178,9 +201,18 @@ func Open(opts Options) (*Storage, *Recovered, error) {
 	}
 	if err := s.openTail(); err != nil {
 		s.closeFile()
+		s.unlock()
 		return nil, nil, err
 	}
 	return s, rec, nil
+}
+
+// unlock releases the folder's lock (closing the file releases the flock).
+func (s *Storage) unlock() {
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
 }
 
 // openTail opens the last segment for appending, or creates the first one.
@@ -280,6 +312,20 @@ func (s *Storage) Save(hs raft.HardState, entries []raft.Entry) error {
 	if hs.IsEmpty() && len(entries) == 0 {
 		return nil
 	}
+	if !hs.IsEmpty() {
+		// The commit index on disk must never pass the durable end of the
+		// log: recovery refuses a log that ends below any recorded commit
+		// index as one that lost synced records, so this order must be the
+		// only one possible. hs goes after the entries in the same write and
+		// fdatasync, so it may cover them; it may not cover more.
+		end := s.lastIndex
+		if len(entries) > 0 {
+			end = entries[len(entries)-1].Index
+		}
+		if hs.Commit > end {
+			return fmt.Errorf("storage: commit %d beyond the last index %d after this batch", hs.Commit, end)
+		}
+	}
 	next := s.lastIndex + 1
 	if len(entries) > 0 {
 		next = entries[0].Index
@@ -318,13 +364,15 @@ func (s *Storage) Save(hs raft.HardState, entries []raft.Entry) error {
 	return nil
 }
 
-// write appends buf to the current segment and fsyncs it.
 // SaveHardStateNoSync records a hard state whose term and vote are already
 // durable (only the commit index moved) with a write but no fsync: a killed
 // process keeps it in the page cache, a power loss may not, and either is
 // harmless because the commit index is only a hint for replay after a
 // restart (Raft learns it again from the leader). Callers must use Save for
-// any change of term or vote.
+// any change of term or vote. The commit index may only cover entries that
+// are already durable (s.lastIndex moves only after their fdatasync), so a
+// record that does reach the disk never claims more than the log holds; the
+// next fdatasync of the segment makes it durable along with what follows.
 func (s *Storage) SaveHardStateNoSync(hs raft.HardState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -348,6 +396,7 @@ func (s *Storage) SaveHardStateNoSync(hs raft.HardState) error {
 	return nil
 }
 
+// write appends buf to the current segment and fsyncs it.
 func (s *Storage) write(buf []byte) error {
 	n, err := s.cur.Write(buf)
 	s.size += int64(n)
@@ -561,6 +610,10 @@ func (s *Storage) linkLatest(name string) error {
 	return os.Rename(tmp, filepath.Join(s.dir, latestSnapshotLink))
 }
 
+// writeHardStateFile writes s.hs, whose commit index never passes the
+// durable end of the log (Save and SaveHardStateNoSync check it before s.hs
+// takes it, a snapshot that discards the log is only installed above the
+// commit index, Raft figure 13), so recovery may hold the log to it.
 func (s *Storage) writeHardStateFile() error {
 	b, err := json.Marshal(s.hs)
 	if err != nil {
@@ -576,6 +629,10 @@ func (s *Storage) writeHardStateFile() error {
 func (s *Storage) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The folder is released however Close ends: a poisoned Storage writes
+	// nothing more either, and a node restarted in the same process (tests)
+	// must be able to take it.
+	defer s.unlock()
 	if s.err != nil {
 		return s.err
 	}
@@ -607,7 +664,6 @@ func (s *Storage) LastIndex() uint64 {
 	return s.lastIndex
 }
 
-// SnapshotIndex returns the index of the newest snapshot, 0 if none.
 // LoadSnapshot reads the newest saved snapshot back from its file (the
 // node sends it to a follower that needs compacted entries; nothing keeps
 // the data in memory meanwhile). It returns nil when there is none.
@@ -621,6 +677,7 @@ func (s *Storage) LoadSnapshot() (*raft.Snapshot, error) {
 	return s.loadSnapshot(snapshotName(idx))
 }
 
+// SnapshotIndex returns the index of the newest snapshot, 0 if none.
 func (s *Storage) SnapshotIndex() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -693,7 +750,6 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// writeAtomic replaces dir/name with content: temp file, fsync, rename, fsync dir.
 // WriteFileAtomic replaces path with the concatenation of parts: a temp
 // file, fsync, rename, fsync of the folder, so a reader sees the old file or
 // the whole new one, after a crash too. The node and the client use it for
@@ -702,6 +758,7 @@ func WriteFileAtomic(path string, parts ...[]byte) error {
 	return writeAtomic(filepath.Dir(path), filepath.Base(path), parts...)
 }
 
+// writeAtomic replaces dir/name with content: temp file, fsync, rename, fsync dir.
 func writeAtomic(dir, name string, parts ...[]byte) error {
 	return writeAtomicFunc(dir, name, func(w io.Writer) error {
 		for _, p := range parts {

@@ -75,6 +75,7 @@ func TestSuffixOverwrite(t *testing.T) {
 		assert.Equal(t, uint64(2), s.LastIndex())
 		require.NoError(t, s.Save(raft.HardState{}, []raft.Entry{{Term: 6, Index: 3}}))
 
+		crash(s)
 		_, rec := openT(t, dir, segBytes(seg))
 		assert.Equal(t, []raft.Entry{{Term: 6, Index: 1}, {Term: 6, Index: 2}, {Term: 6, Index: 3}}, rec.Entries, "segment bytes %d", seg)
 		assert.Equal(t, uint64(6), rec.HardState.Term)
@@ -94,6 +95,7 @@ func TestSegmentRotation(t *testing.T) {
 		require.NoError(t, err)
 		assert.Less(t, st.Size(), int64(2000+4000), "%s rotated near the bound", name)
 	}
+	crash(s)
 	_, rec := openT(t, dir, segBytes(2000))
 	assert.Equal(t, testEntries(1, 200), rec.Entries)
 	assert.Equal(t, raft.HardState{Term: testTerm(191), Commit: 190}, rec.HardState)
@@ -134,6 +136,7 @@ func TestCompactionAfterSnapshot(t *testing.T) {
 	assert.Empty(t, filesMatching(t, dir, "*.tmp"))
 	save(301, 320)
 
+	crash(s)
 	_, rec = openT(t, dir)
 	assert.Equal(t, uint64(290), rec.Snapshot.Index)
 	assert.Equal(t, snapData(290), rec.Snapshot.Data)
@@ -170,6 +173,7 @@ func TestSnapshotBeyondOrConflictingWithLog(t *testing.T) {
 		assert.Equal(t, uint64(500), s.LastIndex())
 		assert.Error(t, s.Save(raft.HardState{}, testEntries(11, 11)))
 		require.NoError(t, s.Save(raft.HardState{Term: 9, Commit: 500}, testEntries(501, 505)))
+		crash(s)
 		_, rec := openT(t, dir)
 		assert.Equal(t, uint64(500), rec.Snapshot.Index)
 		assert.Equal(t, testEntries(501, 505), rec.Entries)
@@ -181,6 +185,7 @@ func TestSnapshotBeyondOrConflictingWithLog(t *testing.T) {
 		require.NoError(t, s.SaveSnapshot(raft.Snapshot{Index: 8, Term: 77, Data: snapData(8)}))
 		assert.Equal(t, uint64(8), s.LastIndex(), "the log after a conflicting snapshot is discarded")
 		require.NoError(t, s.Save(raft.HardState{}, []raft.Entry{{Term: 77, Index: 9}}))
+		crash(s)
 		_, rec := openT(t, dir)
 		assert.Equal(t, []raft.Entry{{Term: 77, Index: 9}}, rec.Entries)
 	})
@@ -191,6 +196,7 @@ func TestSnapshotBeyondOrConflictingWithLog(t *testing.T) {
 		require.NoError(t, s.SaveSnapshot(raft.Snapshot{Index: 8, Term: testTerm(8), Data: snapData(8)}))
 		require.NoError(t, s.SaveSnapshot(raft.Snapshot{Index: 8, Term: testTerm(8), Data: snapData(8)}), "the same snapshot again is a no-op")
 		assert.Error(t, s.SaveSnapshot(raft.Snapshot{Index: 7, Term: testTerm(7), Data: snapData(7)}), "older snapshot")
+		crash(s)
 		_, rec := openT(t, dir)
 		assert.Equal(t, testEntries(9, 10), rec.Entries)
 	})
@@ -200,10 +206,12 @@ func TestSnapshotBeyondOrConflictingWithLog(t *testing.T) {
 		require.NoError(t, s.Save(raft.HardState{Term: 1}, testEntries(1, 10)))
 		// What SaveSnapshot writes first, alone: an installed snapshot whose term conflicts.
 		require.NoError(t, writeAtomic(dir, snapshotName(8), encodeSnapshot(8, 77, nil, snapData(8))))
+		crash(s)
 		s2, rec := openT(t, dir)
 		assert.Empty(t, rec.Entries)
 		assert.NotEmpty(t, rec.Repairs)
 		require.NoError(t, s2.Save(raft.HardState{}, []raft.Entry{{Term: 77, Index: 9}}))
+		crash(s2)
 		_, rec = openT(t, dir)
 		assert.Equal(t, []raft.Entry{{Term: 77, Index: 9}}, rec.Entries)
 	})
@@ -447,6 +455,7 @@ func TestSaveSnapshotFromStreams(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &file), "the file is one JSON object, for jq")
 	assert.JSONEq(t, string(want), string(file["StateMachine"]))
 
+	crash(s)
 	_, rec := openT(t, dir)
 	require.NotNil(t, rec.Snapshot)
 	assert.Equal(t, want, rec.Snapshot.Data)

@@ -1,0 +1,167 @@
+package main
+
+// Tests of the node command's start-up refusals, with real processes.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"raftkv/src/raft"
+	"raftkv/src/storage"
+)
+
+// freePort returns a TCP port free on 127.0.0.1 a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// oneNodeHostfile writes a hostfile with one Raft node r0 on 127.0.0.1 and
+// returns its path and r0's HTTP address.
+func oneNodeHostfile(t *testing.T) (path, httpAddr string) {
+	t.Helper()
+	httpPort := freePort(t)
+	hf := fmt.Sprintf(`{"raft":[{"name":"r0","host":"127.0.0.1","raft_port":%d,"http_port":%d}]}`, freePort(t), httpPort)
+	path = filepath.Join(t.TempDir(), "hostfile.json")
+	require.NoError(t, os.WriteFile(path, []byte(hf), 0o644))
+	return path, net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
+}
+
+// startNode starts `raftkv node` in the background; its stderr goes to a file.
+func startNode(t *testing.T, hostfile, data string) (*exec.Cmd, string) {
+	t.Helper()
+	errPath := filepath.Join(t.TempDir(), "stderr")
+	errFile, err := os.Create(errPath)
+	require.NoError(t, err)
+	defer errFile.Close()
+	cmd := exec.Command(binary(t), "node", "--name", "r0", "--hostfile", hostfile, "--data", data)
+	cmd.Env = cleanEnv()
+	cmd.Stderr = errFile
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, errPath
+}
+
+// waitServing polls the node's /healthz until it answers 200 and its LOCK
+// file names pid, or the deadline passes.
+func waitServing(t *testing.T, httpAddr, lockPath string, pid int) {
+	t.Helper()
+	c := &http.Client{Timeout: time.Second}
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(lockPath)
+		if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(pid) {
+			return false
+		}
+		resp, err := c.Get("http://" + httpAddr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 20*time.Millisecond, "node pid %d did not start serving", pid)
+}
+
+// TestNodeRefusesSecondProcessOnFolder: while one node runs on a folder, a
+// second `raftkv node` on it exits 2 naming the folder and the first's PID;
+// after the first is killed with SIGKILL, the LOCK file it left blocks
+// nobody.
+func TestNodeRefusesSecondProcessOnFolder(t *testing.T) {
+	hostfile, httpAddr := oneNodeHostfile(t)
+	data := t.TempDir()
+	folder := filepath.Join(data, "r0")
+	lockPath := filepath.Join(folder, "LOCK")
+
+	first, _ := startNode(t, hostfile, data)
+	waitServing(t, httpAddr, lockPath, first.Process.Pid)
+
+	second := run(t, nil, "node", "--name", "r0", "--hostfile", hostfile, "--data", data)
+	assert.Equal(t, 2, second.code)
+	assert.Contains(t, second.stderr, fmt.Sprintf("raftkv node: %s is in use by another raftkv process (pid %d): refusing to start a second node on the same data",
+		folder, first.Process.Pid))
+
+	// inspect takes no lock: it reads the folder next to the running node.
+	in := run(t, nil, "inspect", folder)
+	assert.Equal(t, 0, in.code)
+
+	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
+	_ = first.Wait()
+	third, _ := startNode(t, hostfile, data)
+	waitServing(t, httpAddr, lockPath, third.Process.Pid)
+	require.NoError(t, third.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, third.Wait(), "a clean stop")
+}
+
+// TestNodeRefusesLogThatLostRecords: a node whose last log segment was cut
+// in half after a clean stop refuses to start, naming the file; inspect
+// prints what is left with the error and exits 2; neither changes the folder.
+func TestNodeRefusesLogThatLostRecords(t *testing.T) {
+	hostfile, _ := oneNodeHostfile(t)
+	data := t.TempDir()
+	folder := filepath.Join(data, "r0")
+	s, _, err := storage.Open(storage.Options{Dir: folder, Logger: zaptest.NewLogger(t)})
+	require.NoError(t, err)
+	for i := uint64(1); i <= 200; i += 10 {
+		var ents []raft.Entry
+		for k := i; k < i+10; k++ {
+			ents = append(ents, raft.Entry{Term: 1, Index: k, Type: raft.EntryNoop})
+		}
+		require.NoError(t, s.Save(raft.HardState{Term: 1, Vote: 0, Commit: i + 9}, ents))
+	}
+	require.NoError(t, s.Close())
+	segs, err := filepath.Glob(filepath.Join(folder, "wal-*.jsonl"))
+	require.NoError(t, err)
+	require.Len(t, segs, 1)
+	st, err := os.Stat(segs[0])
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(segs[0], st.Size()/2))
+	seg, err := os.ReadFile(segs[0])
+	require.NoError(t, err)
+
+	// RAFT_DURATION bounds a node that wrongly starts (exit 0), so the
+	// test fails instead of hanging.
+	node := run(t, []string{"RAFT_DURATION=3"}, "node", "--name", "r0", "--hostfile", hostfile, "--data", data)
+	assert.Equal(t, 1, node.code)
+	assert.Contains(t, node.stderr, "raftkv node: ")
+	assert.Contains(t, node.stderr, segs[0])
+	assert.Contains(t, node.stderr, "but the commit index recorded in hardstate.json is 200: records that were synced are missing; refusing to start")
+
+	in := run(t, nil, "inspect", folder)
+	assert.Equal(t, 2, in.code)
+	assert.Contains(t, in.stderr, segs[0])
+	var out struct {
+		LogLastIndex uint64
+		AppliedIndex uint64
+		Error        string
+	}
+	require.NoError(t, json.Unmarshal([]byte(in.stdout), &out))
+	assert.Contains(t, out.Error, "records that were synced are missing")
+	assert.Greater(t, out.LogLastIndex, uint64(0))
+	assert.Less(t, out.LogLastIndex, uint64(200))
+	assert.Equal(t, out.LogLastIndex, out.AppliedIndex)
+
+	after, err := os.ReadFile(segs[0])
+	require.NoError(t, err)
+	assert.Equal(t, seg, after, "nothing was cut")
+}
