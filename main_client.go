@@ -677,8 +677,13 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // as the node would recover it, as JSON (StateMachine.Contents included).
 // It works on the folder of a node that was killed as well as stopped.
 func runInspect(args []string, stdout, stderr io.Writer) int {
+	const inspectUsage = "usage: raftkv inspect DIR   (a node's folder, e.g. persistence/r0)"
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprintln(stdout, inspectUsage)
+		return exitOK
+	}
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: raftkv inspect DIR   (a node's folder, e.g. persistence/r0)")
+		fmt.Fprintln(stderr, inspectUsage)
 		return exitUsage
 	}
 	if _, err := os.Stat(args[0]); err != nil {

@@ -575,3 +575,28 @@ func TestClientNodeBadConfig(t *testing.T) {
 	r = run(t, nil, "client", "--name", "c0", "--datafile", filepath.Join(t.TempDir(), "missing.txt"), "--endpoints", "127.0.0.1:1")
 	assert.Equal(t, 2, r.code)
 }
+
+// TestCLIHelpExitsZero: --help of every command prints its usage on
+// stdout and exits 0 (node and inspect exited 2).
+func TestCLIHelpExitsZero(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"node", "--help"}, "usage: raftkv node [flags]"},
+		{[]string{"node", "-h"}, "-max-client-conns"},
+		{[]string{"inspect", "--help"}, "usage: raftkv inspect DIR"},
+		{[]string{"inspect", "-h"}, "usage: raftkv inspect DIR"},
+		{[]string{"client", "--help"}, "usage: raftkv client [flags]"},
+		{[]string{"put", "--help"}, "usage: raftkv put"},
+		{[]string{"status", "--help"}, "usage: raftkv status"},
+		{[]string{"--help"}, "usage: raftkv <command>"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := run(t, nil, tc.args...)
+			assert.Equal(t, 0, r.code, r.stderr)
+			assert.Contains(t, r.stdout, tc.want)
+			assert.Empty(t, r.stderr)
+		})
+	}
+}

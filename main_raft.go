@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -89,6 +90,12 @@ func newLogger(verbose bool) *zap.Logger {
 // runNode runs one Raft node until it is signalled or RAFT_DURATION ends.
 func runNode(args []string) int {
 	cfg, err := config.LoadNode(args, os.Getenv, os.Hostname)
+	if errors.Is(err, flag.ErrHelp) {
+		// Asked for: the usage on stdout and success, as every other
+		// command's --help.
+		fmt.Print(err)
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "raftkv node: %v\n", err)
 		return 2
@@ -115,8 +122,9 @@ func runNode(args []string) int {
 		RaftListen: net.JoinHostPort("", strconv.Itoa(self.RaftPort)),
 		HTTPListen: net.JoinHostPort("", strconv.Itoa(self.HTTPPort)),
 		Heartbeat:  cfg.Heartbeat, ElectionTimeout: cfg.ElectionTimeout,
-		SnapshotEvery: cfg.SnapshotEvery,
-		Logger:        lg,
+		SnapshotEvery:  cfg.SnapshotEvery,
+		MaxClientConns: cfg.MaxClientConns,
+		Logger:         lg,
 	})
 	if err != nil {
 		// A second process on the folder is a usage error (exit 2), told

@@ -20,6 +20,12 @@ const (
 	DefaultElectionTimeout = time.Second
 	DefaultSnapshotEvery   = 10000
 	DefaultInterval        = time.Second
+	// DefaultMaxClientConns: the client HTTP connections a node serves at
+	// once (server.DefaultMaxClientConns says why 1024).
+	DefaultMaxClientConns = 1024
+	// maxMaxClientConns: far above any file limit a node would be given;
+	// a larger value is a typo.
+	maxMaxClientConns = 1 << 20
 )
 
 // Environment variables (CONTRACT.md).
@@ -30,6 +36,7 @@ const (
 	EnvInterval        = "RAFT_INTERVAL"
 	EnvHeartbeat       = "RAFT_HEARTBEAT"
 	EnvElectionTimeout = "RAFT_ELECTION_TIMEOUT"
+	EnvMaxClientConns  = "RAFT_MAX_CLIENT_CONNS"
 )
 
 // Node is the validated configuration of a Raft node.
@@ -46,6 +53,9 @@ type Node struct {
 	Heartbeat, ElectionTimeout time.Duration
 	SnapshotEvery              uint64 // snapshot after at least this many applied entries (see server.maybeSnapshot); > 0
 	PprofAddr                  string // listen address for net/http/pprof; "" = off
+	// MaxClientConns bounds the client HTTP connections served at once;
+	// 1 to 1<<20.
+	MaxClientConns int
 }
 
 // Self returns this node's hostfile entry.
@@ -79,6 +89,7 @@ func (e helpError) Unwrap() error { return flag.ErrHelp }
 // problem.
 type settings struct {
 	fs     *flag.FlagSet
+	notes  string          // printed after the flags by --help
 	set    map[string]bool // flags given on the command line
 	getenv func(string) string
 	errs   []error
@@ -102,6 +113,7 @@ func (s *settings) parse(args []string, getenv func(string) string) error {
 			fmt.Fprintf(&b, "usage: raftkv %s [flags]\n\nflags:\n", s.fs.Name())
 			s.fs.SetOutput(&b)
 			s.fs.PrintDefaults()
+			b.WriteString(s.notes)
 			return helpError{b.String()}
 		}
 		return err
@@ -149,6 +161,21 @@ func (s *settings) duration(flagName, env string, def time.Duration) (time.Durat
 		return def, from
 	}
 	return d, from
+}
+
+// count reads a whole number from 1 to max, or def when neither the flag
+// nor the variable gives one.
+func (s *settings) count(flagName, env string, def, max int) int {
+	v, from, ok := s.value(flagName, env)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		s.failf("%s %q is not a whole number from 1 to %d", from, v, max)
+		return def
+	}
+	return n
 }
 
 // runTime reads RAFT_DURATION or --duration: whole seconds >= 0, or a Go
@@ -242,6 +269,15 @@ func LoadNode(args []string, getenv func(string) string, hostname func() (string
 	fs.String("election-timeout", "", "election timeout T, randomized in [T, 2T) (default $"+EnvElectionTimeout+", else "+DefaultElectionTimeout.String()+")")
 	fs.String("snapshot-every", strconv.Itoa(DefaultSnapshotEvery), "take a snapshot after at least this many applied entries (and log bytes of at least a quarter of the last snapshot)")
 	fs.String("pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (default off)")
+	fs.String("max-client-conns", "", "client HTTP connections served at once; beyond it new ones wait to be accepted (default $"+EnvMaxClientConns+", else "+strconv.Itoa(DefaultMaxClientConns)+"); keep it below the file limit")
+	s.notes = `
+The HTTP API (the hostfile's http_port) serves at most --max-client-conns
+connections at once; more wait to be accepted. A request's headers must
+arrive within 5s and all of it within 30s, its reply is written within 40s,
+and a keep-alive connection idle for 2m is closed. Query parameters other
+than op (PUT) and consistency (GET), Client-Id headers that are not 1 to 128
+bytes of UTF-8, are refused with 400. Raft traffic (raft_port) is separate.
+`
 	if err := s.parse(args, getenv); err != nil {
 		return nil, err
 	}
@@ -269,6 +305,8 @@ func LoadNode(args []string, getenv func(string) string, hostname func() (string
 		}
 		n.PprofAddr = v
 	}
+
+	n.MaxClientConns = s.count("max-client-conns", EnvMaxClientConns, DefaultMaxClientConns, maxMaxClientConns)
 
 	var nameFrom string
 	n.Name, nameFrom = s.name(hostname)

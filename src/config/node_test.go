@@ -35,7 +35,7 @@ func TestLoadNodePrecedence(t *testing.T) {
 			args:     []string{"--hostfile", hf},
 			hostname: "r1",
 			want: Node{Name: "r1", ID: 1, DataDir: "persistence", Heartbeat: 100 * time.Millisecond,
-				ElectionTimeout: time.Second, SnapshotEvery: 10000},
+				ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024},
 		},
 		{
 			name:     "variables override defaults",
@@ -43,7 +43,7 @@ func TestLoadNodePrecedence(t *testing.T) {
 			env:      map[string]string{"RAFT_NAME": "r2", "RAFT_DURATION": "30", "RAFT_VERBOSE": "true", "RAFT_HEARTBEAT": "50ms", "RAFT_ELECTION_TIMEOUT": "500ms"},
 			hostname: "r1",
 			want: Node{Name: "r2", ID: 2, DataDir: "persistence", Duration: 30 * time.Second, Verbose: true,
-				Heartbeat: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond, SnapshotEvery: 10000},
+				Heartbeat: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond, SnapshotEvery: 10000, MaxClientConns: 1024},
 		},
 		{
 			name: "flags override variables",
@@ -52,12 +52,12 @@ func TestLoadNodePrecedence(t *testing.T) {
 			env:      map[string]string{"RAFT_NAME": "r2", "RAFT_DURATION": "30", "RAFT_VERBOSE": "true", "RAFT_HEARTBEAT": "50ms", "RAFT_ELECTION_TIMEOUT": "500ms"},
 			hostname: "r1",
 			want: Node{Name: "r0", ID: 0, DataDir: "/tmp/p", Duration: 5 * time.Second, Verbose: false,
-				Heartbeat: 20 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, SnapshotEvery: 7, PprofAddr: "127.0.0.1:6060"},
+				Heartbeat: 20 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, SnapshotEvery: 7, PprofAddr: "127.0.0.1:6060", MaxClientConns: 1024},
 		},
 		{
 			name:     "single-dash flags and a bare --verbose",
 			args:     []string{"-hostfile=" + hf, "-name=r2", "--verbose"},
-			want:     Node{Name: "r2", ID: 2, DataDir: "persistence", Verbose: true, Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000},
+			want:     Node{Name: "r2", ID: 2, DataDir: "persistence", Verbose: true, Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024},
 			hostname: "",
 		},
 		{
@@ -65,21 +65,21 @@ func TestLoadNodePrecedence(t *testing.T) {
 			args:     []string{"--hostfile", hf},
 			env:      map[string]string{"RAFT_NAME": "", "RAFT_HEARTBEAT": ""},
 			hostname: "r0",
-			want:     Node{Name: "r0", DataDir: "persistence", Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000},
+			want:     Node{Name: "r0", DataDir: "persistence", Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024},
 		},
 		{
 			name:     "durations as Go durations and 0",
 			args:     []string{"--hostfile", hf, "--name", "r0", "--duration", "1m30s"},
 			env:      map[string]string{"RAFT_DURATION": "0"},
 			hostname: "",
-			want:     Node{Name: "r0", DataDir: "persistence", Duration: 90 * time.Second, Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000},
+			want:     Node{Name: "r0", DataDir: "persistence", Duration: 90 * time.Second, Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024},
 		},
 		{
 			name:     "RAFT_DURATION 0 means until signalled",
 			args:     []string{"--hostfile", hf, "--name", "r0"},
 			env:      map[string]string{"RAFT_DURATION": "0"},
 			hostname: "",
-			want:     Node{Name: "r0", DataDir: "persistence", Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000},
+			want:     Node{Name: "r0", DataDir: "persistence", Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024},
 		},
 	}
 	for _, tt := range tests {
@@ -346,6 +346,40 @@ func TestParseEndpoints(t *testing.T) {
 				assert.Contains(t, err.Error(), w)
 			}
 			assert.Len(t, strings.Split(err.Error(), "\n"), len(tt.errs))
+		})
+	}
+}
+
+func TestLoadNodeMaxClientConns(t *testing.T) {
+	hf := writeFile(t, t.TempDir(), "hostfile.json", goodHostfile)
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    int
+		wantErr string
+	}{
+		{"default", nil, nil, 1024, ""},
+		{"variable", nil, map[string]string{"RAFT_MAX_CLIENT_CONNS": "64"}, 64, ""},
+		{"flag overrides the variable", []string{"--max-client-conns", "8"}, map[string]string{"RAFT_MAX_CLIENT_CONNS": "64"}, 8, ""},
+		{"one", []string{"--max-client-conns", "1"}, nil, 1, ""},
+		{"largest", []string{"--max-client-conns", "1048576"}, nil, 1 << 20, ""},
+		{"zero", []string{"--max-client-conns", "0"}, nil, 0, `--max-client-conns "0" is not a whole number from 1 to 1048576`},
+		{"negative variable", nil, map[string]string{"RAFT_MAX_CLIENT_CONNS": "-1"}, 0, `RAFT_MAX_CLIENT_CONNS "-1" is not a whole number from 1 to 1048576`},
+		{"not a number", nil, map[string]string{"RAFT_MAX_CLIENT_CONNS": "many"}, 0, `RAFT_MAX_CLIENT_CONNS "many" is not a whole number`},
+		{"too large", []string{"--max-client-conns", "1048577"}, nil, 0, `--max-client-conns "1048577" is not a whole number from 1 to 1048576`},
+		{"bad flag hides a good variable", []string{"--max-client-conns", "x"}, map[string]string{"RAFT_MAX_CLIENT_CONNS": "5"}, 0, `--max-client-conns "x"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := LoadNode(append([]string{"--hostfile", hf, "--name", "r0"}, tt.args...), env(tt.env), hostnameIs("r0"))
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, n.MaxClientConns)
 		})
 	}
 }

@@ -125,7 +125,7 @@ func BenchmarkEncodeTo(b *testing.B) {
 
 // The encoding/json baselines that EncodeCommand and DecodeCommand replace.
 func BenchmarkCommandEncodingJSONBaseline(b *testing.B) {
-	w := wireCommand{Op: "put", Key: "some-key", Value: benchValue, ClientID: "client-7", Seq: 123456}
+	w := jsonCommand{Op: "put", Key: "some-key", Value: benchValue, ClientID: "client-7", Seq: 123456}
 	data := EncodeCommand(Command{Op: OpPut, Key: w.Key, Value: w.Value, ClientID: w.ClientID, Seq: w.Seq})
 	b.Run("json.Marshal 256B", func(b *testing.B) {
 		b.ReportAllocs()

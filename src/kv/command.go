@@ -16,6 +16,10 @@ const (
 	MaxKeyBytes = 1024
 	// MaxValueBytes is the longest value, in bytes (1 MiB).
 	MaxValueBytes = 1 << 20
+	// MaxClientIDBytes is the longest client id, in bytes; the shortest is
+	// one byte. Session ids live in every replica's memory and snapshot, so
+	// a client must not choose their size freely.
+	MaxClientIDBytes = 128
 )
 
 // Op is what a command does.
@@ -43,7 +47,8 @@ type Command struct {
 	Op    Op
 	Key   string
 	Value string // ignored by get and delete
-	// ClientID names the client's session; "" applies the command without one.
+	// ClientID names the client's session; "" applies the command without
+	// one, and so does an id that ValidateClientID refuses (see Store.Apply).
 	ClientID string
 	// Seq is the client's request number, increasing per client.
 	Seq uint64
@@ -62,6 +67,10 @@ var (
 	ErrStaleRequest = errors.New("kv: stale request: a later request of this client was already applied")
 	// ErrBadCommand: a log entry does not decode to a command; nothing was applied.
 	ErrBadCommand = errors.New("kv: malformed command")
+	// ErrBadClientID: a client id is empty, longer than MaxClientIDBytes or
+	// not valid UTF-8 (HTTP 400). It is never a Result.Err: Apply runs a
+	// command with such an id without a session instead.
+	ErrBadClientID = errors.New("kv: client id must be 1 to 128 bytes of valid UTF-8")
 )
 
 // ValidateKey returns an error wrapping ErrBadKey unless k is 1 to
@@ -90,13 +99,36 @@ func ValidateValue(v string) error {
 	return nil
 }
 
+// ValidateClientID returns an error wrapping ErrBadClientID unless id is 1
+// to MaxClientIDBytes bytes of valid UTF-8.
+func ValidateClientID(id string) error {
+	switch {
+	case len(id) == 0:
+		return fmt.Errorf("%w: it is empty", ErrBadClientID)
+	case len(id) > MaxClientIDBytes:
+		return fmt.Errorf("%w: it is %d bytes", ErrBadClientID, len(id))
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: it is not valid UTF-8", ErrBadClientID)
+	}
+	return nil
+}
+
+// validClientID is ValidateClientID without building an error.
+func validClientID(id string) bool {
+	return len(id) > 0 && len(id) <= MaxClientIDBytes && utf8.ValidString(id)
+}
+
 // EncodeCommand returns c as a compact JSON object, e.g.
 //
 //	{"op":"put","key":"a","value":"b","client":"c0","seq":3}
 //
 // "value", "client" and "seq" are left out when empty or zero. Strings are
-// escaped as encoding/json does; invalid UTF-8 becomes U+FFFD (as in
-// encoding/json), so only valid UTF-8 round-trips: validate first.
+// escaped as encoding/json does; invalid UTF-8 in a key or value becomes
+// U+FFFD (as in encoding/json), so only valid UTF-8 round-trips: validate
+// first. A client id that is not valid UTF-8 is left out, so the command
+// runs without a session: written as U+FFFD it would name another client's
+// session (two different ids, one session, one client getting the other's
+// remembered result).
 func EncodeCommand(c Command) []byte {
 	b := make([]byte, 0, 80+len(c.Key)+len(c.Value)+len(c.ClientID))
 	b = append(b, `{"op":`...)
@@ -107,7 +139,7 @@ func EncodeCommand(c Command) []byte {
 		b = append(b, `,"value":`...)
 		b = appendString(b, c.Value)
 	}
-	if c.ClientID != "" {
+	if c.ClientID != "" && utf8.ValidString(c.ClientID) {
 		b = append(b, `,"client":`...)
 		b = appendString(b, c.ClientID)
 	}
@@ -137,13 +169,15 @@ func DecodeCommand(b []byte) (Command, error) {
 	return c, nil
 }
 
-// wireCommand is Command as encoding/json sees it, for decodeSlow.
+// wireCommand is Command as encoding/json sees it, for decodeSlow. The
+// client id stays raw so that decodeSlow can see invalid UTF-8, which
+// encoding/json would silently turn into U+FFFD.
 type wireCommand struct {
-	Op       string `json:"op"`
-	Key      string `json:"key"`
-	Value    string `json:"value"`
-	ClientID string `json:"client"`
-	Seq      uint64 `json:"seq"`
+	Op       string          `json:"op"`
+	Key      string          `json:"key"`
+	Value    string          `json:"value"`
+	ClientID json.RawMessage `json:"client"`
+	Seq      uint64          `json:"seq"`
 }
 
 // decodeSlow decodes with encoding/json whatever decodeFast did not take:
@@ -158,7 +192,19 @@ func decodeSlow(b []byte) (Command, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return Command{}, errors.New("kv: decode command: data after the object")
 	}
-	return Command{Op: Op(w.Op), Key: w.Key, Value: w.Value, ClientID: w.ClientID, Seq: w.Seq}, nil
+	var client string
+	if len(w.ClientID) > 0 {
+		if err := json.Unmarshal(w.ClientID, &client); err != nil {
+			return Command{}, fmt.Errorf("kv: decode command: client: %w", err)
+		}
+	}
+	if !utf8.Valid(w.ClientID) {
+		// Only a forged or damaged entry holds raw invalid UTF-8 (EncodeCommand
+		// never writes it). Decoded, it would be U+FFFD and could name another
+		// client's session: the command runs without one.
+		client = ""
+	}
+	return Command{Op: Op(w.Op), Key: w.Key, Value: w.Value, ClientID: client, Seq: w.Seq}, nil
 }
 
 // decodeFast decodes the exact shape EncodeCommand writes when no string

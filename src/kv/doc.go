@@ -46,10 +46,20 @@
 // The table is bounded by log index, never by time, so that every replica
 // agrees: a session idle for more than Options.SessionTTLEntries indexes
 // expires, and when Options.MaxSessions sessions exist, a new client evicts
-// the session least recently used (by log index). A client whose session was
-// evicted or expired is a new client again: a very late retry of its last
-// request would be applied a second time. The defaults keep a client's
-// session for a million entries.
+// the session least recently used (by log index). Its size is bounded too:
+// past Options.MaxSessionBytes (client ids, remembered results and a fixed
+// overhead per session), the least recently used sessions are evicted the
+// same way. A client whose session was evicted or expired is a new client
+// again: a very late retry of its last request would be applied a second
+// time. The defaults keep a client's session for a million entries, or until
+// 10,000 other clients (16 MiB of sessions) came after it.
+//
+// A client id is 1 to MaxClientIDBytes (128) bytes of valid UTF-8
+// (ValidateClientID); the API refuses others. A command that carries
+// another id anyway (a log of an old version, a forged entry) runs without
+// a session and is never remembered, and Restore drops such sessions, so
+// the table never holds an id the API would refuse, and no two ids share a
+// session (an id that is not UTF-8 is never written as U+FFFD).
 //
 // # Errors
 //

@@ -223,6 +223,11 @@ func (s *Store) Restore(data []byte) error {
 		if js.Err != "" && !ok {
 			errs = append(errs, fmt.Errorf("session %q: unknown error code %q", id, js.Err))
 		}
+		if id != "" && !validClientID(id) {
+			// Written by a version that took any Client-Id: Apply would not
+			// have stored it, so neither does Restore (see Store.Apply).
+			continue
+		}
 		if id == "" || js.LastUsed == 0 || js.LastUsed > snap.AppliedIndex || js.Index > js.LastUsed {
 			errs = append(errs, fmt.Errorf("session %q: indexes Index %d, LastUsed %d do not fit AppliedIndex %d",
 				id, js.Index, js.LastUsed, snap.AppliedIndex))
@@ -253,6 +258,7 @@ func (s *Store) Restore(data []byte) error {
 		return strings.Compare(a.id, b.id)
 	})
 	var oldest, newest *session
+	size := 0
 	for _, sess := range list {
 		sess.prev = newest
 		if newest != nil {
@@ -261,6 +267,7 @@ func (s *Store) Restore(data []byte) error {
 			oldest = sess
 		}
 		newest = sess
+		size += sessionSize(sess.id, sess.result)
 	}
 
 	s.mu.Lock()
@@ -268,7 +275,14 @@ func (s *Store) Restore(data []byte) error {
 	s.applied = snap.AppliedIndex
 	s.contents = snap.Contents
 	s.sessions = sessions
+	s.sessionBytes = size
 	s.oldest, s.newest = oldest, newest
+	// A snapshot of an old version may hold more than the bounds allow:
+	// evict as Apply would, oldest first, so replicas that restored it
+	// agree with each other.
+	for s.oldest != nil && (len(s.sessions) > s.opts.MaxSessions || s.sessionBytes > s.opts.MaxSessionBytes) {
+		s.remove(s.oldest)
+	}
 	return nil
 }
 

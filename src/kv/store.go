@@ -9,7 +9,18 @@ import (
 const (
 	DefaultMaxSessions       = 10000
 	DefaultSessionTTLEntries = 1_000_000
+	// DefaultMaxSessionBytes bounds the session table's size (see
+	// sessionSize): 16 MiB. With ids of at most MaxClientIDBytes, 10,000
+	// sessions of writes take about 2.5 MiB, so the count binds first; the
+	// byte bound keeps large remembered results (a get's value) from growing
+	// every replica's memory and snapshot without limit.
+	DefaultMaxSessionBytes = 16 << 20
 )
+
+// sessionOverhead approximates a session's memory besides its strings: the
+// struct, its map entry and list links. Counting it keeps many sessions of
+// tiny ids bounded too.
+const sessionOverhead = 128
 
 // Options tune a Store. They shape the replicated state, so every replica of
 // a cluster must use the same Options.
@@ -21,6 +32,11 @@ type Options struct {
 	// SessionTTLEntries expires a session idle for more than this many log
 	// indexes. 0 means DefaultSessionTTLEntries.
 	SessionTTLEntries uint64
+	// MaxSessionBytes bounds the sum of sessionSize over the session table
+	// (client ids, remembered results, a fixed overhead each); past it, the
+	// sessions least recently used by log index are evicted, as for
+	// MaxSessions. 0 means DefaultMaxSessionBytes.
+	MaxSessionBytes int
 }
 
 func (o Options) withDefaults() Options {
@@ -29,6 +45,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SessionTTLEntries == 0 {
 		o.SessionTTLEntries = DefaultSessionTTLEntries
+	}
+	if o.MaxSessionBytes <= 0 {
+		o.MaxSessionBytes = DefaultMaxSessionBytes
 	}
 	return o
 }
@@ -59,6 +78,10 @@ type session struct {
 	prev, next *session
 }
 
+// sessionSize is what a session counts against Options.MaxSessionBytes.
+// It depends on the replicated state only, so every replica evicts alike.
+func sessionSize(id string, r Result) int { return len(id) + len(r.Value) + sessionOverhead }
+
 // Store is the replicated key-value state machine. See the package comment.
 type Store struct {
 	opts Options
@@ -67,6 +90,9 @@ type Store struct {
 	applied  uint64            // index of the last applied entry; Invariant: only grows, except by Restore
 	contents map[string]string // the key-value map
 	sessions map[string]*session
+	// sessionBytes is the sum of sessionSize over sessions.
+	// Invariant: sessionBytes <= opts.MaxSessionBytes after every Apply.
+	sessionBytes int
 	// oldest and newest are the ends of the session list.
 	oldest, newest *session
 }
@@ -110,6 +136,14 @@ func (s *Store) Sessions() int {
 	return len(s.sessions)
 }
 
+// SessionBytes returns the session table's size as Options.MaxSessionBytes
+// counts it.
+func (s *Store) SessionBytes() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.sessionBytes
+}
+
 // ApplyNoop records that the no-op entry at index was applied (a new
 // leader's first entry). It panics if index is not above AppliedIndex.
 func (s *Store) ApplyNoop(index uint64) {
@@ -131,7 +165,11 @@ func (s *Store) Apply(index uint64, data []byte) Result {
 	if err != nil {
 		return Result{Index: index, Err: ErrBadCommand}
 	}
-	if cmd.ClientID == "" {
+	if !validClientID(cmd.ClientID) {
+		// No session: "" asks for none, and an id the API would refuse (from
+		// a log written by an old version, or a forged entry) must not grow
+		// the table, which every replica and snapshot holds. The decision
+		// depends on the entry's bytes only, so replicas agree.
 		return s.exec(index, cmd)
 	}
 	sess := s.sessions[cmd.ClientID]
@@ -150,10 +188,19 @@ func (s *Store) Apply(index uint64, data []byte) Result {
 		}
 		sess = &session{id: cmd.ClientID}
 		s.sessions[cmd.ClientID] = sess
+		s.sessionBytes += sessionSize(sess.id, Result{})
 	}
 	res := s.exec(index, cmd)
+	s.sessionBytes += len(res.Value) - len(sess.result.Value)
 	sess.seq, sess.result = cmd.Seq, res
 	s.touch(sess, index)
+	// Evict by bytes the same way as by count: least recently used first.
+	// sess is the newest and is never evicted by its own request; with the
+	// default bound it alone always fits (its size is at most
+	// MaxClientIDBytes + MaxValueBytes + sessionOverhead).
+	for s.sessionBytes > s.opts.MaxSessionBytes && s.oldest != sess {
+		s.remove(s.oldest)
+	}
 	return res
 }
 
@@ -239,4 +286,5 @@ func (s *Store) unlink(sess *session) {
 func (s *Store) remove(sess *session) {
 	s.unlink(sess)
 	delete(s.sessions, sess.id)
+	s.sessionBytes -= sessionSize(sess.id, sess.result)
 }

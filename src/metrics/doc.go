@@ -11,6 +11,8 @@
 //	t := m.ReadStarted(); ...; m.ObserveReadIndex(t)
 //	t := time.Now(); disk.Save(...); m.ObserveFsync(t, len(entries))
 //	m.SnapshotTaken(); m.SnapshotInstalled()
+//	m.HTTPConnOpened(); m.HTTPConnClosed(); m.HTTPConnLimited()   // the HTTP listener
+//	m.InvalidMessage()                   // a peer message the core refused
 //	http.Handle("/metrics", m.Handler())
 //
 // Metric names (every one has the label node=<name>):
@@ -24,6 +26,8 @@
 //	raftkv_snapshots_taken_total, raftkv_snapshots_installed_total
 //	raftkv_peer_{sent,received}_{bytes,messages}_total{peer}, raftkv_peer_dropped_messages_total{peer}, raftkv_peer_connected{peer}
 //	raftkv_follower_lag_entries{peer}, raftkv_follower_match_index{peer}   (leader only)
+//	raftkv_http_connections, raftkv_http_connections_limit, raftkv_http_connections_limited_total
+//	raftkv_invalid_messages_total
 //
 // Summary gives the cumulative values as JSON for GET /v1/metrics-summary,
 // which the dashboard turns into rates by differences.

@@ -43,6 +43,10 @@ type Metrics struct {
 	commitLatency, readLatency                  prometheus.Histogram
 	fsyncLatency, fsyncBatch                    prometheus.Histogram
 	snapshotsTaken, snapshotsInstalled          prometheus.Counter
+	// The HTTP edge (see server.limitListener) and the peers' messages.
+	httpConns, httpConnLimit prometheus.Gauge
+	httpConnLimited          prometheus.Counter
+	invalidMessages          prometheus.Counter
 
 	// Loop-owned transition state (see ObserveStatus).
 	started       bool
@@ -88,6 +92,11 @@ func New(reg *prometheus.Registry, node string) *Metrics {
 		fsyncBatch:         hist("fsync_batch_entries", "Log entries written by one fsync (group commit batch size).", batchBuckets),
 		snapshotsTaken:     counter("snapshots_taken_total", "Snapshots this node took of its own state machine."),
 		snapshotsInstalled: counter("snapshots_installed_total", "Snapshots received from the leader and installed."),
+		httpConns:          gauge("http_connections", "Client HTTP connections open now (accepted and not yet closed)."),
+		httpConnLimit:      gauge("http_connections_limit", "The most client HTTP connections open at once (--max-client-conns)."),
+		httpConnLimited: counter("http_connections_limited_total",
+			"Times the HTTP listener was at its connection limit and stopped accepting until a connection closed (new clients wait in the kernel's backlog meanwhile)."),
+		invalidMessages: counter("invalid_messages_total", "Peer messages the Raft core refused (Step returned an error) and dropped."),
 	}
 	roleVec := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "raftkv", Name: "role", ConstLabels: labels,
@@ -109,7 +118,8 @@ func New(reg *prometheus.Registry, node string) *Metrics {
 	}
 	reg.MustRegister(m.term, m.commit, m.applied, m.lastIndex, m.snapIndex, roleVec,
 		m.leaderChanges, m.elections, m.proposals, m.reads, m.commitLatency, m.readLatency,
-		m.fsyncLatency, m.fsyncBatch, m.snapshotsTaken, m.snapshotsInstalled, m.peer)
+		m.fsyncLatency, m.fsyncBatch, m.snapshotsTaken, m.snapshotsInstalled, m.peer,
+		m.httpConns, m.httpConnLimit, m.httpConnLimited, m.invalidMessages)
 	return m
 }
 
@@ -234,6 +244,63 @@ type PeerSample struct {
 	Connected                   bool
 	HasProgress                 bool // set on the leader only
 	Match, Lag                  uint64
+}
+
+// SetHTTPConnLimit records the HTTP connection limit.
+func (m *Metrics) SetHTTPConnLimit(n int) {
+	if m == nil {
+		return
+	}
+	m.httpConnLimit.Set(float64(n))
+}
+
+// HTTPConnOpened counts a client connection accepted.
+func (m *Metrics) HTTPConnOpened() {
+	if m == nil {
+		return
+	}
+	m.httpConns.Inc()
+}
+
+// HTTPConnClosed counts a client connection closed.
+func (m *Metrics) HTTPConnClosed() {
+	if m == nil {
+		return
+	}
+	m.httpConns.Dec()
+}
+
+// HTTPConnLimited counts a time the listener waited for a free connection.
+func (m *Metrics) HTTPConnLimited() {
+	if m == nil {
+		return
+	}
+	m.httpConnLimited.Inc()
+}
+
+// HTTPConnections returns the open-connection gauge (for tests and
+// summaries).
+func (m *Metrics) HTTPConnections() float64 {
+	if m == nil {
+		return 0
+	}
+	return gaugeValue(m.httpConns)
+}
+
+// InvalidMessage counts a peer message the core refused.
+func (m *Metrics) InvalidMessage() {
+	if m == nil {
+		return
+	}
+	m.invalidMessages.Inc()
+}
+
+// InvalidMessages returns the count of refused peer messages.
+func (m *Metrics) InvalidMessages() float64 {
+	if m == nil {
+		return 0
+	}
+	return counterValue(m.invalidMessages)
 }
 
 // WatchPeers sets the function called at every scrape (and by Summary) for
@@ -362,4 +429,12 @@ func histogramValue(h prometheus.Histogram) HistogramSummary {
 		out.Buckets = append(out.Buckets, b.GetCumulativeCount())
 	}
 	return out
+}
+
+func gaugeValue(g prometheus.Gauge) float64 {
+	var d dto.Metric
+	if err := g.Write(&d); err != nil || d.Gauge == nil {
+		return 0
+	}
+	return d.Gauge.GetValue()
 }

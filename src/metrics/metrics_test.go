@@ -72,3 +72,35 @@ func TestNilMetricsIsNoop(t *testing.T) {
 		t.Fatal(s)
 	}
 }
+
+func TestHTTPAndInvalidMessageMetrics(t *testing.T) {
+	m := New(nil, "r0")
+	m.SetHTTPConnLimit(8)
+	m.HTTPConnOpened()
+	m.HTTPConnOpened()
+	m.HTTPConnClosed()
+	m.HTTPConnLimited()
+	m.InvalidMessage()
+	m.InvalidMessage()
+	if got := m.HTTPConnections(); got != 1 {
+		t.Errorf("open connections = %v, want 1", got)
+	}
+	if got := m.InvalidMessages(); got != 2 {
+		t.Errorf("invalid messages = %v, want 2", got)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`raftkv_http_connections{node="r0"} 1`,
+		`raftkv_http_connections_limit{node="r0"} 8`,
+		`raftkv_http_connections_limited_total{node="r0"} 1`,
+		`raftkv_invalid_messages_total{node="r0"} 2`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	var nilM *Metrics
+	nilM.HTTPConnOpened()
+	nilM.InvalidMessage()
+}

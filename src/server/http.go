@@ -44,10 +44,13 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/healthz", s.get(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
-	mux.HandleFunc("GET /metrics", s.handleMetrics)
-	mux.HandleFunc("GET /v1/metrics-summary", s.handleMetricsSummary)
-	mux.Handle("GET /{$}", dashboard.Handler())
-	mux.Handle("GET /ui/", dashboard.Handler())
+	// The endpoints below check their query themselves (or, through
+	// get, take none).
+	mux.HandleFunc("/metrics", s.get(s.handleMetrics))
+	mux.HandleFunc("/v1/metrics-summary", onlyGet(s.handleMetricsSummary))
+	dash := s.get(dashboard.Handler().ServeHTTP)
+	mux.Handle("/{$}", dash)
+	mux.Handle("/ui/", dash)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such route: %s %s", r.Method, r.URL.Path))
 	})
@@ -79,7 +82,9 @@ func (s *Server) routes() http.Handler {
 	})
 }
 
-func (s *Server) get(h http.HandlerFunc) http.HandlerFunc {
+// onlyGet serves h for GET and HEAD requests, and answers others with a
+// JSON 405 (ServeMux's method patterns would answer in plain text).
+func onlyGet(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET")
@@ -88,6 +93,19 @@ func (s *Server) get(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// get serves h for GET and HEAD requests without a query string.
+func (s *Server) get(h http.HandlerFunc) http.HandlerFunc {
+	return onlyGet(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery != "" {
+			if err := noQuery(r.URL.RawQuery, "GET "+r.URL.Path); err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+		}
+		h(w, r)
+	})
 }
 
 func (s *Server) leaderName(st *raft.Status) string {
@@ -170,22 +188,38 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		switch c := queryValue(r, "consistency"); c {
-		case "stale":
+		q := [...]queryParam{{name: "consistency"}}
+		if err := parseQuery(r.URL.RawQuery, q[:], "GET /v1/kv/{key}"); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		// A read runs in no session, but the headers follow the same rules
+		// as on writes, so that a client learns of a bad one at once.
+		if _, _, err := clientSession(r); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		switch c := q[0]; {
+		case c.value == "stale":
 			s.serveValue(w, key)
-		case "", "linearizable":
+		case !c.given || c.value == "linearizable":
 			s.linearizableGet(w, r, key)
 		default:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("consistency %q: want linearizable or stale", c))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter \"consistency\" is %q: want linearizable or stale", c.value))
 		}
 	case http.MethodPut:
 		op := kv.OpPut
-		switch o := queryValue(r, "op"); o {
-		case "", "put":
-		case "append":
+		q := [...]queryParam{{name: "op"}}
+		if err := parseQuery(r.URL.RawQuery, q[:], "PUT /v1/kv/{key}"); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		switch o := q[0]; {
+		case !o.given || o.value == "put":
+		case o.value == "append":
 			op = kv.OpAppend
 		default:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("op %q: want put or append", o))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter \"op\" is %q: want put or append", o.value))
 			return
 		}
 		body, err := readBody(w, r)
@@ -203,6 +237,10 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 		// encoded entry is a copy).
 		s.write(w, r, kv.Command{Op: op, Key: key, Value: unsafe.String(unsafe.SliceData(body), len(body))}, body)
 	case http.MethodDelete:
+		if err := noQuery(r.URL.RawQuery, "DELETE /v1/kv/{key}"); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 		s.write(w, r, kv.Command{Op: kv.OpDelete, Key: key}, nil)
 	default:
 		w.Header().Set("Allow", "GET, PUT, DELETE")
@@ -241,31 +279,34 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, maxValueBytes))
 }
 
-// queryValue is r.URL.Query().Get(name) without parsing (and allocating)
-// an empty query.
-func queryValue(r *http.Request, name string) string {
-	if r.URL.RawQuery == "" {
-		return ""
-	}
-	return r.URL.Query().Get(name)
-}
-
-// clientSession reads the exactly-once headers.
+// clientSession reads the exactly-once headers. Both are absent (no
+// session) or both present once: Client-Id of 1 to kv.MaxClientIDBytes
+// bytes of valid UTF-8, Request-Seq a decimal integer of 1 to 2^64-1 (0
+// would mean no session in the log). The error names the header.
 func clientSession(r *http.Request) (string, uint64, error) {
-	id := r.Header.Get("Client-Id")
-	seqText := r.Header.Get("Request-Seq")
-	if seqText == "" {
-		if id != "" {
-			return "", 0, errors.New("Client-Id needs a Request-Seq header")
-		}
+	// Incoming header names are canonical: index the map directly.
+	ids, seqs := r.Header["Client-Id"], r.Header["Request-Seq"]
+	switch {
+	case len(ids) == 0 && len(seqs) == 0:
 		return "", 0, nil
+	case len(ids) > 1:
+		return "", 0, errors.New("header Client-Id is given more than once")
+	case len(seqs) > 1:
+		return "", 0, errors.New("header Request-Seq is given more than once")
+	case len(ids) == 0:
+		return "", 0, errors.New("header Request-Seq needs a Client-Id header")
 	}
-	if id == "" {
-		return "", 0, errors.New("Request-Seq needs a Client-Id header")
+	id := ids[0]
+	if err := kv.ValidateClientID(id); err != nil {
+		// The message never repeats the id: it may be huge or not text.
+		return "", 0, fmt.Errorf("header Client-Id: %w", err)
 	}
-	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if len(seqs) == 0 {
+		return "", 0, errors.New("header Client-Id needs a Request-Seq header")
+	}
+	seq, err := strconv.ParseUint(seqs[0], 10, 64)
 	if err != nil || seq == 0 {
-		return "", 0, fmt.Errorf("Request-Seq %q is not a positive integer", seqText)
+		return "", 0, fmt.Errorf("header Request-Seq %.40q is not an integer from 1 to 18446744073709551615", seqs[0])
 	}
 	return id, seq, nil
 }

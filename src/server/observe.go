@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -88,8 +89,17 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 // cumulative counters, and with ?scope=cluster every node's (asked in
 // parallel, like /v1/cluster). The dashboard computes rates from deltas.
 func (s *Server) handleMetricsSummary(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Get("scope") != "cluster" {
+	q := [...]queryParam{{name: "scope"}}
+	if err := parseQuery(r.URL.RawQuery, q[:], "GET /v1/metrics-summary"); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	switch scope := q[0]; {
+	case !scope.given:
 		writeJSON(w, http.StatusOK, s.met.Summary(s.cfg.name()))
+		return
+	case scope.value != "cluster":
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter \"scope\" is %q: want cluster, or no scope for this node alone", scope.value))
 		return
 	}
 	out := make([]metrics.Summary, len(s.cfg.Peers))

@@ -50,7 +50,43 @@ type Config struct {
 	// RequestTimeout bounds how long a client request waits for its
 	// command to commit (then 504) or its read to be confirmed (then 503).
 	RequestTimeout time.Duration
-	Logger         *zap.Logger
+	// MaxClientConns bounds the client HTTP connections served at once;
+	// beyond it the node stops accepting until one closes (limitListener).
+	// 0 means DefaultMaxClientConns.
+	MaxClientConns int
+	// The HTTP server's timeouts; 0 means derived from RequestTimeout (see
+	// httpTimeouts). Tests set short ones.
+	HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
+	Logger                                             *zap.Logger
+}
+
+// httpTimeouts fills in the HTTP server's timeouts left 0. Without them, a
+// client that opened a connection and sent nothing, or a body slowly,
+// held it (and a file descriptor) forever.
+//
+//   - Read (headers and body): RequestTimeout + 25 s, 30 s by default: a
+//     1 MiB value still arrives over a link of 35 KB/s.
+//   - Write: counted by net/http from the end of the request's headers, so
+//     it covers reading the body, the request (RequestTimeout; a forward to
+//     the leader takes RequestTimeout + 1 s) and writing the reply: Read +
+//     RequestTimeout + 5 s, 40 s by default.
+//   - Idle: a keep-alive connection between requests closes after 2
+//     minutes (Go's and etcd's clients keep theirs for 90 s, so they
+//     close first).
+//   - Headers: at most 5 s (or Read, if shorter) from the connection's
+//     start, or from the end of the previous request.
+func (c *Config) httpTimeouts() (read, write, idle, header time.Duration) {
+	read, write, idle = c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout
+	if read <= 0 {
+		read = c.RequestTimeout + 25*time.Second
+	}
+	if write <= 0 {
+		write = read + c.RequestTimeout + 5*time.Second
+	}
+	if idle <= 0 {
+		idle = 2 * time.Minute
+	}
+	return read, write, idle, min(5*time.Second, read)
 }
 
 func (c *Config) name() string { return c.Peers[c.ID].Name }
@@ -94,7 +130,7 @@ type Server struct {
 	kv    *kv.Store
 	tr    *transport.Transport
 	http  *http.Server
-	httpL net.Listener
+	httpL *limitListener
 	fwd   *http.Client
 
 	recvc chan raft.Message
@@ -123,6 +159,8 @@ type Server struct {
 	appliedTerm  uint64
 	snapIndex    uint64
 	peerIDs      []raft.ID
+	// badMsgLog limits the log of refused peer messages (see step).
+	badMsgLog rateLimitedLog
 
 	// status is the latest basic status, published by the loop for HTTP
 	// handlers.
@@ -142,6 +180,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = 10000
+	}
+	if cfg.MaxClientConns <= 0 {
+		cfg.MaxClientConns = DefaultMaxClientConns
 	}
 	if cfg.Heartbeat <= 0 || cfg.ElectionTimeout < 2*cfg.Heartbeat {
 		return nil, fmt.Errorf("server: heartbeat %v must be positive and at most half the election timeout %v", cfg.Heartbeat, cfg.ElectionTimeout)
@@ -219,7 +260,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.initMetrics()
-	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
+	read, write, idle, header := cfg.httpTimeouts()
+	s.http = &http.Server{
+		Handler:     s.routes(),
+		ReadTimeout: read, WriteTimeout: write, IdleTimeout: idle, ReadHeaderTimeout: header,
+		// net/http logs a failed TLS handshake or an Accept error here; the
+		// node's logger has them instead of the standard library's.
+		ErrorLog: zap.NewStdLog(lg.Named("http")),
+	}
 	return s, nil
 }
 
@@ -252,7 +300,7 @@ func (s *Server) Run(ctx context.Context, started func()) error {
 		s.disk.Close()
 		return fmt.Errorf("listen for HTTP on %s: %w", s.cfg.HTTPListen, err)
 	}
-	s.httpL = l
+	s.httpL = newLimitListener(l, s.cfg.MaxClientConns, s.met)
 	fatal := make(chan error, 1)
 	s.loopWG.Add(1)
 	go func() {
@@ -262,8 +310,9 @@ func (s *Server) Run(ctx context.Context, started func()) error {
 			fatal <- err
 		}
 	}()
-	go s.http.Serve(l)
-	s.lg.Info("serving", zap.String("http", l.Addr().String()), zap.String("raft", s.tr.Addr().String()))
+	go s.http.Serve(s.httpL)
+	s.lg.Info("serving", zap.String("http", l.Addr().String()), zap.String("raft", s.tr.Addr().String()),
+		zap.Int("max_client_conns", s.cfg.MaxClientConns))
 	if started != nil {
 		started()
 	}
@@ -361,8 +410,38 @@ func (s *Server) step(m raft.Message) {
 		s.lg.Debug("recv", zap.Stringer("msg", m))
 	}
 	if err := s.node.Step(m); err != nil {
-		s.lg.Warn("dropped peer message", zap.Error(err))
+		// Every refused message is counted; the log gets at most one line a
+		// second, since a broken or hostile peer can send thousands a second
+		// and each line would cost more than the message.
+		s.met.InvalidMessage()
+		if suppressed, ok := s.badMsgLog.allow(time.Now()); ok {
+			s.lg.Warn("dropped peer message", zap.Error(err), zap.Int("from", int(m.From)),
+				zap.Stringer("type", m.Type), zap.Uint64("term", m.Term), zap.Int("suppressed_since_last_log", suppressed))
+		}
 	}
+}
+
+// rateLimitedLog lets one log line through per interval and counts the
+// ones it held back. The zero value allows one a second.
+type rateLimitedLog struct {
+	interval   time.Duration // 0 means a second
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether a line may be logged at now, and how many were
+// held back since the last one.
+func (l *rateLimitedLog) allow(now time.Time) (suppressed int, ok bool) {
+	interval := l.interval
+	if interval == 0 {
+		interval = time.Second
+	}
+	if !l.last.IsZero() && now.Sub(l.last) < interval {
+		l.suppressed++
+		return 0, false
+	}
+	suppressed, l.last, l.suppressed = l.suppressed, now, 0
+	return suppressed, true
 }
 
 // traceSend logs every outgoing message at debug level (RAFT_VERBOSE).
