@@ -133,11 +133,6 @@ func (p *parser) failf(where, format string, args ...any) {
 	p.errs = append(p.errs, fmt.Errorf("%s: %s", p.file, msg))
 }
 
-type field struct {
-	name  string
-	value json.RawMessage
-}
-
 // object reads raw as a JSON object and returns its fields in order. It
 // reports unknown and repeated fields at where, and returns false if raw is
 // not an object.

@@ -409,7 +409,7 @@ func (h *Hostfile) clientNames() string {
 // ignored. The error names every bad item.
 func ParseEndpoints(s string) ([]string, error) {
 	if strings.TrimSpace(s) == "" {
-		return nil, errors.New("no endpoints: want host:port,host:port,...")
+		return nil, errors.New("no endpoints: want a comma-separated list of host:port")
 	}
 	var (
 		out  []string

@@ -116,8 +116,6 @@ func readLine(br *bufio.Reader) (line string, tooLong bool, err error) {
 	}
 }
 
-func isBlank(r byte) bool { return r == ' ' || r == '\t' }
-
 // cut splits s at its first run of blanks: the word before and the rest
 // after the first blank only.
 func cut(s string) (word, rest string, found bool) {

@@ -159,7 +159,7 @@ func New(cfg Config, deliver func(raft.Message)) (*Transport, error) {
 		errs = append(errs, errors.New("deliver func is nil"))
 	}
 	if cfg.Self < 0 {
-		errs = append(errs, fmt.Errorf("Self %d is negative", cfg.Self))
+		errs = append(errs, fmt.Errorf("Config.Self %d is negative", cfg.Self))
 	}
 	if cfg.SelfName == "" || len(cfg.SelfName) > maxNameLen {
 		errs = append(errs, fmt.Errorf("SelfName %q must be 1 to %d bytes", cfg.SelfName, maxNameLen))
@@ -177,9 +177,9 @@ func New(cfg Config, deliver func(raft.Message)) (*Transport, error) {
 	for id, p := range cfg.Peers {
 		switch {
 		case id == cfg.Self:
-			errs = append(errs, fmt.Errorf("Peers[%d] is Self", id))
+			errs = append(errs, fmt.Errorf("Config.Peers[%d] is Self", id))
 		case id < 0:
-			errs = append(errs, fmt.Errorf("Peers[%d]: negative ID", id))
+			errs = append(errs, fmt.Errorf("Config.Peers[%d]: negative ID", id))
 		}
 		if p.Name == "" || len(p.Name) > maxNameLen {
 			errs = append(errs, fmt.Errorf("Peers[%d].Name %q must be 1 to %d bytes", id, p.Name, maxNameLen))

@@ -543,7 +543,7 @@ func TestNewValidates(t *testing.T) {
 		mod  func(*Config)
 		want string
 	}{
-		{"self in peers", func(c *Config) { c.Peers[0] = Peer{Name: "r9", Addr: c.Peers[1].Addr} }, "Peers[0] is Self"},
+		{"self in peers", func(c *Config) { c.Peers[0] = Peer{Name: "r9", Addr: c.Peers[1].Addr} }, "Config.Peers[0] is Self"},
 		{"duplicate name", func(c *Config) { c.Peers[2] = Peer{Name: "r1", Addr: c.Peers[1].Addr} }, `"r1" is also node`},
 		{"nil Addr", func(c *Config) { c.Peers[1] = Peer{Name: "r1"} }, "Addr is nil"},
 		{"empty name", func(c *Config) { c.SelfName = "" }, "SelfName"},
