@@ -89,18 +89,21 @@ type pendingRead struct {
 // Node is one Raft participant as a deterministic state machine. It is not
 // safe for concurrent use: one goroutine owns it (see doc.go).
 type Node struct {
-	id      ID
-	peers   []ID
-	cfg     Config
-	term    uint64
-	vote    ID
-	lead    ID
-	role    Role
-	log     raftLog
-	prs     map[ID]*Progress
-	votes   map[ID]bool
-	msgs    []Message
-	quorum  int
+	id     ID
+	peers  []ID
+	cfg    Config
+	term   uint64
+	vote   ID
+	lead   ID
+	role   Role
+	log    raftLog
+	prs    map[ID]*Progress
+	votes  map[ID]bool
+	msgs   []Message
+	quorum int
+	// scratch holds one value per peer for quorumIndex, reused so that the
+	// per-acknowledgement checks do not allocate.
+	scratch []uint64
 	trace   func(string)
 	rand    Rand
 	pending struct {
@@ -139,6 +142,7 @@ func NewNode(cfg Config) (*Node, error) {
 		trace:          cfg.Trace,
 		rand:           cfg.Rand,
 		quorum:         len(cfg.Peers)/2 + 1,
+		scratch:        make([]uint64, len(cfg.Peers)),
 		leadTransferee: None,
 	}
 	slices.Sort(n.peers)
@@ -706,12 +710,11 @@ func (n *Node) bcastHeartbeat() {
 // quorum, but only if that entry is from the current term (Raft 5.4.2,
 // figure 8: counting replicas of an older term's entry is not enough).
 func (n *Node) maybeCommit() bool {
-	matches := make([]uint64, 0, len(n.peers))
-	for _, p := range n.peers {
-		matches = append(matches, n.prs[p].Match)
+	matches := n.scratch[:len(n.peers)]
+	for i, p := range n.peers {
+		matches[i] = n.prs[p].Match
 	}
-	slices.Sort(matches)
-	mci := matches[len(matches)-n.quorum]
+	mci := quorumIndex(matches, n.quorum)
 	if t, _ := n.log.term(mci); mci <= n.log.committed || t != n.term {
 		return false
 	}
@@ -791,16 +794,15 @@ func (n *Node) releaseReads() {
 	if len(n.reads) == 0 {
 		return
 	}
-	acks := make([]uint64, 0, len(n.peers))
-	for _, p := range n.peers {
+	acks := n.scratch[:len(n.peers)]
+	for i, p := range n.peers {
 		if p == n.id {
-			acks = append(acks, n.readRound)
+			acks[i] = n.readRound
 		} else {
-			acks = append(acks, n.prs[p].ReadAck)
+			acks[i] = n.prs[p].ReadAck
 		}
 	}
-	slices.Sort(acks)
-	acked := acks[len(acks)-n.quorum]
+	acked := quorumIndex(acks, n.quorum)
 	i := 0
 	for ; i < len(n.reads) && n.reads[i].round <= acked; i++ {
 		n.readStates = append(n.readStates, ReadState{RequestID: n.reads[i].id, Index: n.reads[i].index})
