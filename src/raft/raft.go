@@ -53,33 +53,6 @@ type Config struct {
 	Trace func(string)
 }
 
-func (c *Config) setDefaults() error {
-	if c.ElectionTicks == 0 {
-		c.ElectionTicks = 10
-	}
-	if c.HeartbeatTicks == 0 {
-		c.HeartbeatTicks = 1
-	}
-	if c.MaxMsgEntries == 0 {
-		c.MaxMsgEntries = 4096
-	}
-	if c.MaxMsgBytes == 0 {
-		c.MaxMsgBytes = 1 << 20
-	}
-	if c.MaxInflight == 0 {
-		c.MaxInflight = 256
-	}
-	switch {
-	case c.HeartbeatTicks >= c.ElectionTicks:
-		return fmt.Errorf("raft: heartbeat (%d ticks) must be shorter than the election timeout (%d ticks)", c.HeartbeatTicks, c.ElectionTicks)
-	case c.Rand == nil:
-		return errors.New("raft: Config.Rand is required")
-	case !slices.Contains(c.Peers, c.ID):
-		return fmt.Errorf("raft: node %d is not among the peers %v", c.ID, c.Peers)
-	}
-	return nil
-}
-
 // pendingRead is a ReadIndex request waiting for a quorum to confirm the
 // leader's leadership in read round round.
 type pendingRead struct {
@@ -130,7 +103,8 @@ type Node struct {
 
 // NewNode builds a node from its configuration and recovered state.
 func NewNode(cfg Config) (*Node, error) {
-	if err := cfg.setDefaults(); err != nil {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	n := &Node{
@@ -150,20 +124,14 @@ func NewNode(cfg Config) (*Node, error) {
 	if !cfg.Snapshot.IsEmpty() {
 		n.log.restore(cfg.Snapshot.withoutData())
 	}
-	if len(cfg.Entries) > 0 {
-		if cfg.Entries[0].Index != n.log.offset+1 {
-			return nil, fmt.Errorf("raft: recovered entries start at %d, want %d", cfg.Entries[0].Index, n.log.offset+1)
-		}
-		n.log.entries = slices.Clone(cfg.Entries)
-	}
+	// validate checked that the entries continue the snapshot, that the
+	// commit index is in the log and that Applied is committed.
+	n.log.entries = slices.Clone(cfg.Entries)
 	n.log.stable = n.log.lastIndex()
-	n.log.committed = max(n.log.offset, min(hs.Commit, n.log.lastIndex()))
-	n.log.applied = max(n.log.offset, min(cfg.Applied, n.log.committed))
+	n.log.committed = max(n.log.offset, hs.Commit)
+	n.log.applied = max(n.log.offset, cfg.Applied)
 	if !hs.IsEmpty() {
 		n.term, n.vote = hs.Term, hs.Vote
-	}
-	if n.term > maxTerm {
-		return nil, fmt.Errorf("raft: recovered term %d cannot be incremented", n.term)
 	}
 	// The recovered state now lives in n.log; holding it in n.cfg too would
 	// keep a second copy of the log alive.
