@@ -26,6 +26,9 @@ type network struct {
 	cfg     func(*Config)
 	// discard keeps no log or applied entries (benchmarks).
 	discard bool
+	// onReady, when set, sees each Ready after it is persisted and before
+	// Advance (the transcript tests print it).
+	onReady func(ID, Ready)
 }
 
 type memDisk struct {
@@ -83,42 +86,53 @@ func (nw *network) start(id ID) *Node {
 func (nw *network) ready() bool {
 	any := false
 	for _, id := range nw.ids() {
-		n := nw.nodes[id]
-		if n == nil || !n.HasReady() {
-			continue
+		if nw.readyNode(id) {
+			any = true
 		}
-		any = true
-		rd := n.Ready()
-		d := nw.disk[id]
-		if rd.Snapshot != nil {
-			d.snap, d.ents = rd.Snapshot, nil
-		}
-		if len(rd.Entries) > 0 && !nw.discard {
-			var base uint64
-			if d.snap != nil {
-				base = d.snap.Index
-			}
-			keep := int(rd.Entries[0].Index - base - 1)
-			d.ents = append(d.ents[:keep:keep], rd.Entries...)
-		}
-		if !rd.HardState.IsEmpty() {
-			d.hs = rd.HardState
-		}
-		for _, m := range append(rd.EarlyMessages, rd.Messages...) {
-			if m.Type == MsgSnap {
-				// The runtime attaches its saved snapshot's data.
-				s := *d.snap
-				m.Snapshot = &s
-			}
-			nw.queue = append(nw.queue, m)
-		}
-		if !nw.discard {
-			nw.applied[id] = append(nw.applied[id], rd.CommittedEntries...)
-		}
-		nw.reads[id] = append(nw.reads[id], rd.ReadStates...)
-		n.Advance(rd)
 	}
 	return any
+}
+
+// readyNode handles node id's Ready, if it has one, and reports whether it
+// had one.
+func (nw *network) readyNode(id ID) bool {
+	n := nw.nodes[id]
+	if n == nil || !n.HasReady() {
+		return false
+	}
+	rd := n.Ready()
+	d := nw.disk[id]
+	if rd.Snapshot != nil {
+		d.snap, d.ents = rd.Snapshot, nil
+	}
+	if len(rd.Entries) > 0 && !nw.discard {
+		var base uint64
+		if d.snap != nil {
+			base = d.snap.Index
+		}
+		keep := int(rd.Entries[0].Index - base - 1)
+		d.ents = append(d.ents[:keep:keep], rd.Entries...)
+	}
+	if !rd.HardState.IsEmpty() {
+		d.hs = rd.HardState
+	}
+	for _, m := range append(rd.EarlyMessages, rd.Messages...) {
+		if m.Type == MsgSnap {
+			// The runtime attaches its saved snapshot's data.
+			s := *d.snap
+			m.Snapshot = &s
+		}
+		nw.queue = append(nw.queue, m)
+	}
+	if !nw.discard {
+		nw.applied[id] = append(nw.applied[id], rd.CommittedEntries...)
+	}
+	nw.reads[id] = append(nw.reads[id], rd.ReadStates...)
+	if nw.onReady != nil {
+		nw.onReady(id, rd)
+	}
+	n.Advance(rd)
+	return true
 }
 
 // stabilize delivers messages and handles Readys until nothing moves.
@@ -155,8 +169,12 @@ func (nw *network) deliver(m Message) {
 // compact snapshots node id at its applied index, as the runtime does: the
 // disk keeps the snapshot (with data) and the entries after it.
 func (nw *network) compact(id ID) {
+	nw.compactTo(id, nw.nodes[id].log.applied)
+}
+
+// compactTo snapshots node id at index idx <= its applied index.
+func (nw *network) compactTo(id ID, idx uint64) {
 	n, d := nw.nodes[id], nw.disk[id]
-	idx := n.log.applied
 	var base uint64
 	if d.snap != nil {
 		base = d.snap.Index

@@ -53,33 +53,6 @@ type Config struct {
 	Trace func(string)
 }
 
-func (c *Config) setDefaults() error {
-	if c.ElectionTicks == 0 {
-		c.ElectionTicks = 10
-	}
-	if c.HeartbeatTicks == 0 {
-		c.HeartbeatTicks = 1
-	}
-	if c.MaxMsgEntries == 0 {
-		c.MaxMsgEntries = 4096
-	}
-	if c.MaxMsgBytes == 0 {
-		c.MaxMsgBytes = 1 << 20
-	}
-	if c.MaxInflight == 0 {
-		c.MaxInflight = 256
-	}
-	switch {
-	case c.HeartbeatTicks >= c.ElectionTicks:
-		return fmt.Errorf("raft: heartbeat (%d ticks) must be shorter than the election timeout (%d ticks)", c.HeartbeatTicks, c.ElectionTicks)
-	case c.Rand == nil:
-		return errors.New("raft: Config.Rand is required")
-	case !slices.Contains(c.Peers, c.ID):
-		return fmt.Errorf("raft: node %d is not among the peers %v", c.ID, c.Peers)
-	}
-	return nil
-}
-
 // pendingRead is a ReadIndex request waiting for a quorum to confirm the
 // leader's leadership in read round round.
 type pendingRead struct {
@@ -89,18 +62,21 @@ type pendingRead struct {
 // Node is one Raft participant as a deterministic state machine. It is not
 // safe for concurrent use: one goroutine owns it (see doc.go).
 type Node struct {
-	id      ID
-	peers   []ID
-	cfg     Config
-	term    uint64
-	vote    ID
-	lead    ID
-	role    Role
-	log     raftLog
-	prs     map[ID]*Progress
-	votes   map[ID]bool
-	msgs    []Message
-	quorum  int
+	id     ID
+	peers  []ID
+	cfg    Config
+	term   uint64
+	vote   ID
+	lead   ID
+	role   Role
+	log    raftLog
+	prs    map[ID]*Progress
+	votes  map[ID]bool
+	msgs   []Message
+	quorum int
+	// scratch holds one value per peer for quorumIndex, reused so that the
+	// per-acknowledgement checks do not allocate.
+	scratch []uint64
 	trace   func(string)
 	rand    Rand
 	pending struct {
@@ -127,7 +103,8 @@ type Node struct {
 
 // NewNode builds a node from its configuration and recovered state.
 func NewNode(cfg Config) (*Node, error) {
-	if err := cfg.setDefaults(); err != nil {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	n := &Node{
@@ -139,6 +116,7 @@ func NewNode(cfg Config) (*Node, error) {
 		trace:          cfg.Trace,
 		rand:           cfg.Rand,
 		quorum:         len(cfg.Peers)/2 + 1,
+		scratch:        make([]uint64, len(cfg.Peers)),
 		leadTransferee: None,
 	}
 	slices.Sort(n.peers)
@@ -146,20 +124,14 @@ func NewNode(cfg Config) (*Node, error) {
 	if !cfg.Snapshot.IsEmpty() {
 		n.log.restore(cfg.Snapshot.withoutData())
 	}
-	if len(cfg.Entries) > 0 {
-		if cfg.Entries[0].Index != n.log.offset+1 {
-			return nil, fmt.Errorf("raft: recovered entries start at %d, want %d", cfg.Entries[0].Index, n.log.offset+1)
-		}
-		n.log.entries = slices.Clone(cfg.Entries)
-	}
+	// validate checked that the entries continue the snapshot, that the
+	// commit index is in the log and that Applied is committed.
+	n.log.entries = slices.Clone(cfg.Entries)
 	n.log.stable = n.log.lastIndex()
-	n.log.committed = max(n.log.offset, min(hs.Commit, n.log.lastIndex()))
-	n.log.applied = max(n.log.offset, min(cfg.Applied, n.log.committed))
+	n.log.committed = max(n.log.offset, hs.Commit)
+	n.log.applied = max(n.log.offset, cfg.Applied)
 	if !hs.IsEmpty() {
 		n.term, n.vote = hs.Term, hs.Vote
-	}
-	if n.term > maxTerm {
-		return nil, fmt.Errorf("raft: recovered term %d cannot be incremented", n.term)
 	}
 	// The recovered state now lives in n.log; holding it in n.cfg too would
 	// keep a second copy of the log alive.
@@ -706,12 +678,11 @@ func (n *Node) bcastHeartbeat() {
 // quorum, but only if that entry is from the current term (Raft 5.4.2,
 // figure 8: counting replicas of an older term's entry is not enough).
 func (n *Node) maybeCommit() bool {
-	matches := make([]uint64, 0, len(n.peers))
-	for _, p := range n.peers {
-		matches = append(matches, n.prs[p].Match)
+	matches := n.scratch[:len(n.peers)]
+	for i, p := range n.peers {
+		matches[i] = n.prs[p].Match
 	}
-	slices.Sort(matches)
-	mci := matches[len(matches)-n.quorum]
+	mci := quorumIndex(matches, n.quorum)
 	if t, _ := n.log.term(mci); mci <= n.log.committed || t != n.term {
 		return false
 	}
@@ -791,16 +762,15 @@ func (n *Node) releaseReads() {
 	if len(n.reads) == 0 {
 		return
 	}
-	acks := make([]uint64, 0, len(n.peers))
-	for _, p := range n.peers {
+	acks := n.scratch[:len(n.peers)]
+	for i, p := range n.peers {
 		if p == n.id {
-			acks = append(acks, n.readRound)
+			acks[i] = n.readRound
 		} else {
-			acks = append(acks, n.prs[p].ReadAck)
+			acks[i] = n.prs[p].ReadAck
 		}
 	}
-	slices.Sort(acks)
-	acked := acks[len(acks)-n.quorum]
+	acked := quorumIndex(acks, n.quorum)
 	i := 0
 	for ; i < len(n.reads) && n.reads[i].round <= acked; i++ {
 		n.readStates = append(n.readStates, ReadState{RequestID: n.reads[i].id, Index: n.reads[i].index})
