@@ -6,6 +6,8 @@
 // api imports nothing of raftkv's, so every package may import it.
 package api
 
+import "fmt"
+
 // Status is a node's GET /v1/status.
 type Status struct {
 	Name          string `json:"name"`
@@ -17,6 +19,11 @@ type Status struct {
 	AppliedIndex  uint64 `json:"applied_index"`
 	LastLogIndex  uint64 `json:"last_log_index"`
 	SnapshotIndex uint64 `json:"snapshot_index"`
+}
+
+// String describes the status in one line, for logs and test failures.
+func (s Status) String() string {
+	return fmt.Sprintf("%s role=%s term=%d leader=%q commit=%d applied=%d", s.Name, s.Role, s.Term, s.Leader, s.CommitIndex, s.AppliedIndex)
 }
 
 // ClusterNode is one entry of GET /v1/cluster: a node's status, or for a

@@ -12,11 +12,11 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
 )
 
@@ -148,11 +148,11 @@ func (d *Docker) Down(ctx context.Context) error {
 	}
 	for _, name := range append(append([]string{}, Nodes...), Clients...) {
 		err := d.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true})
-		if err != nil && !errdefs.IsNotFound(err) {
+		if err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove %s: %w", name, err))
 		}
 	}
-	if err := d.cli.NetworkRemove(ctx, NetworkName); err != nil && !errdefs.IsNotFound(err) {
+	if err := d.cli.NetworkRemove(ctx, NetworkName); err != nil && !cerrdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("remove network %s: %w", NetworkName, err))
 	}
 	if len(errs) > 0 {
