@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"raftkv/src/config"
+	"raftkv/src/api"
 )
 
 // Exit codes of CONTRACT.md.
@@ -185,7 +186,7 @@ const (
 	numOps
 )
 
-var opNames = [numOps]string{"put", "append", "get"}
+var opNames = [numOps]string{string(api.OpPut), string(api.OpAppend), string(api.OpGet)}
 
 // mix picks an operation by weight.
 type mix struct{ cum [numOps]float64 }
