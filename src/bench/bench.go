@@ -24,8 +24,8 @@ import (
 	"strconv"
 	"time"
 
-	"raftkv/src/config"
 	"raftkv/src/api"
+	"raftkv/src/config"
 )
 
 // Exit codes of CONTRACT.md.
