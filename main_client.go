@@ -46,9 +46,10 @@ const (
 // runClientCommand runs every command but "node"; it returns the exit code
 // of CONTRACT.md: 0 ok, 1 not found, 2 usage or bad input, 3 unavailable.
 func runClientCommand(cmd string, args []string) int {
+	if op, err := api.ParseOp(cmd); err == nil {
+		return runKV(op, args, os.Stdout, os.Stderr)
+	}
 	switch cmd {
-	case string(api.OpPut), string(api.OpAppend), string(api.OpGet), string(api.OpDelete):
-		return runKV(api.Op(cmd), args, os.Stdout, os.Stderr)
 	case "status":
 		return runStatus(args, os.Stdout, os.Stderr)
 	case "client":
