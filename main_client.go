@@ -6,8 +6,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,7 +13,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,12 +22,12 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"raftkv/src/api"
 	"raftkv/src/bench"
 	"raftkv/src/client"
+	"raftkv/src/clientnode"
 	"raftkv/src/config"
-	"raftkv/src/datafile"
 	"raftkv/src/server"
-	"raftkv/src/storage"
 )
 
 // Exit codes (CONTRACT.md).
@@ -44,19 +41,15 @@ const (
 const (
 	defaultCommandTimeout = 10 * time.Second
 	defaultStatusTimeout  = 2 * time.Second
-	// clientNodeCommandTimeout bounds each command of a client node,
-	// retries included; longer than a leader election.
-	clientNodeCommandTimeout = 10 * time.Second
-	// leaderWaitMax bounds a client node's wait for a leader at start.
-	leaderWaitMax = 30 * time.Second
 )
 
 // runClientCommand runs every command but "node"; it returns the exit code
 // of CONTRACT.md: 0 ok, 1 not found, 2 usage or bad input, 3 unavailable.
 func runClientCommand(cmd string, args []string) int {
+	if op, err := api.ParseOp(cmd); err == nil {
+		return runKV(op, args, os.Stdout, os.Stderr)
+	}
 	switch cmd {
-	case "put", "append", "get", "delete":
-		return runKV(cmd, args, os.Stdout, os.Stderr)
 	case "status":
 		return runStatus(args, os.Stdout, os.Stderr)
 	case "client":
@@ -179,18 +172,17 @@ func usageError(stderr io.Writer, fs *flag.FlagSet, synopsis string, err error) 
 }
 
 // runKV runs put, append, get or delete.
-func runKV(cmd string, args []string, stdout, stderr io.Writer) int {
-	synopsis := map[string]string{
-		"put":    "put [flags] KEY VALUE",
-		"append": "append [flags] KEY VALUE",
-		"get":    "get [flags] KEY",
-		"delete": "delete [flags] KEY",
-	}[cmd]
+func runKV(op api.Op, args []string, stdout, stderr io.Writer) int {
+	cmd := op.String()
+	synopsis := cmd + " [flags] KEY"
+	if op.HasValue() {
+		synopsis += " VALUE"
+	}
 	fs := newFlagSet(cmd)
 	var cf clusterFlags
 	cf.register(fs, defaultCommandTimeout)
 	var stale bool
-	if cmd == "get" {
+	if op == api.OpGet {
 		fs.BoolVar(&stale, "stale", false, "read the answering node's local copy: fast, needs no quorum, may miss recent writes")
 	}
 	pos, err := parseInterleaved(fs, args)
@@ -202,7 +194,7 @@ func runKV(cmd string, args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, fs, synopsis, err)
 	}
 	want := 1
-	if cmd == "put" || cmd == "append" {
+	if op.HasValue() {
 		want = 2
 	}
 	if len(pos) != want {
@@ -225,29 +217,20 @@ func runKV(cmd string, args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
 
-	var (
-		res   client.Result
-		value string
-	)
-	switch cmd {
-	case "put":
-		res, err = c.Put(ctx, key, pos[1])
-	case "append":
-		res, err = c.Append(ctx, key, pos[1])
-	case "delete":
-		res, err = c.Delete(ctx, key)
-	case "get":
-		var opts []client.GetOption
-		if stale {
-			opts = append(opts, client.WithStale())
-		}
-		value, res, err = c.Get(ctx, key, opts...)
+	var value string
+	if op.HasValue() {
+		value = pos[1]
 	}
+	var opts []client.GetOption
+	if stale {
+		opts = append(opts, client.WithStale())
+	}
+	read, res, err := c.Do(ctx, op, key, value, opts...)
 	if err != nil {
-		return reportError(stderr, cmd, key, cf.timeout, err)
+		return reportError(stderr, op, key, cf.timeout, err)
 	}
-	if cmd == "get" {
-		fmt.Fprintln(stdout, value)
+	if !op.IsWrite() {
+		fmt.Fprintln(stdout, read)
 		return exitOK
 	}
 	leader := res.Leader
@@ -264,7 +247,7 @@ func runKV(cmd string, args []string, stdout, stderr io.Writer) int {
 
 // reportError explains a failed command to a person and returns its exit
 // code.
-func reportError(stderr io.Writer, cmd, key string, timeout time.Duration, err error) int {
+func reportError(stderr io.Writer, cmd api.Op, key string, timeout time.Duration, err error) int {
 	var bad *client.BadRequestError
 	switch {
 	case errors.Is(err, client.ErrNotFound):
@@ -279,7 +262,7 @@ func reportError(stderr io.Writer, cmd, key string, timeout time.Duration, err e
 		return exitUnavailable
 	case errors.Is(err, client.ErrUnavailable):
 		what := "the command was not applied"
-		if cmd == "get" {
+		if !cmd.IsWrite() {
 			what = "nothing was read"
 		}
 		fmt.Fprintf(stderr, "raftkv %s: cluster unavailable: no node could serve the request within %v (no leader, no quorum, or nodes down); %s\n  cause: %v\n",
@@ -406,61 +389,6 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// record is a client node's account of what it sent and what the cluster
-// answered, kept in DATA/NAME/record.json so that an experiment can check
-// afterwards that every acknowledged write is in the final state.
-type record struct {
-	Client    string   `json:"client"`
-	ClientID  string   `json:"client_id"`
-	Datafile  string   `json:"datafile"`
-	Endpoints []string `json:"endpoints"`
-	Started   string   `json:"started"`
-	// Stopped is set at a clean stop; AllSent when every command was sent.
-	Stopped  string         `json:"stopped,omitempty"`
-	AllSent  bool           `json:"all_sent"`
-	BadLines []string       `json:"bad_lines"`
-	Commands []commandEntry `json:"commands"`
-}
-
-// commandEntry is one command of a record.
-//
-// Outcome: "ok" the cluster acknowledged it (a write was applied once, at
-// Index; a get read Read, or found no key); "unknown" a write that may or
-// may not have been applied; "error" a write certainly not applied, or a
-// get that read nothing.
-type commandEntry struct {
-	Line     int     `json:"line"`
-	Op       string  `json:"op"`
-	Key      string  `json:"key"`
-	Value    string  `json:"value,omitempty"`
-	ClientID string  `json:"client_id"`
-	Seq      uint64  `json:"seq,omitempty"`
-	Outcome  string  `json:"outcome"`
-	Index    uint64  `json:"index,omitempty"`
-	Found    *bool   `json:"found,omitempty"`
-	Read     *string `json:"read,omitempty"`
-	Error    string  `json:"error,omitempty"`
-	Node     string  `json:"node,omitempty"`
-	Leader   string  `json:"leader,omitempty"`
-	Attempts int     `json:"attempts"`
-	// Start and End bound the command in time (RFC 3339, ns), for a
-	// linearizability check.
-	Start string `json:"start"`
-	End   string `json:"end"`
-}
-
-// saveRecord replaces path with r atomically: temp file, fsync, rename,
-// fsync of the folder.
-func saveRecord(path string, r *record) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return storage.WriteFileAtomic(path, data, []byte("\n"))
-}
-
-func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
 // runClientNode runs a client node: it replays its data file against the
 // cluster, one command per interval, keeps the record, then idles until
 // RAFT_DURATION ends or a signal.
@@ -488,189 +416,11 @@ func runClientNode(args []string, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	if err := clientNode(ctx, cfg, lg); err != nil {
+	if err := clientnode.Run(ctx, cfg, lg); err != nil {
 		lg.Error("client node failed", zap.Error(err))
 		return exitUsage
 	}
 	return exitOK
-}
-
-// clientNode is the client node's body; it returns nil at a clean stop.
-func clientNode(ctx context.Context, cfg *config.ClientNode, lg *zap.Logger) error {
-	f, err := os.Open(cfg.Datafile)
-	if err != nil {
-		return fmt.Errorf("data file: %w", err)
-	}
-	cmds, bad := datafile.Parse(f, cfg.Datafile)
-	f.Close()
-	var badLines []string
-	for _, e := range bad {
-		lg.Warn("bad line in data file, skipped", zap.Error(e))
-		badLines = append(badLines, e.Error())
-	}
-
-	dir := filepath.Join(cfg.DataDir, cfg.Name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("record folder: %w", err)
-	}
-	recPath := filepath.Join(dir, "record.json")
-
-	// A fresh client ID per run: the cluster's session of an earlier run
-	// must not swallow this run's first sequence numbers.
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return err
-	}
-	var names []string
-	if cfg.Hostfile != nil && len(cfg.Hostfile.Raft) == len(cfg.Endpoints) && strings.Join(cfg.Hostfile.HTTPAddrs(), ",") == strings.Join(cfg.Endpoints, ",") {
-		names = cfg.Hostfile.Names()
-	}
-	c, err := client.New(client.Config{
-		Endpoints: cfg.Endpoints,
-		Names:     names,
-		ClientID:  cfg.Name + "-" + hex.EncodeToString(b[:]),
-		Logger:    lg,
-	})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-
-	rec := &record{
-		Client: cfg.Name, ClientID: c.ClientID(), Datafile: cfg.Datafile, Endpoints: cfg.Endpoints,
-		Started: timestamp(time.Now()), BadLines: badLines, Commands: []commandEntry{},
-	}
-	if err := saveRecord(recPath, rec); err != nil {
-		return fmt.Errorf("record: %w", err)
-	}
-	lg.Info("client node started", zap.String("client_id", c.ClientID()), zap.String("datafile", cfg.Datafile),
-		zap.Int("commands", len(cmds)), zap.Int("bad_lines", len(bad)), zap.String("record", recPath),
-		zap.Duration("interval", cfg.Interval), zap.Duration("duration", cfg.Duration))
-
-	waitForLeader(ctx, c, lg)
-
-	for i, cmd := range cmds {
-		if ctx.Err() != nil {
-			break
-		}
-		if i > 0 && !sleepCtx(ctx, cfg.Interval) {
-			break
-		}
-		e := runCommand(ctx, c, cmd)
-		rec.Commands = append(rec.Commands, e)
-		fields := []zap.Field{zap.Int("line", e.Line), zap.String("op", e.Op), zap.String("key", e.Key),
-			zap.String("outcome", e.Outcome), zap.String("leader", e.Leader), zap.Int("attempts", e.Attempts)}
-		if e.Op == datafile.OpGet {
-			if e.Read != nil {
-				fields = append(fields, zap.Stringp("read", e.Read))
-			} else if e.Found != nil {
-				fields = append(fields, zap.Bool("found", false))
-			}
-		} else {
-			fields = append(fields, zap.Uint64("seq", e.Seq), zap.Uint64("index", e.Index))
-		}
-		if e.Error != "" {
-			lg.Warn("command failed", append(fields, zap.String("error", e.Error))...)
-		} else {
-			lg.Info("command done", fields...)
-		}
-		if err := saveRecord(recPath, rec); err != nil {
-			return fmt.Errorf("record: %w", err)
-		}
-	}
-	if len(rec.Commands) == len(cmds) {
-		rec.AllSent = true
-		if err := saveRecord(recPath, rec); err != nil {
-			return fmt.Errorf("record: %w", err)
-		}
-		lg.Info("all commands sent; idling until the run ends", zap.Int("commands", len(cmds)))
-	}
-	<-ctx.Done()
-	rec.Stopped = timestamp(time.Now())
-	if err := saveRecord(recPath, rec); err != nil {
-		return fmt.Errorf("record: %w", err)
-	}
-	lg.Info("client node stopped", zap.Int("sent", len(rec.Commands)), zap.Int("commands", len(cmds)))
-	return nil
-}
-
-// runCommand sends one data-file command and describes what happened.
-func runCommand(ctx context.Context, c *client.Client, cmd datafile.Command) commandEntry {
-	e := commandEntry{Line: cmd.Line, Op: cmd.Op, Key: cmd.Key, Value: cmd.Value, ClientID: c.ClientID()}
-	cctx, cancel := context.WithTimeout(ctx, clientNodeCommandTimeout)
-	defer cancel()
-	start := time.Now()
-	var (
-		res  client.Result
-		err  error
-		read string
-	)
-	switch cmd.Op {
-	case datafile.OpPut:
-		res, err = c.Put(cctx, cmd.Key, cmd.Value)
-	case datafile.OpAppend:
-		res, err = c.Append(cctx, cmd.Key, cmd.Value)
-	case datafile.OpDelete:
-		res, err = c.Delete(cctx, cmd.Key)
-	case datafile.OpGet:
-		read, res, err = c.Get(cctx, cmd.Key)
-	}
-	e.Start, e.End = timestamp(start), timestamp(time.Now())
-	e.Seq, e.Index, e.Node, e.Leader, e.Attempts = res.Seq, res.Index, res.Node, res.Leader, res.Attempts
-	if cmd.Op == datafile.OpGet {
-		switch {
-		case err == nil:
-			found := true
-			e.Found, e.Read = &found, &read
-		case errors.Is(err, client.ErrNotFound):
-			found := false
-			e.Found = &found
-			err = nil
-		}
-	}
-	switch {
-	case err == nil:
-		e.Outcome = "ok"
-	case errors.Is(err, client.ErrUnknownOutcome):
-		e.Outcome = "unknown"
-	default:
-		e.Outcome = "error"
-	}
-	if err != nil {
-		e.Error = err.Error()
-	}
-	return e
-}
-
-// waitForLeader polls the nodes' status until one names a leader, for at
-// most leaderWaitMax; the commands retry on their own anyway.
-func waitForLeader(ctx context.Context, c *client.Client, lg *zap.Logger) {
-	ctx, cancel := context.WithTimeout(ctx, leaderWaitMax)
-	defer cancel()
-	for {
-		for _, st := range c.Statuses(ctx) {
-			if st.Reachable && st.Leader != "" {
-				lg.Info("cluster has a leader", zap.String("leader", st.Leader), zap.Uint64("term", st.Term))
-				return
-			}
-		}
-		if !sleepCtx(ctx, 100*time.Millisecond) {
-			lg.Warn("no leader yet; sending anyway", zap.Error(ctx.Err()))
-			return
-		}
-	}
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // runInspect prints a node's persisted state, recovered read-only exactly

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"raftkv/src/api"
 	"raftkv/src/client/clienttest"
 	"raftkv/src/datafile"
 )
@@ -303,18 +304,8 @@ func TestCLIStatus(t *testing.T) {
 	assert.NotEmpty(t, out.Nodes[2]["error"])
 }
 
-// clientRecord mirrors record for reading record.json.
-type clientRecord struct {
-	Client   string         `json:"client"`
-	ClientID string         `json:"client_id"`
-	AllSent  bool           `json:"all_sent"`
-	Stopped  string         `json:"stopped"`
-	BadLines []string       `json:"bad_lines"`
-	Commands []commandEntry `json:"commands"`
-}
-
-func readRecord(t *testing.T, path string) (clientRecord, bool) {
-	var rec clientRecord
+func readRecord(t *testing.T, path string) (api.ClientRecord, bool) {
+	var rec api.ClientRecord
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return rec, false
@@ -355,9 +346,9 @@ func startClient(t *testing.T, env []string, args ...string) (*exec.Cmd, func() 
 }
 
 // waitAllSent polls a record until the client has sent every command.
-func waitAllSent(t *testing.T, path string) clientRecord {
+func waitAllSent(t *testing.T, path string) api.ClientRecord {
 	t.Helper()
-	var rec clientRecord
+	var rec api.ClientRecord
 	pollUntil(t, 20*time.Second, "client never sent all commands", func() bool {
 		r, ok := readRecord(t, path)
 		rec = r
@@ -386,11 +377,11 @@ func pollUntil(t *testing.T, within time.Duration, msg string, cond func() bool)
 func apply(state map[string]string, cmds []datafile.Command) {
 	for _, c := range cmds {
 		switch c.Op {
-		case datafile.OpPut:
+		case api.OpPut:
 			state[c.Key] = c.Value
-		case datafile.OpAppend:
+		case api.OpAppend:
 			state[c.Key] += c.Value
-		case datafile.OpDelete:
+		case api.OpDelete:
 			delete(state, c.Key)
 		}
 	}
@@ -409,11 +400,11 @@ func TestShippedDatafiles(t *testing.T) {
 	for _, name := range []string{"datafile.0.txt", "datafile.1.txt"} {
 		cmds := parseFile(t, name)
 		assert.GreaterOrEqual(t, len(cmds), 40, name)
-		ops := map[string]int{}
+		ops := map[api.Op]int{}
 		for _, c := range cmds {
 			ops[c.Op]++
 		}
-		for _, op := range []string{"put", "append", "get", "delete"} {
+		for _, op := range []api.Op{api.OpPut, api.OpAppend, api.OpGet, api.OpDelete} {
 			assert.Positive(t, ops[op], "%s has %s", name, op)
 		}
 	}
@@ -469,14 +460,14 @@ func TestClientNode(t *testing.T) {
 
 	want := map[string]string{}
 	var shared []string
-	for _, rec := range []clientRecord{rec0, rec1} {
+	for _, rec := range []api.ClientRecord{rec0, rec1} {
 		cmds := parseFile(t, map[string]string{"c0": "datafile.0.txt", "c1": "datafile.1.txt"}[rec.Client])
 		require.Len(t, rec.Commands, len(cmds))
 		var lastSeq uint64
 		for i, e := range rec.Commands {
 			assert.Equal(t, cmds[i].Line, e.Line)
 			assert.Equal(t, cmds[i].Op, e.Op)
-			assert.Equal(t, "ok", e.Outcome, "%+v", e)
+			assert.Equal(t, api.OutcomeOK, e.Outcome, "%+v", e)
 			assert.Equal(t, rec.ClientID, e.ClientID)
 			if e.Op == "get" {
 				assert.Zero(t, e.Seq)
@@ -554,12 +545,12 @@ func TestClientNodeDuration(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, []string{df + `:2: unknown command "pur"`, df + ":4: get needs KEY"}, rec.BadLines)
 	require.Len(t, rec.Commands, 3)
-	assert.Equal(t, "ok", rec.Commands[0].Outcome)
+	assert.Equal(t, api.OutcomeOK, rec.Commands[0].Outcome)
 	require.NotNil(t, rec.Commands[1].Read)
 	assert.Equal(t, "1", *rec.Commands[1].Read)
 	last := rec.Commands[2]
 	assert.Equal(t, 5, last.Line)
-	assert.Equal(t, "unknown", last.Outcome)
+	assert.Equal(t, api.OutcomeUnknown, last.Outcome)
 	assert.Contains(t, last.Error, "outcome unknown")
 	assert.Equal(t, uint64(2), last.Seq)
 	assert.True(t, rec.AllSent)

@@ -1,7 +1,12 @@
-// Package api holds the JSON shapes of the HTTP API (CONTRACT.md) that the
-// node serves and that its clients and test harnesses read, so that a field
-// is named once.
+// Package api holds raftkv's shared vocabulary: the JSON shapes of the HTTP
+// API (CONTRACT.md) that the node serves and that its clients and test
+// harnesses read, the operation names, the client record a client node
+// writes, and the outcomes it records. Each word is declared here once.
+//
+// api imports nothing of raftkv's, so every package may import it.
 package api
+
+import "fmt"
 
 // Status is a node's GET /v1/status.
 type Status struct {
@@ -14,4 +19,25 @@ type Status struct {
 	AppliedIndex  uint64 `json:"applied_index"`
 	LastLogIndex  uint64 `json:"last_log_index"`
 	SnapshotIndex uint64 `json:"snapshot_index"`
+}
+
+// String describes the status in one line, for logs and test failures.
+func (s Status) String() string {
+	return fmt.Sprintf("%s role=%s term=%d leader=%q commit=%d applied=%d", s.Name, s.Role, s.Term, s.Leader, s.CommitIndex, s.AppliedIndex)
+}
+
+// ClusterNode is one entry of GET /v1/cluster: a node's status, or for a
+// node that did not answer its name, id, Reachable false and Error.
+type ClusterNode struct {
+	Status
+	// Reachable and Error are set in /v1/cluster; nil Reachable (a plain
+	// GET /v1/status) means the node answered.
+	Reachable *bool  `json:"reachable,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Cluster is GET /v1/cluster: one node's view of all nodes, in hostfile
+// order.
+type Cluster struct {
+	Nodes []ClusterNode `json:"nodes"`
 }

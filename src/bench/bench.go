@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"time"
 
+	"raftkv/src/api"
 	"raftkv/src/config"
 )
 
@@ -185,7 +186,7 @@ const (
 	numOps
 )
 
-var opNames = [numOps]string{"put", "append", "get"}
+var opNames = [numOps]string{string(api.OpPut), string(api.OpAppend), string(api.OpGet)}
 
 // mix picks an operation by weight.
 type mix struct{ cum [numOps]float64 }

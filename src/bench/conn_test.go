@@ -22,6 +22,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"raftkv/src/api"
 )
 
 // countedServer is an httptest server (real TCP) that counts the
@@ -490,7 +492,7 @@ func TestRun(t *testing.T) {
 		w.Header().Set("Raft-Leader", "n1")
 		switch {
 		case r.URL.Path == "/v1/status":
-			json.NewEncoder(w).Encode(statusJSON{Name: "n1", Leader: "n1"})
+			json.NewEncoder(w).Encode(api.Status{Name: "n1", Leader: "n1"})
 		case r.Method == http.MethodPut && r.URL.RawQuery == "op=append":
 			appends.Add(1)
 		case r.Method == http.MethodPut:
@@ -527,7 +529,7 @@ func TestRun(t *testing.T) {
 func TestRunCancel(t *testing.T) {
 	srv := newCountedServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/status" {
-			json.NewEncoder(w).Encode(statusJSON{Name: "n1", Leader: "n1"})
+			json.NewEncoder(w).Encode(api.Status{Name: "n1", Leader: "n1"})
 			return
 		}
 		hang(t, r) // every request
@@ -658,7 +660,7 @@ func BenchmarkNetHTTPClientPut(b *testing.B) {
 func TestRunEndIsNotAnError(t *testing.T) {
 	srv := newCountedServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/status" {
-			json.NewEncoder(w).Encode(statusJSON{Name: "n1", Leader: "n1"})
+			json.NewEncoder(w).Encode(api.Status{Name: "n1", Leader: "n1"})
 			return
 		}
 		hang(t, r) // every request is in flight when the run ends

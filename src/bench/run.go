@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"raftkv/src/api"
 )
 
 // Histograms record microseconds, 1 µs to 5 min, 3 significant digits.
@@ -38,11 +40,6 @@ type leaderFinder struct {
 	leader  string            // its name, "" when unknown
 	checked time.Time
 	busy    bool // a refresh is under way
-}
-
-type statusJSON struct {
-	Name   string `json:"name"`
-	Leader string `json:"leader"`
 }
 
 // refresh asks every endpoint for its status and points the clients at the
@@ -74,7 +71,7 @@ func (f *leaderFinder) refresh(ctx context.Context) error {
 			lastErr = err
 			continue
 		}
-		var st statusJSON
+		var st api.Status
 		err = json.NewDecoder(resp.Body).Decode(&st)
 		resp.Body.Close()
 		cancel()

@@ -278,6 +278,26 @@ type GetOption func(*getOptions)
 
 type getOptions struct{ stale bool }
 
+// Do runs op on key: the one entry point for a caller that holds an
+// api.Op (a data-file line, a CLI command). value is ignored by get and
+// delete; read is what a get read (ErrNotFound when the key does not
+// exist); opts apply to a get only.
+func (c *Client) Do(ctx context.Context, op api.Op, key, value string, opts ...GetOption) (read string, res Result, err error) {
+	switch op {
+	case api.OpPut:
+		res, err = c.Put(ctx, key, value)
+	case api.OpAppend:
+		res, err = c.Append(ctx, key, value)
+	case api.OpDelete:
+		res, err = c.Delete(ctx, key)
+	case api.OpGet:
+		read, res, err = c.Get(ctx, key, opts...)
+	default:
+		err = &BadRequestError{Msg: fmt.Sprintf("unknown operation %q", op)}
+	}
+	return read, res, err
+}
+
 // WithStale reads the answering node's local copy (?consistency=stale): it
 // may miss recent writes but needs no quorum.
 func WithStale() GetOption { return func(o *getOptions) { o.stale = true } }
@@ -295,10 +315,7 @@ func (c *Client) Get(ctx context.Context, key string, opts ...GetOption) (string
 	if o.stale {
 		query = "consistency=stale"
 	}
-	var body struct {
-		Key   string `json:"key"`
-		Value string `json:"value"`
-	}
+	var body api.ValueBody
 	res, err := c.do(ctx, request{method: http.MethodGet, path: kvPath(key), query: query}, &body)
 	if err != nil {
 		return "", res, err
@@ -388,9 +405,7 @@ func (c *Client) write(ctx context.Context, method, key, query, value string) (R
 	defer func() { <-c.writeSlot }()
 	seq := c.nextSeq
 	c.nextSeq++
-	var body struct {
-		Index uint64 `json:"index"`
-	}
+	var body api.WriteBody
 	res, err := c.do(ctx, request{method: method, path: kvPath(key), query: query, body: value, seq: seq}, &body)
 	res.Seq = seq
 	if err != nil {
@@ -557,9 +572,7 @@ func (c *Client) attempt(ctx context.Context, endpoint string, r request, out an
 
 // errorMessage extracts {"error": msg} from an error answer.
 func errorMessage(data []byte) string {
-	var e struct {
-		Error string `json:"error"`
-	}
+	var e api.ErrorBody
 	if json.Unmarshal(data, &e) == nil && e.Error != "" {
 		return e.Error
 	}

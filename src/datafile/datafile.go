@@ -21,39 +21,30 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"raftkv/src/api"
 )
 
-// Operations.
-const (
-	OpPut    = "put"
-	OpAppend = "append"
-	OpGet    = "get"
-	OpDelete = "delete"
-)
-
-// Limits of CONTRACT.md's HTTP API, checked here so that a bad line is
-// reported with its line number rather than as a 400 from the cluster.
-const (
-	MaxKeyBytes   = 1024
-	MaxValueBytes = 1 << 20
-	// maxLineBytes bounds a line: "append " + key + " " + value + slack.
-	maxLineBytes = MaxValueBytes + MaxKeyBytes + 64
-)
+// maxLineBytes bounds a line: "append " + key + " " + value + slack. The
+// limits of CONTRACT.md's HTTP API (api.MaxKeyBytes, api.MaxValueBytes) are
+// checked here so that a bad line is reported with its line number rather
+// than as a 400 from the cluster.
+const maxLineBytes = api.MaxValueBytes + api.MaxKeyBytes + 64
 
 // Command is one command of a data file.
 type Command struct {
 	Line  int    // 1-based line number
-	Op    string // OpPut, OpAppend, OpGet or OpDelete
+	Op    api.Op // put, append, get or delete
 	Key   string
 	Value string // put and append only; never empty for them
 }
 
 // String returns the command as a data-file line.
 func (c Command) String() string {
-	if c.Op == OpPut || c.Op == OpAppend {
-		return c.Op + " " + c.Key + " " + c.Value
+	if c.Op.HasValue() {
+		return string(c.Op) + " " + c.Key + " " + c.Value
 	}
-	return c.Op + " " + c.Key
+	return string(c.Op) + " " + c.Key
 }
 
 // Parse reads a data file from r; name (the file's name) prefixes each
@@ -135,10 +126,11 @@ func parseLine(line string) (cmd Command, ok bool, err error) {
 	if !utf8.ValidString(s) {
 		return Command{}, false, errors.New("line is not valid UTF-8")
 	}
-	op, rest, _ := cut(s)
+	word, rest, _ := cut(s)
 	rest = strings.TrimLeft(rest, " \t")
+	op := api.Op(word)
 	switch op {
-	case OpPut, OpAppend:
+	case api.OpPut, api.OpAppend:
 		key, value, found := cut(rest)
 		if key == "" {
 			return Command{}, false, fmt.Errorf("%s needs KEY and VALUE", op)
@@ -146,11 +138,11 @@ func parseLine(line string) (cmd Command, ok bool, err error) {
 		if !found || value == "" {
 			return Command{}, false, fmt.Errorf("%s %s: VALUE is missing", op, key)
 		}
-		if len(value) > MaxValueBytes {
-			return Command{}, false, fmt.Errorf("%s %s: VALUE is %d bytes, more than %d", op, key, len(value), MaxValueBytes)
+		if len(value) > api.MaxValueBytes {
+			return Command{}, false, fmt.Errorf("%s %s: VALUE is %d bytes, more than %d", op, key, len(value), api.MaxValueBytes)
 		}
 		cmd = Command{Op: op, Key: key, Value: value}
-	case OpGet, OpDelete:
+	case api.OpGet, api.OpDelete:
 		key, extra, _ := cut(rest)
 		if key == "" {
 			return Command{}, false, fmt.Errorf("%s needs KEY", op)
@@ -162,8 +154,8 @@ func parseLine(line string) (cmd Command, ok bool, err error) {
 	default:
 		return Command{}, false, fmt.Errorf("unknown command %q", op)
 	}
-	if len(cmd.Key) > MaxKeyBytes {
-		return Command{}, false, fmt.Errorf("%s: KEY is %d bytes, more than %d", op, len(cmd.Key), MaxKeyBytes)
+	if len(cmd.Key) > api.MaxKeyBytes {
+		return Command{}, false, fmt.Errorf("%s: KEY is %d bytes, more than %d", op, len(cmd.Key), api.MaxKeyBytes)
 	}
 	return cmd, true, nil
 }

@@ -5,16 +5,18 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"raftkv/src/api"
 )
 
 // Op is one command a client sent, with what it was told.
 type Op struct {
 	Client  string
-	Line    int    // data-file line (0 for the harness's own probes)
-	Kind    string // put, append, delete, get
+	Line    int // data-file line (0 for the harness's own probes)
+	Kind    api.Op
 	Key     string
 	Value   string
-	Outcome string // OutcomeOK, OutcomeUnknown, OutcomeError
+	Outcome api.Outcome
 	// For a get: Found and Read as the client recorded them.
 	Found *bool
 	Read  *string
@@ -24,14 +26,14 @@ type Op struct {
 	InFlight bool
 }
 
-func (o Op) isWrite() bool { return o.Kind != "get" }
+func (o Op) isWrite() bool { return o.Kind.IsWrite() }
 
 func (o Op) String() string {
 	where := fmt.Sprintf("%s line %d", o.Client, o.Line)
 	if o.Line == 0 {
 		where = o.Client
 	}
-	if o.Kind == "put" || o.Kind == "append" {
+	if o.Kind.HasValue() {
 		return fmt.Sprintf("%s: %s %s %q (%s)", where, o.Kind, o.Key, o.Value, o.Outcome)
 	}
 	return fmt.Sprintf("%s: %s %s (%s)", where, o.Kind, o.Key, o.Outcome)
@@ -96,9 +98,9 @@ func CheckHistories(final map[string]string, histories []ClientHistory) CheckRes
 			}
 			perKey[op.Key][h.Client] = append(perKey[op.Key][h.Client], op)
 			switch op.Outcome {
-			case OutcomeOK:
+			case api.OutcomeOK:
 				stats[h.Client][0]++
-			case OutcomeUnknown:
+			case api.OutcomeUnknown:
 				stats[h.Client][1]++
 				if op.InFlight {
 					stats[h.Client][3]++
@@ -188,17 +190,17 @@ func CheckHistories(final map[string]string, histories []ClientHistory) CheckRes
 		uncertain := map[string]bool{}
 		for _, op := range h.Ops {
 			if len(perKey[op.Key]) > 1 || (len(perKey[op.Key]) == 1 && perKey[op.Key][h.Client] == nil) {
-				if op.Kind == "get" && op.Outcome == OutcomeOK {
+				if op.Kind == api.OpGet && op.Outcome == api.OutcomeOK {
 					readsSkipped++
 				}
 				continue
 			}
 			switch {
-			case op.isWrite() && op.Outcome == OutcomeUnknown:
+			case op.isWrite() && op.Outcome == api.OutcomeUnknown:
 				uncertain[op.Key] = true
-			case op.isWrite() && op.Outcome == OutcomeOK:
+			case op.isWrite() && op.Outcome == api.OutcomeOK:
 				model[op.Key] = applyOp(model[op.Key], op)
-			case op.Kind == "get" && op.Outcome == OutcomeOK:
+			case op.Kind == api.OpGet && op.Outcome == api.OutcomeOK:
 				if uncertain[op.Key] {
 					readsSkipped++
 					continue
@@ -222,10 +224,10 @@ func CheckHistories(final map[string]string, histories []ClientHistory) CheckRes
 
 func applyOp(v *string, op Op) *string {
 	switch op.Kind {
-	case "put":
+	case api.OpPut:
 		s := op.Value
 		return &s
-	case "append":
+	case api.OpAppend:
 		s := op.Value
 		if v != nil {
 			s = *v + op.Value
@@ -262,7 +264,7 @@ func describeOps(ops []Op) string {
 	var parts []string
 	for _, o := range ops {
 		v := ""
-		if o.Kind == "put" || o.Kind == "append" {
+		if o.Kind.HasValue() {
 			v = fmt.Sprintf(" %q", o.Value)
 		}
 		parts = append(parts, fmt.Sprintf("%s%s[%s]", o.Kind, v, o.Outcome))
@@ -275,7 +277,7 @@ func describeCounts(names []string, seqs [][]Op) string {
 	for i, c := range names {
 		ok := 0
 		for _, o := range seqs[i] {
-			if o.Outcome == OutcomeOK {
+			if o.Outcome == api.OutcomeOK {
 				ok++
 			}
 		}
@@ -313,7 +315,7 @@ func explain(seqs [][]Op, final string, exists bool) (witness, bool, int) {
 	for c, ops := range seqs {
 		resetAfter[c] = make([]bool, len(ops)+1)
 		for i := len(ops) - 1; i >= 0; i-- {
-			resetAfter[c][i] = resetAfter[c][i+1] || ops[i].Kind != "append"
+			resetAfter[c][i] = resetAfter[c][i+1] || ops[i].Kind != api.OpAppend
 		}
 	}
 	pos := make([]int, n)
@@ -352,20 +354,20 @@ func explain(seqs [][]Op, final string, exists bool) (witness, bool, int) {
 			}
 			op := seqs[c][pos[c]]
 			pos[c]++
-			if op.Outcome != OutcomeError { // apply it
+			if op.Outcome != api.OutcomeError { // apply it
 				nv := applyOp(strPtr(val, has), op)
 				if walk(deref(nv)) {
 					pos[c]--
-					if op.Outcome == OutcomeUnknown {
+					if op.Outcome == api.OutcomeUnknown {
 						w.appliedUnknown++
 					}
 					return true
 				}
 			}
-			if op.Outcome != OutcomeOK { // skip it
+			if op.Outcome != api.OutcomeOK { // skip it
 				if walk(val, has) {
 					pos[c]--
-					if op.Outcome == OutcomeUnknown {
+					if op.Outcome == api.OutcomeUnknown {
 						w.droppedUnknown++
 					}
 					return true
@@ -403,7 +405,7 @@ func appendHints(seqs [][]Op, final string) []string {
 	var order []Op
 	for _, ops := range seqs {
 		for _, o := range ops {
-			if o.Kind == "append" && len(o.Value) >= 3 {
+			if o.Kind == api.OpAppend && len(o.Value) >= 3 {
 				if written[o.Value] == 0 {
 					order = append(order, o)
 				}
@@ -415,11 +417,11 @@ func appendHints(seqs [][]Op, final string) []string {
 	for _, o := range order {
 		n := strings.Count(final, o.Value)
 		switch {
-		case n == 0 && o.Outcome == OutcomeOK:
+		case n == 0 && o.Outcome == api.OutcomeOK:
 			hints = append(hints, fmt.Sprintf("LOST: %s is acknowledged but not in the final value", o))
 		case n > written[o.Value]:
 			hints = append(hints, fmt.Sprintf("DUPLICATED: %s appears %d times, written %d", o, n, written[o.Value]))
-		case n > 0 && o.Outcome == OutcomeError:
+		case n > 0 && o.Outcome == api.OutcomeError:
 			hints = append(hints, fmt.Sprintf("FAILED BUT APPLIED: %s is in the final value", o))
 		}
 	}

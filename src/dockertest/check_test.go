@@ -5,35 +5,37 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"raftkv/src/api"
 )
 
-func w(client, kind, key, value, outcome string) Op {
+func w(client string, kind api.Op, key, value string, outcome api.Outcome) Op {
 	return Op{Client: client, Line: 1, Kind: kind, Key: key, Value: value, Outcome: outcome}
 }
 
 func read(client, key string, value *string) Op {
 	found := value != nil
-	return Op{Client: client, Line: 2, Kind: "get", Key: key, Outcome: OutcomeOK, Found: &found, Read: value}
+	return Op{Client: client, Line: 2, Kind: api.OpGet, Key: key, Outcome: api.OutcomeOK, Found: &found, Read: value}
 }
 
 func sp(s string) *string { return &s }
 
 func TestCheckHistories(t *testing.T) {
 	c0 := []Op{
-		w("c0", "put", "c0-k", "a", OutcomeOK),
-		w("c0", "append", "shared", "c0.1;", OutcomeOK),
-		w("c0", "append", "c0-k", "b", OutcomeOK),
+		w("c0", "put", "c0-k", "a", api.OutcomeOK),
+		w("c0", "append", "shared", "c0.1;", api.OutcomeOK),
+		w("c0", "append", "c0-k", "b", api.OutcomeOK),
 		read("c0", "c0-k", sp("ab")),
-		w("c0", "append", "shared", "c0.2;", OutcomeOK),
-		w("c0", "put", "last", "c0", OutcomeOK),
+		w("c0", "append", "shared", "c0.2;", api.OutcomeOK),
+		w("c0", "put", "last", "c0", api.OutcomeOK),
 	}
 	c1 := []Op{
-		w("c1", "append", "shared", "c1.1;", OutcomeOK),
-		w("c1", "append", "shared", "c1.2;", OutcomeUnknown),
-		w("c1", "append", "shared", "c1.3;", OutcomeError),
-		w("c1", "append", "shared", "c1.4;", OutcomeOK),
-		w("c1", "put", "last", "c1", OutcomeOK),
-		w("c1", "delete", "c1-gone", "", OutcomeOK),
+		w("c1", "append", "shared", "c1.1;", api.OutcomeOK),
+		w("c1", "append", "shared", "c1.2;", api.OutcomeUnknown),
+		w("c1", "append", "shared", "c1.3;", api.OutcomeError),
+		w("c1", "append", "shared", "c1.4;", api.OutcomeOK),
+		w("c1", "put", "last", "c1", api.OutcomeOK),
+		w("c1", "delete", "c1-gone", "", api.OutcomeOK),
 	}
 	good := map[string]string{"c0-k": "ab", "shared": "c1.1;c0.1;c1.2;c0.2;c1.4;", "last": "c1"}
 	tests := []struct {
@@ -85,7 +87,7 @@ func TestCheckLongSharedLog(t *testing.T) {
 	for i := range 200 {
 		for c, name := range []string{"c0", "c1"} {
 			v := name + "." + strings.Repeat("x", i%3) + ";"
-			h[c] = append(h[c], w(name, "append", "log", v, OutcomeOK))
+			h[c] = append(h[c], w(name, "append", "log", v, api.OutcomeOK))
 			final.WriteString(v)
 		}
 	}

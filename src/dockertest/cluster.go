@@ -17,11 +17,7 @@ import (
 )
 
 // Status is a node's GET /v1/status (CONTRACT.md, "HTTP API").
-type Status struct{ api.Status }
-
-func (s Status) String() string {
-	return fmt.Sprintf("%s role=%s term=%d leader=%q commit=%d applied=%d", s.Name, s.Role, s.Term, s.Leader, s.CommitIndex, s.AppliedIndex)
-}
+type Status = api.Status
 
 // Addrs finds a node's HTTP address ("" if it has none now).
 type Addrs func(ctx context.Context, name string) (string, error)
@@ -158,16 +154,16 @@ type WriteResult struct {
 
 // Outcome maps the answer to the contract's outcomes: 200 ok; 503 and a
 // refused connection: not applied; 504, a timeout or anything else: unknown.
-func (r WriteResult) Outcome() string {
+func (r WriteResult) Outcome() api.Outcome {
 	switch {
 	case r.Code == http.StatusOK:
-		return OutcomeOK
+		return api.OutcomeOK
 	case r.Code == http.StatusServiceUnavailable:
-		return OutcomeError
+		return api.OutcomeError
 	case r.Code == 0 && strings.Contains(r.Err, "connection refused"):
-		return OutcomeError
+		return api.OutcomeError
 	default:
-		return OutcomeUnknown
+		return api.OutcomeUnknown
 	}
 }
 
@@ -199,8 +195,8 @@ func (a *API) Put(ctx context.Context, name, key, value string) WriteResult {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	res := WriteResult{Code: resp.StatusCode}
 	var ans struct {
-		Index uint64 `json:"index"`
-		Error string `json:"error"`
+		api.WriteBody
+		api.ErrorBody
 	}
 	if err := json.Unmarshal(body, &ans); err != nil {
 		res.Err = strings.TrimSpace(string(body))

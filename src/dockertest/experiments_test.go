@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"raftkv/src/api"
 )
 
 // The five experiments of CONTRACT.md ("Make targets"). Each prints what it
@@ -264,7 +266,7 @@ func maxCommit(s Sample) uint64 {
 
 // clientWritesIn counts the clients' writes that ended in [from, to]:
 // acknowledged, and not (failed or unknown).
-func clientWritesIn(recs map[string]*Record, from, to time.Time) (acked, failed int) {
+func clientWritesIn(recs map[string]*api.ClientRecord, from, to time.Time) (acked, failed int) {
 	for _, r := range recs {
 		for _, c := range r.Commands {
 			if c.Op == "get" {
@@ -274,7 +276,7 @@ func clientWritesIn(recs map[string]*Record, from, to time.Time) (acked, failed 
 			if err != nil || end.Before(from) || end.After(to) {
 				continue
 			}
-			if c.Outcome == OutcomeOK {
+			if c.Outcome == api.OutcomeOK {
 				acked++
 			} else {
 				failed++

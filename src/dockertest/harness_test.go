@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"raftkv/src/api"
 )
 
 // The experiments start containers, so they run only when asked:
@@ -238,8 +240,8 @@ func (h *Harness) WaitLeader(names ...string) Status {
 }
 
 // Records reads the clients' records (nil for one not written yet).
-func (h *Harness) Records() map[string]*Record {
-	out := map[string]*Record{}
+func (h *Harness) Records() map[string]*api.ClientRecord {
+	out := map[string]*api.ClientRecord{}
 	for _, c := range Clients {
 		if r, err := ReadRecord(h.Persist, c); err == nil {
 			out[c] = r
@@ -296,7 +298,7 @@ func (h *Harness) Probe(ctx context.Context, name, tag string) WriteResult {
 	began := time.Now()
 	res := h.API.Put(ctx, name, key, tag)
 	h.mu.Lock()
-	h.probes = append(h.probes, Op{Client: "harness", Kind: "put", Key: key, Value: tag, Outcome: res.Outcome(),
+	h.probes = append(h.probes, Op{Client: "harness", Kind: api.OpPut, Key: key, Value: tag, Outcome: res.Outcome(),
 		Start: began.UTC().Format(time.RFC3339Nano), End: time.Now().UTC().Format(time.RFC3339Nano)})
 	h.mu.Unlock()
 	return res
@@ -428,7 +430,7 @@ func (h *Harness) CheckClients(who string, final map[string]string) {
 		if r == nil {
 			h.Fatalf("client %s left no record", c)
 		}
-		ch, err := r.History(filepath.Join(h.Repo, filepath.Base(r.Datafile)))
+		ch, err := History(r, filepath.Join(h.Repo, filepath.Base(r.Datafile)))
 		if err != nil {
 			h.Fatalf("%v", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"raftkv/src/api"
 	"raftkv/src/datafile"
 )
 
@@ -135,50 +136,14 @@ func showValue(v string, ok bool) string {
 	return fmt.Sprintf("%q", v)
 }
 
-// Record is the part of a client node's record (persistence/<client>/
-// record.json, written by `raftkv client`) that the checks use.
-type Record struct {
-	Client   string          `json:"client"`
-	ClientID string          `json:"client_id"`
-	Datafile string          `json:"datafile"`
-	Stopped  string          `json:"stopped"`
-	AllSent  bool            `json:"all_sent"`
-	Commands []RecordCommand `json:"commands"`
-}
-
-// RecordCommand is one command of a Record. Outcome: "ok" (acknowledged),
-// "unknown" (a write that may have been applied), "error" (a write certainly
-// not applied, or a failed read).
-type RecordCommand struct {
-	Line    int     `json:"line"`
-	Op      string  `json:"op"`
-	Key     string  `json:"key"`
-	Value   string  `json:"value"`
-	Seq     uint64  `json:"seq"`
-	Outcome string  `json:"outcome"`
-	Index   uint64  `json:"index"`
-	Found   *bool   `json:"found"`
-	Read    *string `json:"read"`
-	Error   string  `json:"error"`
-	Start   string  `json:"start"`
-	End     string  `json:"end"`
-}
-
-// Outcomes of a command.
-const (
-	OutcomeOK      = "ok"
-	OutcomeUnknown = "unknown"
-	OutcomeError   = "error"
-)
-
 // ReadRecord reads persistence/<client>/record.json.
-func ReadRecord(persistence, client string) (*Record, error) {
-	path := filepath.Join(persistence, client, "record.json")
+func ReadRecord(persistence, client string) (*api.ClientRecord, error) {
+	path := filepath.Join(persistence, client, api.RecordFile)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var r Record
+	var r api.ClientRecord
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -189,7 +154,7 @@ func ReadRecord(persistence, client string) (*Record, error) {
 // was stopped before it sent its whole data file may have had one command in
 // flight, sent but not recorded: datafile (the client's data file on this
 // machine) supplies it, as an "unknown" write.
-func (r *Record) History(datafilePath string) (ClientHistory, error) {
+func History(r *api.ClientRecord, datafilePath string) (ClientHistory, error) {
 	h := ClientHistory{Client: r.Client}
 	for _, c := range r.Commands {
 		h.Ops = append(h.Ops, Op{
@@ -208,9 +173,9 @@ func (r *Record) History(datafilePath string) (ClientHistory, error) {
 	cmds, _ := datafile.Parse(f, datafilePath)
 	if n := len(r.Commands); n < len(cmds) {
 		c := cmds[n]
-		if c.Op != datafile.OpGet {
+		if c.Op.IsWrite() {
 			h.Ops = append(h.Ops, Op{Client: r.Client, Line: c.Line, Kind: c.Op, Key: c.Key, Value: c.Value,
-				Outcome: OutcomeUnknown, InFlight: true})
+				Outcome: api.OutcomeUnknown, InFlight: true})
 		}
 	}
 	return h, nil

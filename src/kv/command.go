@@ -8,39 +8,33 @@ import (
 	"io"
 	"strconv"
 	"unicode/utf8"
+
+	"raftkv/src/api"
 )
 
-// Limits on keys and values (CONTRACT.md, HTTP API).
+// Limits on keys and values (CONTRACT.md, HTTP API; declared in api).
 const (
 	// MaxKeyBytes is the longest key, in bytes; the shortest is one byte.
-	MaxKeyBytes = 1024
+	MaxKeyBytes = api.MaxKeyBytes
 	// MaxValueBytes is the longest value, in bytes (1 MiB).
-	MaxValueBytes = 1 << 20
+	MaxValueBytes = api.MaxValueBytes
 	// MaxClientIDBytes is the longest client id, in bytes; the shortest is
 	// one byte. Session ids live in every replica's memory and snapshot, so
 	// a client must not choose their size freely.
 	MaxClientIDBytes = 128
 )
 
-// Op is what a command does.
-type Op string
+// Op is what a command does: the API's operation (api.Op), whose name is
+// also what a log entry's "op" holds.
+type Op = api.Op
 
-// The operations of the state machine.
+// The operations of the state machine (declared in api).
 const (
-	OpPut    Op = "put"    // set Key to Value
-	OpAppend Op = "append" // append Value to Key's value; creates Key if absent
-	OpGet    Op = "get"    // read Key at this point of the log
-	OpDelete Op = "delete" // remove Key; deleting an absent key is not an error
+	OpPut    = api.OpPut    // set Key to Value
+	OpAppend = api.OpAppend // append Value to Key's value; creates Key if absent
+	OpGet    = api.OpGet    // read Key at this point of the log
+	OpDelete = api.OpDelete // remove Key; deleting an absent key is not an error
 )
-
-// Valid reports whether op is one of the four operations.
-func (op Op) Valid() bool {
-	switch op {
-	case OpPut, OpAppend, OpGet, OpDelete:
-		return true
-	}
-	return false
-}
 
 // Command is what a log entry carries.
 type Command struct {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"raftkv/src/api"
 )
 
 // infinity is the Return time of an operation whose outcome is unknown: it is
@@ -75,7 +77,7 @@ func Visualize(ops []Op, path string) error {
 func toPorcupine(ops []Op) []porcupine.Operation {
 	history := make([]porcupine.Operation, 0, len(ops))
 	for _, op := range ops {
-		if op.Kind > Delete {
+		if !op.Kind.Valid() {
 			panic(fmt.Sprintf("linearizability: op with invalid kind: %v", op))
 		}
 		if op.Ok && op.Unknown {
@@ -87,7 +89,7 @@ func toPorcupine(ops []Op) []porcupine.Operation {
 				panic(fmt.Sprintf("linearizability: op returns before its call: %v", op))
 			}
 			out := output{}
-			if op.Kind == Get && op.Found {
+			if op.Kind == api.OpGet && op.Found {
 				out = output{value: op.Output, found: true}
 			}
 			history = append(history, porcupine.Operation{
@@ -97,7 +99,7 @@ func toPorcupine(ops []Op) []porcupine.Operation {
 				Output:   out,
 				Return:   op.Return,
 			})
-		case op.Unknown && op.Kind != Get:
+		case op.Unknown && op.Kind != api.OpGet:
 			history = append(history, porcupine.Operation{
 				ClientId: op.ClientID,
 				Input:    input{kind: op.Kind, key: op.Key, value: writeValue(op)},
@@ -113,7 +115,7 @@ func toPorcupine(ops []Op) []porcupine.Operation {
 }
 
 func writeValue(op Op) string {
-	if op.Kind == Put || op.Kind == Append {
+	if op.Kind.HasValue() {
 		return op.Value
 	}
 	return ""

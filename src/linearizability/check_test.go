@@ -10,6 +10,8 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"raftkv/src/api"
 )
 
 // checkTimeout is far more than any history here needs, even under -race
@@ -18,23 +20,23 @@ import (
 const checkTimeout = 60 * time.Second
 
 func put(c int, key, value string, call, ret int64) Op {
-	return Op{ClientID: c, Kind: Put, Key: key, Value: value, Call: call, Return: ret, Ok: true}
+	return Op{ClientID: c, Kind: api.OpPut, Key: key, Value: value, Call: call, Return: ret, Ok: true}
 }
 
 func appendOp(c int, key, value string, call, ret int64) Op {
-	return Op{ClientID: c, Kind: Append, Key: key, Value: value, Call: call, Return: ret, Ok: true}
+	return Op{ClientID: c, Kind: api.OpAppend, Key: key, Value: value, Call: call, Return: ret, Ok: true}
 }
 
 func del(c int, key string, call, ret int64) Op {
-	return Op{ClientID: c, Kind: Delete, Key: key, Call: call, Return: ret, Ok: true}
+	return Op{ClientID: c, Kind: api.OpDelete, Key: key, Call: call, Return: ret, Ok: true}
 }
 
 func get(c int, key, out string, call, ret int64) Op {
-	return Op{ClientID: c, Kind: Get, Key: key, Call: call, Return: ret, Ok: true, Output: out, Found: true}
+	return Op{ClientID: c, Kind: api.OpGet, Key: key, Call: call, Return: ret, Ok: true, Output: out, Found: true}
 }
 
 func getAbsent(c int, key string, call, ret int64) Op {
-	return Op{ClientID: c, Kind: Get, Key: key, Call: call, Return: ret, Ok: true}
+	return Op{ClientID: c, Kind: api.OpGet, Key: key, Call: call, Return: ret, Ok: true}
 }
 
 // unknown turns an op into one whose outcome is unknown; its Return is when
@@ -254,7 +256,7 @@ func TestCheckPanicsOnInvalidOp(t *testing.T) {
 	both.Unknown = true
 	backwards := put(0, "x", "a", 5, 1)
 	badKind := put(0, "x", "a", 0, 1)
-	badKind.Kind = 9
+	badKind.Kind = "cas"
 	for name, op := range map[string]Op{"ok and unknown": both, "return before call": backwards, "bad kind": badKind} {
 		t.Run(name, func(t *testing.T) {
 			assert.Panics(t, func() { Check([]Op{op}, checkTimeout) })
@@ -266,16 +268,16 @@ func TestModelInitEqual(t *testing.T) {
 	m := Model()
 	s := m.Init()
 	assert.True(t, m.Equal(s, state{}), "Init is the absent key")
-	ok, s := m.Step(s, input{kind: Put, key: "x", value: "a"}, output{})
+	ok, s := m.Step(s, input{kind: api.OpPut, key: "x", value: "a"}, output{})
 	require.True(t, ok)
 	assert.False(t, m.Equal(s, m.Init()))
-	ok, s = m.Step(s, input{kind: Delete, key: "x"}, output{})
+	ok, s = m.Step(s, input{kind: api.OpDelete, key: "x"}, output{})
 	require.True(t, ok)
 	assert.True(t, m.Equal(s, m.Init()), "a deleted key equals one never written")
 	assert.Equal(t, m.Hash(s), m.Hash(m.Init()))
 
 	// exists matters: the empty value is not the absent key.
-	_, empty := m.Step(m.Init(), input{kind: Put, key: "x", value: ""}, output{})
+	_, empty := m.Step(m.Init(), input{kind: api.OpPut, key: "x", value: ""}, output{})
 	assert.False(t, m.Equal(empty, m.Init()))
 	assert.NotEqual(t, m.Hash(empty), m.Hash(m.Init()))
 }
@@ -287,11 +289,11 @@ func TestModelDescribe(t *testing.T) {
 		out  output
 		want string
 	}{
-		{input{Put, "k", "v"}, output{}, `put("k", "v")`},
-		{input{Append, "k", "v"}, output{unknown: true}, `append("k", "v") -> ? (outcome unknown)`},
-		{input{Delete, "k", ""}, output{}, `delete("k")`},
-		{input{Get, "k", ""}, output{value: "v", found: true}, `get("k") -> "v"`},
-		{input{Get, "k", ""}, output{}, `get("k") -> absent`},
+		{input{api.OpPut, "k", "v"}, output{}, `put("k", "v")`},
+		{input{api.OpAppend, "k", "v"}, output{unknown: true}, `append("k", "v") -> ? (outcome unknown)`},
+		{input{api.OpDelete, "k", ""}, output{}, `delete("k")`},
+		{input{api.OpGet, "k", ""}, output{value: "v", found: true}, `get("k") -> "v"`},
+		{input{api.OpGet, "k", ""}, output{}, `get("k") -> absent`},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, m.DescribeOperation(tt.in, tt.out))
@@ -308,12 +310,12 @@ func TestPartitionEvent(t *testing.T) {
 	}
 	call, ret := porcupine.CallEvent, porcupine.ReturnEvent
 	history := []porcupine.Event{
-		ev(call, 0, input{Put, "y", "a"}), ev(ret, 0, output{}),
-		ev(call, 1, input{Put, "x", "a"}),
-		ev(call, 2, input{Put, "y", "b"}), ev(ret, 2, output{}),
+		ev(call, 0, input{api.OpPut, "y", "a"}), ev(ret, 0, output{}),
+		ev(call, 1, input{api.OpPut, "x", "a"}),
+		ev(call, 2, input{api.OpPut, "y", "b"}), ev(ret, 2, output{}),
 		ev(ret, 1, output{}),
-		ev(call, 3, input{Get, "x", ""}), ev(ret, 3, output{value: "a", found: true}),
-		ev(call, 4, input{Get, "y", ""}), ev(ret, 4, output{value: "a", found: true}),
+		ev(call, 3, input{api.OpGet, "x", ""}), ev(ret, 3, output{value: "a", found: true}),
+		ev(call, 4, input{api.OpGet, "y", ""}), ev(ret, 4, output{value: "a", found: true}),
 	}
 	parts := partitionEvent(history)
 	require.Len(t, parts, 2)

@@ -32,7 +32,7 @@
 //
 //	rec := linearizability.NewRecorder()
 //	// in client goroutine id, while nodes are killed, paused and restarted:
-//	p := rec.Begin(id, linearizability.Append, key, value) // just before sending
+//	p := rec.Begin(id, api.OpAppend, key, value) // just before sending
 //	_, err := c.Append(ctx, key, value)
 //	switch {
 //	case err == nil:
@@ -43,7 +43,7 @@
 //		p.Failed()
 //	}
 //
-//	p = rec.Begin(id, linearizability.Get, key, "")
+//	p = rec.Begin(id, api.OpGet, key, "")
 //	v, _, err := c.Get(ctx, key)
 //	switch {
 //	case err == nil:

@@ -6,11 +6,13 @@ import (
 	"sort"
 
 	"github.com/anishathalye/porcupine"
+
+	"raftkv/src/api"
 )
 
 // input is a porcupine Operation's Input.
 type input struct {
-	kind       OpKind
+	kind       api.Op
 	key, value string
 }
 
@@ -56,7 +58,7 @@ func Model() porcupine.Model {
 			switch {
 			case o.unknown:
 				return describeInput(i) + " -> ? (outcome unknown)"
-			case i.kind != Get:
+			case i.kind != api.OpGet:
 				return describeInput(i)
 			case o.found:
 				return fmt.Sprintf("%s -> %q", describeInput(i), o.value)
@@ -75,24 +77,22 @@ func Model() porcupine.Model {
 }
 
 func describeInput(i input) string {
-	switch i.kind {
-	case Put, Append:
+	if i.kind.HasValue() {
 		return fmt.Sprintf("%s(%q, %q)", i.kind, i.key, i.value)
-	default:
-		return fmt.Sprintf("%s(%q)", i.kind, i.key)
 	}
+	return fmt.Sprintf("%s(%q)", i.kind, i.key)
 }
 
 func step(s, in, out any) (bool, any) {
 	st, i, o := s.(state), in.(input), out.(output)
 	switch i.kind {
-	case Put:
+	case api.OpPut:
 		return true, state{value: i.value, exists: true}
-	case Append:
+	case api.OpAppend:
 		return true, state{value: st.value + i.value, exists: true}
-	case Delete:
+	case api.OpDelete:
 		return true, state{}
-	case Get:
+	case api.OpGet:
 		if o.unknown {
 			return true, st
 		}
@@ -101,7 +101,7 @@ func step(s, in, out any) (bool, any) {
 		}
 		return true, st
 	default:
-		panic(fmt.Sprintf("linearizability: model step with invalid kind %d", i.kind))
+		panic(fmt.Sprintf("linearizability: model step with invalid kind %q", i.kind))
 	}
 }
 

@@ -1,32 +1,10 @@
 package linearizability
 
-import "fmt"
+import (
+	"fmt"
 
-// OpKind is the kind of a key-value operation.
-type OpKind uint8
-
-// The operations of raftkv's HTTP API.
-const (
-	Put    OpKind = iota // set Key to Value
-	Append               // append Value to Key's value, creating Key if absent
-	Get                  // read Key
-	Delete               // remove Key; deleting an absent key is not an error
+	"raftkv/src/api"
 )
-
-func (k OpKind) String() string {
-	switch k {
-	case Put:
-		return "put"
-	case Append:
-		return "append"
-	case Get:
-		return "get"
-	case Delete:
-		return "delete"
-	default:
-		return fmt.Sprintf("OpKind(%d)", uint8(k))
-	}
-}
 
 // Op is one operation of a history, as a client saw it.
 //
@@ -35,7 +13,7 @@ func (k OpKind) String() string {
 // applied) and is ignored.
 type Op struct {
 	ClientID int    // which client issued it; a client issues one op at a time
-	Kind     OpKind //
+	Kind     api.Op //
 	Key      string //
 	Value    string // the argument of Put and Append; ignored otherwise
 
@@ -65,9 +43,9 @@ func (o Op) String() string {
 		out = " -> ?"
 	case !o.Ok:
 		out = " -> failed"
-	case o.Kind == Get && o.Found:
+	case o.Kind == api.OpGet && o.Found:
 		out = fmt.Sprintf(" -> %q", o.Output)
-	case o.Kind == Get:
+	case o.Kind == api.OpGet:
 		out = " -> absent"
 	}
 	return fmt.Sprintf("c%d [%d,%d] %s%s", o.ClientID, o.Call, o.Return, describeInput(input{o.Kind, o.Key, o.Value}), out)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"raftkv/src/api"
 )
 
 var (
@@ -50,7 +52,7 @@ type simulation struct {
 type simStats struct{ ops, unknown, late, failed, overlaps int }
 
 type simOp struct {
-	kind       OpKind
+	kind       api.Op
 	key, value string
 }
 
@@ -111,13 +113,13 @@ func simulate(seed uint64) *simulation {
 			continue
 		case !c.applied:
 			switch r := s.rng.IntN(20); {
-			case r == 0 && c.op.kind != Get:
+			case r == 0 && c.op.kind != api.OpGet:
 				c.p.Failed() // refused before it was proposed
 				s.stats.failed++
 			case r == 1:
 				c.p.Unknown() // the client gave up before it took effect
 				s.stats.unknown++
-				if c.op.kind != Get {
+				if c.op.kind != api.OpGet {
 					s.limbo = append(s.limbo, c.op)
 				}
 			default:
@@ -132,7 +134,7 @@ func simulate(seed uint64) *simulation {
 				s.stats.unknown++
 			} else {
 				c.p.Ok(c.saw.value, c.saw.exists)
-				if c.op.kind == Get {
+				if c.op.kind == api.OpGet {
 					s.sawIndex[callOf(c.p)] = c.sawIndex
 				}
 			}
@@ -149,13 +151,13 @@ func (s *simulation) randomOp(client, n int) simOp {
 	op := simOp{key: fmt.Sprintf("k%d", s.rng.IntN(simKeys)), value: fmt.Sprintf("c%d.%d;", client, n)}
 	switch r := s.rng.IntN(10); {
 	case r < 4:
-		op.kind = Get
+		op.kind = api.OpGet
 	case r < 6:
-		op.kind = Put
+		op.kind = api.OpPut
 	case r < 9:
-		op.kind = Append
+		op.kind = api.OpAppend
 	default:
-		op.kind = Delete
+		op.kind = api.OpDelete
 	}
 	return op
 }
@@ -174,13 +176,13 @@ func (s *simulation) apply(op simOp) state {
 	}
 	var next state
 	switch op.kind {
-	case Get:
+	case api.OpGet:
 		return old
-	case Put:
+	case api.OpPut:
 		next = state{value: op.value, exists: true}
-	case Append:
+	case api.OpAppend:
 		next = state{value: old.value + op.value, exists: true}
-	case Delete:
+	case api.OpDelete:
 		next = state{}
 	}
 	s.store[op.key] = next
@@ -192,7 +194,7 @@ func (s *simulation) apply(op simOp) state {
 func okGets(ops []Op) []int {
 	var idx []int
 	for i, op := range ops {
-		if op.Kind == Get && op.Ok {
+		if op.Kind == api.OpGet && op.Ok {
 			idx = append(idx, i)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"raftkv/src/api"
 )
 
 // Recorder records a concurrent history. It is safe for concurrent use by
@@ -43,11 +45,11 @@ func newRecorder(clock func() int64) *Recorder {
 // Begin records the invocation of an operation by client and stamps its
 // Call time. Call it just before sending the request: a Call stamped early
 // only widens the interval, which is always sound; a late one is not.
-func (r *Recorder) Begin(client int, kind OpKind, key, value string) *Pending {
-	if kind > Delete {
-		panic(fmt.Sprintf("linearizability: Begin with invalid kind %d", kind))
+func (r *Recorder) Begin(client int, kind api.Op, key, value string) *Pending {
+	if !kind.Valid() {
+		panic(fmt.Sprintf("linearizability: Begin with invalid kind %q", kind))
 	}
-	if kind != Put && kind != Append {
+	if !kind.HasValue() {
 		value = "" // only put and append have an argument
 	}
 	p := &Pending{r: r}
@@ -63,7 +65,7 @@ func (r *Recorder) Begin(client int, kind OpKind, key, value string) *Pending {
 func (p *Pending) Ok(output string, found bool) {
 	p.resolve("Ok", func(op *Op) {
 		op.Ok = true
-		if op.Kind == Get {
+		if op.Kind == api.OpGet {
 			op.Output, op.Found = output, found
 		}
 	})

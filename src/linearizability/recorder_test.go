@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"raftkv/src/api"
 )
 
 // logicalClock returns a clock that ticks by one on every reading. Recorder
@@ -19,26 +21,26 @@ func logicalClock() func() int64 {
 
 func TestRecorder(t *testing.T) {
 	r := newRecorder(logicalClock())
-	p := r.Begin(0, Put, "x", "a") // call 1
-	p.Ok("ignored", true)          // return 2
-	g := r.Begin(1, Get, "x", "v") // call 3; a get has no argument
-	f := r.Begin(2, Put, "x", "b") // call 4
-	f.Failed()                     // 5: dropped
-	u := r.Begin(2, Append, "x", "c")
-	u.Unknown()                      // 6, 7
-	g.Ok("a", true)                  // 8
-	d := r.Begin(0, Delete, "x", "") // 9
-	d.Ok("", false)                  // 10
-	r.Begin(3, Append, "x", "d")     // 11, in flight
-	r.Begin(4, Get, "x", "")         // 12, in flight
+	p := r.Begin(0, api.OpPut, "x", "a") // call 1
+	p.Ok("ignored", true)                // return 2
+	g := r.Begin(1, api.OpGet, "x", "v") // call 3; a get has no argument
+	f := r.Begin(2, api.OpPut, "x", "b") // call 4
+	f.Failed()                           // 5: dropped
+	u := r.Begin(2, api.OpAppend, "x", "c")
+	u.Unknown()                            // 6, 7
+	g.Ok("a", true)                        // 8
+	d := r.Begin(0, api.OpDelete, "x", "") // 9
+	d.Ok("", false)                        // 10
+	r.Begin(3, api.OpAppend, "x", "d")     // 11, in flight
+	r.Begin(4, api.OpGet, "x", "")         // 12, in flight
 
 	want := []Op{
-		{ClientID: 0, Kind: Put, Key: "x", Value: "a", Call: 1, Return: 2, Ok: true},
-		{ClientID: 1, Kind: Get, Key: "x", Call: 3, Return: 8, Ok: true, Output: "a", Found: true},
-		{ClientID: 2, Kind: Append, Key: "x", Value: "c", Call: 6, Return: 7, Unknown: true},
-		{ClientID: 0, Kind: Delete, Key: "x", Call: 9, Return: 10, Ok: true},
-		{ClientID: 3, Kind: Append, Key: "x", Value: "d", Call: 11, Return: 13, Unknown: true},
-		{ClientID: 4, Kind: Get, Key: "x", Call: 12, Return: 13, Unknown: true},
+		{ClientID: 0, Kind: api.OpPut, Key: "x", Value: "a", Call: 1, Return: 2, Ok: true},
+		{ClientID: 1, Kind: api.OpGet, Key: "x", Call: 3, Return: 8, Ok: true, Output: "a", Found: true},
+		{ClientID: 2, Kind: api.OpAppend, Key: "x", Value: "c", Call: 6, Return: 7, Unknown: true},
+		{ClientID: 0, Kind: api.OpDelete, Key: "x", Call: 9, Return: 10, Ok: true},
+		{ClientID: 3, Kind: api.OpAppend, Key: "x", Value: "d", Call: 11, Return: 13, Unknown: true},
+		{ClientID: 4, Kind: api.OpGet, Key: "x", Call: 12, Return: 13, Unknown: true},
 	}
 	got := r.Ops()
 	assert.Equal(t, want, got)
@@ -55,13 +57,13 @@ func TestRecorder(t *testing.T) {
 func TestRecorderResolveTwicePanics(t *testing.T) {
 	for _, second := range []string{"Ok", "Unknown", "Failed"} {
 		t.Run(second, func(t *testing.T) {
-			p := NewRecorder().Begin(0, Put, "x", "a")
+			p := NewRecorder().Begin(0, api.OpPut, "x", "a")
 			p.Unknown()
 			resolve := map[string]func(){"Ok": func() { p.Ok("", false) }, "Unknown": p.Unknown, "Failed": p.Failed}[second]
 			assert.Panics(t, resolve)
 		})
 	}
-	assert.Panics(t, func() { NewRecorder().Begin(0, OpKind(4), "x", "") })
+	assert.Panics(t, func() { NewRecorder().Begin(0, api.Op("cas"), "x", "") })
 }
 
 // TestRecorderConcurrent runs real clients on real goroutines, with the real
@@ -101,16 +103,16 @@ func TestRecorderConcurrent(t *testing.T) {
 			for i := range perClient {
 				key := fmt.Sprintf("k%d", rng.IntN(3))
 				value := fmt.Sprintf("c%d.%d", c, i)
-				kind := OpKind(rng.IntN(4))
+				kind := [...]api.Op{api.OpPut, api.OpAppend, api.OpGet, api.OpDelete}[rng.IntN(4)]
 				p := r.Begin(c, kind, key, value)
 				mu.Lock()
 				old, found := store[key]
 				switch kind {
-				case Put:
+				case api.OpPut:
 					store[key] = value
-				case Append:
+				case api.OpAppend:
 					store[key] = old + value
-				case Delete:
+				case api.OpDelete:
 					delete(store, key)
 				}
 				mu.Unlock()
@@ -121,7 +123,7 @@ func TestRecorderConcurrent(t *testing.T) {
 					p.Ok(old, found)
 				}
 				if rng.IntN(10) == 0 {
-					r.Begin(c, Put, key, "never sent").Failed()
+					r.Begin(c, api.OpPut, key, "never sent").Failed()
 				}
 			}
 		})

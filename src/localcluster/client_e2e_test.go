@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"raftkv/src/api"
 	"raftkv/src/client"
 	"raftkv/src/datafile"
 )
@@ -28,18 +29,6 @@ func moduleFile(t *testing.T, name string) string {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	require.NoError(t, err)
 	return filepath.Join(filepath.Dir(strings.TrimSpace(string(out))), name)
-}
-
-type clientRecord struct {
-	AllSent  bool `json:"all_sent"`
-	Commands []struct {
-		Line    int    `json:"line"`
-		Op      string `json:"op"`
-		Key     string `json:"key"`
-		Value   string `json:"value"`
-		Outcome string `json:"outcome"`
-		Seq     uint64 `json:"seq"`
-	} `json:"commands"`
 }
 
 // TestClientNodesSurviveLeaderKill runs both shipped data files through
@@ -61,8 +50,8 @@ func TestClientNodesSurviveLeaderKill(t *testing.T) {
 		procs = append(procs, cmd)
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
 	}
-	readRecord := func(name string) (clientRecord, error) {
-		var rec clientRecord
+	readRecord := func(name string) (api.ClientRecord, error) {
+		var rec api.ClientRecord
 		b, err := os.ReadFile(filepath.Join(dir, name, "record.json"))
 		if err == nil {
 			err = json.Unmarshal(b, &rec)
@@ -104,25 +93,25 @@ func TestClientNodesSurviveLeaderKill(t *testing.T) {
 		for i, cmd := range cmds {
 			got := rec.Commands[i]
 			require.Equal(t, cmd.Line, got.Line)
-			require.Equal(t, "ok", got.Outcome, "%s line %d: %s %s", name, got.Line, got.Op, got.Key)
+			require.Equal(t, api.OutcomeOK, got.Outcome, "%s line %d: %s %s", name, got.Line, got.Op, got.Key)
 			if strings.HasPrefix(cmd.Key, "shared-") {
-				if cmd.Op == "append" {
+				if cmd.Op == api.OpAppend {
 					shared[cmd.Key] = append(shared[cmd.Key], cmd.Value)
 				}
 				continue
 			}
 			v := own[cmd.Key]
 			switch cmd.Op {
-			case "put":
+			case api.OpPut:
 				s := cmd.Value
 				own[cmd.Key] = &s
-			case "append":
+			case api.OpAppend:
 				s := cmd.Value
 				if v != nil {
 					s = *v + s
 				}
 				own[cmd.Key] = &s
-			case "delete":
+			case api.OpDelete:
 				own[cmd.Key] = nil
 			}
 		}

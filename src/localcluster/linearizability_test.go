@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"raftkv/src/api"
 	"raftkv/src/linearizability"
 )
 
@@ -89,7 +90,7 @@ func runLinClient(ctx context.Context, c *Cluster, rec *linearizability.Recorder
 		ep := c.Nodes[node].HTTPAddr
 		switch r := rng.Intn(10); {
 		case r < 4:
-			p := rec.Begin(id, linearizability.Get, key, "")
+			p := rec.Begin(id, api.OpGet, key, "")
 			rp, err := doWith(linClient, http.MethodGet, ep, key, "", nil, nil)
 			switch {
 			case err == nil && rp.code == http.StatusOK:
@@ -101,9 +102,9 @@ func runLinClient(ctx context.Context, c *Cluster, rec *linearizability.Recorder
 				node = rng.Intn(len(c.Nodes))
 			}
 		default:
-			kind, query, method := linearizability.Put, "", http.MethodPut
+			kind, query, method := api.OpPut, "", http.MethodPut
 			if r < 8 {
-				kind, query = linearizability.Append, "op=append"
+				kind, query = api.OpAppend, "op=append"
 			}
 			val := fmt.Sprintf("%d.%d;", id, n)
 			seq++

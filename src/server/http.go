@@ -29,13 +29,9 @@ const (
 	maxValueBytes   = 1 << 20
 )
 
-// NodeStatus is the JSON of GET /v1/status (CONTRACT.md).
-type NodeStatus struct {
-	api.Status
-	// Reachable and Error are set in /v1/cluster for nodes that did not answer.
-	Reachable *bool  `json:"reachable,omitempty"`
-	Error     string `json:"error,omitempty"`
-}
+// NodeStatus is the JSON of GET /v1/status and of an entry of /v1/cluster
+// (CONTRACT.md), declared in api.
+type NodeStatus = api.ClusterNode
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()

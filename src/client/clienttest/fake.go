@@ -1,12 +1,15 @@
 // Package clienttest fakes a raftkv cluster's HTTP API (CONTRACT.md) with
 // httptest servers, for tests of the client and the command line. The fake
-// nodes share one key-value map with exactly-once sessions; the test decides
+// nodes share one state machine, the real one (kv.Store, with its
+// exactly-once sessions), which applies every write at the next index as if
+// the log had committed it at once; the test decides
 // who leads, which node refuses, hangs or is down, and which replies are
 // lost, and reads back every write request the nodes received.
 package clienttest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +20,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"raftkv/src/api"
+	"raftkv/src/kv"
 )
 
 // Mode is how a fake node answers.
@@ -40,7 +46,7 @@ type Write struct {
 	Node     string // the node the request reached
 	Method   string
 	Key      string
-	Op       string // put, append or delete
+	Op       api.Op // put, append or delete
 	Value    string
 	ClientID string
 	Seq      uint64
@@ -53,17 +59,15 @@ type Cluster struct {
 	t       testing.TB
 	release chan struct{} // closed at cleanup: hanging handlers return
 
-	mu       sync.Mutex
-	nodes    []*node
-	leader   int // -1: no leader
-	term     uint64
-	index    uint64
-	data     map[string]string
-	sessions map[string]session
-	writes   []Write
-	lose     int // the next lose writes are applied and answered 504
-	loseKey  map[string]bool
-	reads    map[string]int
+	mu      sync.Mutex
+	nodes   []*node
+	leader  int // -1: no leader
+	term    uint64
+	store   *kv.Store // the state; its applied index is the commit index
+	writes  []Write
+	lose    int // the next lose writes are applied and answered 504
+	loseKey map[string]bool
+	reads   map[string]int
 }
 
 type node struct {
@@ -74,21 +78,15 @@ type node struct {
 	lag  uint64
 }
 
-type session struct {
-	seq   uint64
-	index uint64
-}
-
 // New starts n fake nodes named r0..r(n-1), with r0 leading in term 1.
 // They stop when the test ends.
 func New(t testing.TB, n int) *Cluster {
 	c := &Cluster{
-		t:        t,
-		release:  make(chan struct{}),
-		term:     1,
-		data:     make(map[string]string),
-		sessions: make(map[string]session),
-		reads:    make(map[string]int),
+		t:       t,
+		release: make(chan struct{}),
+		term:    1,
+		store:   kv.New(kv.Options{}),
+		reads:   make(map[string]int),
 	}
 	for i := range n {
 		nd := &node{name: fmt.Sprintf("r%d", i)}
@@ -193,29 +191,27 @@ func (c *Cluster) Reads(name string) int {
 
 // Value returns the state's value of key.
 func (c *Cluster) Value(key string) (string, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v, ok := c.data[key]
-	return v, ok
+	return c.store.Get(key)
 }
 
 // Data returns a copy of the whole state.
 func (c *Cluster) Data() map[string]string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]string, len(c.data))
-	for k, v := range c.data {
-		out[k] = v
+	snap, err := c.store.Snapshot()
+	if err != nil {
+		c.t.Fatalf("clienttest: snapshot: %v", err)
 	}
-	return out
+	var st struct{ Contents map[string]string }
+	if err := json.Unmarshal(snap, &st); err != nil {
+		c.t.Fatalf("clienttest: decode snapshot: %v", err)
+	}
+	if st.Contents == nil {
+		st.Contents = map[string]string{}
+	}
+	return st.Contents
 }
 
 // Index returns the last applied index.
-func (c *Cluster) Index() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.index
-}
+func (c *Cluster) Index() uint64 { return c.store.AppliedIndex() }
 
 func (c *Cluster) leaderName() string {
 	if c.leader < 0 {
@@ -234,19 +230,19 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, code, map[string]string{"error": msg})
+	writeJSON(w, code, api.ErrorBody{Error: msg})
 }
 
-func (c *Cluster) status(i int) map[string]any {
+func (c *Cluster) status(i int) api.Status {
 	nd := c.nodes[i]
 	role := "follower"
 	if i == c.leader {
 		role = "leader"
 	}
-	applied := c.index - min(c.index, nd.lag)
-	return map[string]any{
-		"name": nd.name, "id": i, "role": role, "term": c.term, "leader": c.leaderName(),
-		"commit_index": c.index, "applied_index": applied, "last_log_index": c.index, "snapshot_index": 0,
+	index := c.store.AppliedIndex()
+	return api.Status{
+		Name: nd.name, ID: i, Role: role, Term: c.term, Leader: c.leaderName(),
+		CommitIndex: index, AppliedIndex: index - min(index, nd.lag), LastLogIndex: index,
 	}
 }
 
@@ -275,18 +271,17 @@ func (c *Cluster) handler(i int) http.Handler {
 			writeJSON(w, http.StatusOK, st)
 			return
 		case "/v1/cluster":
-			var out []map[string]any
+			var out api.Cluster
+			yes, no := true, false
 			for j, other := range c.nodes {
 				if j != i && (other.mode == Down || other.mode == Hang) {
-					out = append(out, map[string]any{"name": other.name, "id": j, "reachable": false, "error": "connection refused"})
+					out.Nodes = append(out.Nodes, api.ClusterNode{Status: api.Status{Name: other.name, ID: j}, Reachable: &no, Error: "connection refused"})
 					continue
 				}
-				st := c.status(j)
-				st["reachable"] = true
-				out = append(out, st)
+				out.Nodes = append(out.Nodes, api.ClusterNode{Status: c.status(j), Reachable: &yes})
 			}
 			c.mu.Unlock()
-			writeJSON(w, http.StatusOK, map[string]any{"nodes": out})
+			writeJSON(w, http.StatusOK, out)
 			return
 		}
 		c.mu.Unlock()
@@ -295,7 +290,7 @@ func (c *Cluster) handler(i int) http.Handler {
 			return
 		}
 		key, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), "/v1/kv/"))
-		if err != nil || key == "" || len(key) > 1024 {
+		if err != nil || kv.ValidateKey(key) != nil {
 			writeError(w, http.StatusBadRequest, "key must be 1 to 1024 bytes of valid UTF-8")
 			return
 		}
@@ -317,12 +312,12 @@ func (c *Cluster) handler(i int) http.Handler {
 func (c *Cluster) kv(w http.ResponseWriter, r *http.Request, i int, key string) {
 	var value string
 	if r.Method == http.MethodPut {
-		b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
+		b, err := io.ReadAll(io.LimitReader(r.Body, api.MaxValueBytes+1))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		if len(b) > 1<<20 {
+		if len(b) > api.MaxValueBytes {
 			writeError(w, http.StatusRequestEntityTooLarge, "value exceeds 1 MiB")
 			return
 		}
@@ -338,22 +333,22 @@ func (c *Cluster) kv(w http.ResponseWriter, r *http.Request, i int, key string) 
 	w.Header().Set("Raft-Node", c.leaderName())
 	if r.Method == http.MethodGet {
 		c.reads[c.nodes[i].name]++
-		v, ok := c.data[key]
+		v, ok := c.store.Get(key)
 		if !ok {
 			writeError(w, http.StatusNotFound, "key not found")
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"key": key, "value": v})
+		writeJSON(w, http.StatusOK, api.ValueBody{Key: key, Value: v})
 		return
 	}
 	wr := Write{Node: c.nodes[i].name, Method: r.Method, Key: key, Value: value, ClientID: r.Header.Get("Client-Id")}
 	switch {
 	case r.Method == http.MethodDelete:
-		wr.Op = "delete"
-	case r.URL.Query().Get("op") == "append":
-		wr.Op = "append"
-	case r.URL.Query().Get("op") == "" || r.URL.Query().Get("op") == "put":
-		wr.Op = "put"
+		wr.Op = api.OpDelete
+	case r.URL.Query().Get("op") == string(api.OpAppend):
+		wr.Op = api.OpAppend
+	case r.URL.Query().Get("op") == "" || r.URL.Query().Get("op") == string(api.OpPut):
+		wr.Op = api.OpPut
 	default:
 		writeError(w, http.StatusBadRequest, "bad op")
 		return
@@ -367,31 +362,26 @@ func (c *Cluster) kv(w http.ResponseWriter, r *http.Request, i int, key string) 
 		wr.Seq = seq
 	}
 	defer func() { c.writes = append(c.writes, wr) }()
-	var index uint64
-	sess, known := c.sessions[wr.ClientID]
+	// The write is committed at the next index; a repeated request gets its
+	// first result back, with that result's index (the session's work).
+	next := c.store.AppliedIndex() + 1
+	res := c.store.Apply(next, kv.EncodeCommand(kv.Command{Op: wr.Op, Key: key, Value: value, ClientID: wr.ClientID, Seq: wr.Seq}))
 	switch {
-	case wr.ClientID != "" && known && wr.Seq == sess.seq:
-		index = sess.index
-	case wr.ClientID != "" && known && wr.Seq < sess.seq:
+	case errors.Is(res.Err, kv.ErrStaleRequest):
 		wr.Status = http.StatusBadRequest
 		writeError(w, wr.Status, "stale request")
 		return
-	default:
-		c.index++
-		index = c.index
-		switch wr.Op {
-		case "put":
-			c.data[key] = value
-		case "append":
-			c.data[key] += value
-		case "delete":
-			delete(c.data, key)
-		}
-		wr.Applied = true
-		if wr.ClientID != "" {
-			c.sessions[wr.ClientID] = session{seq: wr.Seq, index: index}
-		}
+	case errors.Is(res.Err, kv.ErrTooLarge):
+		wr.Status = http.StatusRequestEntityTooLarge
+		writeError(w, wr.Status, res.Err.Error())
+		return
+	case res.Err != nil:
+		wr.Status = http.StatusBadRequest
+		writeError(w, wr.Status, res.Err.Error())
+		return
 	}
+	index := res.Index
+	wr.Applied = index == next
 	if c.lose > 0 || c.loseKey[key] {
 		if c.lose > 0 {
 			c.lose--
@@ -401,7 +391,7 @@ func (c *Cluster) kv(w http.ResponseWriter, r *http.Request, i int, key string) 
 		return
 	}
 	wr.Status = http.StatusOK
-	writeJSON(w, http.StatusOK, map[string]uint64{"index": index})
+	writeJSON(w, http.StatusOK, api.WriteBody{Index: index})
 }
 
 // Restart reopens a stopped node on its old address.

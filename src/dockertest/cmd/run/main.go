@@ -239,7 +239,7 @@ loop:
 				code = 1
 				continue
 			}
-			h, err := r.History(filepath.Join(repo, filepath.Base(r.Datafile)))
+			h, err := dockertest.History(r, filepath.Join(repo, filepath.Base(r.Datafile)))
 			if err != nil {
 				fmt.Printf("  %s: %v\n", cl, err)
 				code = 1
