@@ -138,13 +138,6 @@ func (s *SteadyWriter) record(a Ack) {
 	s.changed = make(chan struct{})
 }
 
-// Errors is the number of failed attempts so far.
-func (s *SteadyWriter) Errors() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.errs
-}
-
 // Acks is the number of acknowledged writes so far.
 func (s *SteadyWriter) Acks() int {
 	s.mu.Lock()

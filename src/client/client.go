@@ -255,9 +255,6 @@ func New(cfg Config) (*Client, error) {
 // ClientID returns the Client-Id the client's writes carry.
 func (c *Client) ClientID() string { return c.cfg.ClientID }
 
-// Endpoints returns the configured endpoints.
-func (c *Client) Endpoints() []string { return append([]string(nil), c.cfg.Endpoints...) }
-
 // Put sets key to value.
 func (c *Client) Put(ctx context.Context, key, value string) (Result, error) {
 	return c.write(ctx, http.MethodPut, key, "", value)

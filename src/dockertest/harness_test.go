@@ -342,17 +342,6 @@ func (h *Harness) Observe(d time.Duration, names []string, probeEvery time.Durat
 	}
 }
 
-// LeaderOf returns the node that the latest sample's nodes name as leader
-// and that says it leads ("" if none).
-func LeaderOf(s Sample) string {
-	for _, st := range s.St {
-		if st.Role == "leader" {
-			return st.Name
-		}
-	}
-	return ""
-}
-
 // Finish ends an experiment: it waits for the clients to send everything,
 // stops them (SIGTERM: they save their records), waits until the running
 // nodes `live` applied all they committed, stops every node cleanly (so

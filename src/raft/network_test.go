@@ -253,12 +253,3 @@ func (nw *network) leader() ID {
 	}
 	return None
 }
-
-func (nw *network) String() string {
-	s := ""
-	for _, id := range nw.ids() {
-		n := nw.nodes[id]
-		s += fmt.Sprintf("n%d %s t%d commit=%d last=%d; ", id, n.role, n.term, n.log.committed, n.log.lastIndex())
-	}
-	return s
-}

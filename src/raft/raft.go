@@ -817,16 +817,6 @@ func (n *Node) Compact(index uint64) error {
 	return nil
 }
 
-// ReportSnapshotFailed tells a leader that sending a snapshot to a follower
-// failed, so it retries without waiting an election timeout.
-func (n *Node) ReportSnapshotFailed(to ID) {
-	if n.role == RoleLeader {
-		if pr := n.prs[to]; pr != nil && pr.State == stateSnapshot {
-			pr.becomeProbe()
-		}
-	}
-}
-
 func indexOf(ids []ID, id ID) (int, bool) {
 	return slices.BinarySearch(ids, id)
 }

@@ -210,9 +210,6 @@ func (c *Cluster) Data() map[string]string {
 	return st.Contents
 }
 
-// Index returns the last applied index.
-func (c *Cluster) Index() uint64 { return c.store.AppliedIndex() }
-
 func (c *Cluster) leaderName() string {
 	if c.leader < 0 {
 		return ""
