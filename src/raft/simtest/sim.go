@@ -577,7 +577,12 @@ func (d *durable) promises(m raft.Message) error {
 		if d.hs.Term < m.Term || d.hs.Term == m.Term && d.hs.Vote != m.To {
 			return fmt.Errorf("grants its vote in term %d, but its durable term and vote are t%d/%d", m.Term, d.hs.Term, d.hs.Vote)
 		}
-	case m.Type == raft.MsgAppResp && !m.Reject:
+	case m.Type == raft.MsgAppResp && !m.Reject && d.hs.Term == m.Term:
+		// An acknowledgement of an older term may have been overtaken in the
+		// same batch by a newer leader's rewrite of the log (seeds 4637 and
+		// 18849): the durable state is then that of a schedule in which the
+		// acknowledged entries were durable and overwritten after the reply
+		// left, which Raft allows.
 		var base uint64
 		if d.snap != nil {
 			base = d.snap.Index
