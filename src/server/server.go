@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +17,7 @@ import (
 
 	"raftkv/src/kv"
 	"raftkv/src/metrics"
+	"raftkv/src/node"
 	"raftkv/src/raft"
 	"raftkv/src/storage"
 	"raftkv/src/transport"
@@ -126,6 +126,7 @@ type Server struct {
 	cfg   Config
 	lg    *zap.Logger
 	node  *raft.Node
+	ready node.Handler // the Ready handling, shared with the simulator
 	disk  *storage.Storage
 	kv    *kv.Store
 	tr    *transport.Transport
@@ -231,7 +232,7 @@ func New(cfg Config) (*Server, error) {
 		zap.Bool("clean_stop", rec.CleanStop), zap.Bool("torn_tail", rec.TornTail))
 
 	electionTicks := int(cfg.ElectionTimeout / cfg.Heartbeat)
-	node, err := raft.NewNode(raft.Config{
+	core, err := raft.NewNode(raft.Config{
 		ID: cfg.ID, Peers: s.peerIDs,
 		ElectionTicks: electionTicks, HeartbeatTicks: 1,
 		Rand:     rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID))),
@@ -241,8 +242,8 @@ func New(cfg Config) (*Server, error) {
 		disk.Close()
 		return nil, err
 	}
-	s.node = node
-	st := node.BasicStatus()
+	s.node = core
+	st := core.BasicStatus()
 	s.status.Store(&st)
 
 	peers := map[raft.ID]transport.Peer{}
@@ -260,6 +261,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.initMetrics()
+	s.ready = node.Handler{
+		Node: s.node, Storage: loopDisk{Storage: disk, met: s.met}, Sender: loopSender{s},
+		App: loopApp{s}, Logger: lg,
+	}
 	read, write, idle, header := cfg.httpTimeouts()
 	s.http = &http.Server{
 		Handler:     s.routes(),
@@ -444,15 +449,6 @@ func (l *rateLimitedLog) allow(now time.Time) (suppressed int, ok bool) {
 	return suppressed, true
 }
 
-// traceSend logs every outgoing message at debug level (RAFT_VERBOSE).
-func (s *Server) traceSend(msgs []raft.Message) {
-	if s.debug {
-		for _, m := range msgs {
-			s.lg.Debug("send", zap.Stringer("msg", m))
-		}
-	}
-}
-
 func (s *Server) propose(p *proposal) {
 	idx, term, err := s.node.Propose(p.data)
 	if err != nil {
@@ -475,104 +471,108 @@ func (s *Server) startRead() {
 	s.readBatch = nil
 }
 
+// handleReady runs the shared Ready handling (package node: persist, send,
+// apply, advance) and then publishes the node's status.
 func (s *Server) handleReady() error {
-	for s.node.HasReady() {
-		rd := s.node.Ready()
-		if rd.SoftState != nil && rd.SoftState.Role != raft.RoleLeader {
-			// Reads waiting for a quorum round will never get one.
-			for id, batch := range s.readBatches {
-				for _, r := range batch {
-					r.done <- errNotLeader
-				}
-				delete(s.readBatches, id)
-			}
-		}
-		if rd.SoftState != nil {
-			s.lg.Info("role changed", zap.Stringer("role", rd.SoftState.Role),
-				zap.Uint64("term", s.node.BasicStatus().Term), zap.Int("leader", int(rd.SoftState.Lead)))
-		}
-		if rd.Snapshot != nil {
-			// A local snapshot still being written is older: let it land first.
-			if err := s.waitSnapshot(); err != nil {
-				return err
-			}
-			if err := s.disk.SaveSnapshot(*rd.Snapshot); err != nil {
-				return fmt.Errorf("save received snapshot: %w", err)
-			}
-			if err := s.kv.Restore(rd.Snapshot.Data); err != nil {
-				return fmt.Errorf("restore received snapshot %d: %w", rd.Snapshot.Index, err)
-			}
-			s.appliedTerm, s.snapIndex = rd.Snapshot.Term, rd.Snapshot.Index
-			s.lastSnapBytes, s.logBytesSinceSnap = uint64(len(rd.Snapshot.Data)), 0
-			// Commands this node proposed as leader that the snapshot covers
-			// are never applied here one by one: their outcome is unknown.
-			for idx, w := range s.waiters {
-				if idx <= rd.Snapshot.Index {
-					w.done <- proposalResult{err: errUnknownOutcome}
-					delete(s.waiters, idx)
-				}
-			}
-			s.lg.Info("installed snapshot", zap.Uint64("index", rd.Snapshot.Index), zap.Uint64("term", rd.Snapshot.Term))
-			s.met.SnapshotInstalled()
-		}
-		// A leader's replication traffic goes out while it writes to its own
-		// disk; everything else is sent only after the write (raft.Ready).
-		if err := s.attachSnapshots(rd.EarlyMessages); err != nil {
-			return err
-		}
-		s.traceSend(rd.EarlyMessages)
-		s.tr.Send(rd.EarlyMessages)
-		if len(rd.EarlyMessages) > 0 && len(rd.Entries) > 0 {
-			// Let the peer writers just woken run before this goroutine
-			// blocks in fdatasync: the scheduler queued them on this
-			// goroutine's processor, which a blocking system call holds until
-			// the runtime's monitor takes it back (a go tool trace showed the
-			// writers waiting ~70 µs on average, most of a follower's fsync),
-			// and the early send is worth nothing if it leaves after the write.
-			runtime.Gosched()
-		}
-		// A commit-only change of the hard state is written but not synced
-		// (see storage.SaveHardStateNoSync).
-		if len(rd.Entries) > 0 || rd.MustSync {
-			fsyncStart := time.Now()
-			if err := s.disk.Save(rd.HardState, rd.Entries); err != nil {
-				return fmt.Errorf("persist log: %w", err)
-			}
-			s.met.ObserveFsync(fsyncStart, len(rd.Entries))
-		} else if !rd.HardState.IsEmpty() {
-			if err := s.disk.SaveHardStateNoSync(rd.HardState); err != nil {
-				return fmt.Errorf("persist commit index: %w", err)
-			}
-		}
-		if err := s.attachSnapshots(rd.Messages); err != nil {
-			return err
-		}
-		s.traceSend(rd.Messages)
-		s.tr.Send(rd.Messages)
-		if len(rd.Messages) > 0 {
-			// Same again: a follower's acknowledgement is on the leader's
-			// commit path, applying entries here is not.
-			runtime.Gosched()
-		}
-		for _, e := range rd.CommittedEntries {
-			s.apply(e)
-			s.logBytesSinceSnap += uint64(len(e.Data))
-		}
-		for _, rs := range rd.ReadStates {
-			batch := s.readBatches[rs.RequestID]
-			delete(s.readBatches, rs.RequestID)
-			s.readsWaiting = append(s.readsWaiting, pendingReadBatch{index: rs.Index, reqs: batch})
-		}
-		s.node.Advance(rd)
-		s.serveReads()
-		if err := s.maybeSnapshot(); err != nil {
-			return err
-		}
+	if err := s.ready.HandleReady(); err != nil {
+		return err
 	}
 	st := s.node.BasicStatus()
 	s.status.Store(&st)
 	s.met.ObserveStatus(st)
 	return nil
+}
+
+// loopApp is the server as the Ready handling sees it (node.Application):
+// the state machine and the requests waiting on it. Its methods run in the
+// loop.
+type loopApp struct{ s *Server }
+
+func (a loopApp) SoftStateChanged(ss raft.SoftState) {
+	s := a.s
+	if ss.Role != raft.RoleLeader {
+		// Reads waiting for a quorum round will never get one.
+		for id, batch := range s.readBatches {
+			for _, r := range batch {
+				r.done <- errNotLeader
+			}
+			delete(s.readBatches, id)
+		}
+	}
+	s.lg.Info("role changed", zap.Stringer("role", ss.Role),
+		zap.Uint64("term", s.node.BasicStatus().Term), zap.Int("leader", int(ss.Lead)))
+}
+
+// PrepareRestore lets a local snapshot still being written land first: it
+// is older than the one received.
+func (a loopApp) PrepareRestore() error { return a.s.waitSnapshot() }
+
+func (a loopApp) Restore(snap *raft.Snapshot) error {
+	s := a.s
+	if err := s.kv.Restore(snap.Data); err != nil {
+		return err
+	}
+	s.appliedTerm, s.snapIndex = snap.Term, snap.Index
+	s.lastSnapBytes, s.logBytesSinceSnap = uint64(len(snap.Data)), 0
+	// Commands this node proposed as leader that the snapshot covers
+	// are never applied here one by one: their outcome is unknown.
+	for idx, w := range s.waiters {
+		if idx <= snap.Index {
+			w.done <- proposalResult{err: errUnknownOutcome}
+			delete(s.waiters, idx)
+		}
+	}
+	s.lg.Info("installed snapshot", zap.Uint64("index", snap.Index), zap.Uint64("term", snap.Term))
+	s.met.SnapshotInstalled()
+	return nil
+}
+
+func (a loopApp) Apply(e raft.Entry) error {
+	a.s.apply(e)
+	a.s.logBytesSinceSnap += uint64(len(e.Data))
+	return nil
+}
+
+func (a loopApp) ReadState(rs raft.ReadState) error {
+	s := a.s
+	batch := s.readBatches[rs.RequestID]
+	delete(s.readBatches, rs.RequestID)
+	s.readsWaiting = append(s.readsWaiting, pendingReadBatch{index: rs.Index, reqs: batch})
+	return nil
+}
+
+func (a loopApp) Advanced() error {
+	a.s.serveReads()
+	return a.s.maybeSnapshot()
+}
+
+// loopDisk is the storage as the Ready handling sees it: Save is timed for
+// the fsync metrics.
+type loopDisk struct {
+	*storage.Storage
+	met *metrics.Metrics
+}
+
+func (d loopDisk) Save(hs raft.HardState, entries []raft.Entry) error {
+	start := time.Now()
+	if err := d.Storage.Save(hs, entries); err != nil {
+		return err
+	}
+	d.met.ObserveFsync(start, len(entries))
+	return nil
+}
+
+// loopSender is the transport as the Ready handling sees it: every
+// outgoing message is logged at debug level (RAFT_VERBOSE).
+type loopSender struct{ s *Server }
+
+func (l loopSender) Send(msgs []raft.Message) {
+	if l.s.debug {
+		for _, m := range msgs {
+			l.s.lg.Debug("send", zap.Stringer("msg", m))
+		}
+	}
+	l.s.tr.Send(msgs)
 }
 
 func (s *Server) apply(e raft.Entry) {
@@ -724,38 +724,6 @@ func (s *Server) finalSnapshot() error {
 		return err
 	}
 	return writeStateMachine(s.cfg.DataDir, raft.Snapshot{Index: applied, Term: s.appliedTerm, Peers: s.peerIDs, Data: data})
-}
-
-// attachSnapshots gives outgoing snapshots their data, read back from the
-// newest saved snapshot (the core keeps only its metadata).
-//
-// The newest saved snapshot may be newer than the one the core asked for: a
-// background snapshot (startSnapshot) saves its file before the loop hears
-// of it and compacts the core's log. Any durable snapshot at or above the
-// requested index serves the follower just as well: it holds only applied,
-// hence committed, state, and the follower acknowledges its index, which the
-// leader holds in its log. So the newer one is sent, with its own index and
-// term. An older one cannot be: the core learns of a snapshot only after it
-// is saved (finishSnapshot, or a received one saved before the core's next
-// Ready), and saved snapshots only grow newer.
-func (s *Server) attachSnapshots(msgs []raft.Message) error {
-	for i := range msgs {
-		m := &msgs[i]
-		if m.Type != raft.MsgSnap || m.Snapshot == nil || m.Snapshot.Data != nil {
-			continue
-		}
-		snap, err := s.disk.LoadSnapshot()
-		if err != nil {
-			return fmt.Errorf("load snapshot to send: %w", err)
-		}
-		if snap == nil || snap.Index < m.Snapshot.Index {
-			return fmt.Errorf("snapshot %d to send is newer than the newest saved one (%d): a bug", m.Snapshot.Index, s.disk.SnapshotIndex())
-		}
-		s.lg.Info("sending snapshot", zap.Int("to", int(m.To)), zap.Uint64("index", snap.Index),
-			zap.Uint64("requested", m.Snapshot.Index), zap.Int("bytes", len(snap.Data)))
-		m.Snapshot = snap
-	}
-	return nil
 }
 
 // StateMachineFile is the file in a node's folder that always holds its
