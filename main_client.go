@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -530,6 +531,12 @@ func runCerts(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	c, k := certs.NodePaths(*dir, name)
-	fmt.Fprintf(stdout, "wrote %s and %s (names: %s)\n", c, k, strings.Join(append([]string{name}, hs...), ", "))
+	names := []string{name}
+	for _, h := range hs {
+		if !slices.Contains(names, h) {
+			names = append(names, h)
+		}
+	}
+	fmt.Fprintf(stdout, "wrote %s and %s (names: %s)\n", c, k, strings.Join(names, ", "))
 	return exitOK
 }
