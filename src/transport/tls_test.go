@@ -17,11 +17,11 @@ import (
 
 // pki is a test cluster's CA plus helpers to issue key pairs.
 type pki struct {
-	t  *testing.T
+	t  testing.TB
 	ca *certs.CA
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	t.Helper()
 	ca, err := certs.NewCA(certs.Options{})
 	require.NoError(t, err)
@@ -43,9 +43,17 @@ func (p *pki) pool() *x509.CertPool {
 	return pool
 }
 
+// config is a node's TLS material for name; nil for a nil p (plaintext).
+func (p *pki) config(name string) *tls.Config {
+	if p == nil {
+		return nil
+	}
+	return &tls.Config{Certificates: []tls.Certificate{p.pair(name, certs.Options{})}, RootCAs: p.pool()}
+}
+
 // withTLS gives a node its certificate for name from p.
 func (p *pki) withTLS(name string) nodeOpt {
-	cfg := &tls.Config{Certificates: []tls.Certificate{p.pair(name, certs.Options{})}, RootCAs: p.pool()}
+	cfg := p.config(name)
 	return func(c *Config) { c.TLS = cfg }
 }
 
