@@ -5,7 +5,7 @@ BIN     ?= raftkv
 SIM_SEEDS ?= 1000
 
 .PHONY: all build test test-unit test-sim test-cluster vet check-core clean bench chromium \
-	image run test-docker test_stop1 test_stop2 test_disconnect1 test_disconnect2 test_disconnect_reconnect
+	image certs run test-docker test_stop1 test_stop2 test_disconnect1 test_disconnect2 test_disconnect_reconnect
 
 all: build
 
@@ -82,13 +82,23 @@ EXPERIMENTS = TestStop1|TestStop2|TestDisconnect1|TestDisconnect2|TestDisconnect
 # EXP_INTERVAL (clients' RAFT_INTERVAL, default 200ms), EXP_WARMUP, EXP_TIMEOUT.
 DOCKER_GO_TEST = RAFT_DOCKER_TESTS=1 $(GO) test -count=1 -v -timeout 15m ./src/dockertest -run
 
-image: build
+# The cluster CA and r0..r2's certificates for `make run` and the Docker
+# experiments, made once by the just-built binary into the git-ignored
+# certs/ (docker-compose.yaml mounts it at /certs). `rm -rf certs` for new ones.
+CERTS_DIR ?= certs
+certs: build
+	@test -f $(CERTS_DIR)/ca.pem || ./$(BIN) certs init --dir $(CERTS_DIR)
+	@for n in r0 r1 r2; do \
+	  test -f $(CERTS_DIR)/$$n.pem || ./$(BIN) certs node $$n --dir $(CERTS_DIR) --host $$n,127.0.0.1,localhost || exit 1; \
+	done
+
+image: build certs
 	docker build -q -t $(IMAGE) . >/dev/null
 	@echo "built image $(IMAGE) (FROM scratch + ./$(BIN))"
 
 # 3 nodes + 2 clients for RAFT_DURATION seconds, then the state-machine
 # comparison. Without a Docker engine: the same cluster as local processes.
-run: build
+run: build certs
 	@if $(DOCKER_UP); then $(MAKE) --no-print-directory image; fi
 	RAFT_DURATION=$(RAFT_DURATION) $(GO) run ./src/dockertest/cmd/run --binary ./$(BIN)
 

@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,6 +26,7 @@ import (
 
 	"raftkv/src/api"
 	"raftkv/src/bench"
+	"raftkv/src/certs"
 	"raftkv/src/client"
 	"raftkv/src/clientnode"
 	"raftkv/src/config"
@@ -58,6 +61,8 @@ func runClientCommand(cmd string, args []string) int {
 		return runInspect(args, os.Stdout, os.Stderr)
 	case "bench":
 		return bench.Main(args, os.Stdout, os.Stderr)
+	case "certs":
+		return runCerts(args, os.Stdout, os.Stderr)
 	}
 	fmt.Fprintf(os.Stderr, "raftkv: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage
@@ -455,5 +460,83 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "raftkv inspect: %v\n", err)
 		return exitUsage
 	}
+	return exitOK
+}
+
+const certsUsage = `usage:
+  raftkv certs init [--dir certs] [--days 3650] [--force]
+      makes the cluster CA: DIR/ca.pem, DIR/ca-key.pem (keep ca-key.pem secret)
+  raftkv certs node NAME [--dir certs] [--host H[,H...]] [--days 365] [--force]
+      makes NAME's certificate, signed by DIR's CA: DIR/NAME.pem, DIR/NAME-key.pem;
+      its names are NAME (how peers know the node) and every --host (how
+      clients reach it: host names and IPs)
+
+Keys are written with mode 0600; existing files are kept unless --force.
+`
+
+// runCerts makes the cluster CA or a node's certificate (package certs).
+func runCerts(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "init" && args[0] != "node") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			fmt.Fprint(stdout, certsUsage)
+			return exitOK
+		}
+		fmt.Fprint(stderr, certsUsage)
+		return exitUsage
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("certs "+sub, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dir := fs.String("dir", "certs", "the certificates folder")
+	days := fs.Int("days", 0, "days of validity (default 3650 for the CA, 365 for a node)")
+	force := fs.Bool("force", false, "replace existing files")
+	hosts := fs.String("host", "", "comma-separated host names and IPs the node is reached at (node only)")
+	var name string
+	if sub == "node" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, certsUsage)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "raftkv certs %s: %v\n\n%s", sub, err, certsUsage)
+		return exitUsage
+	}
+	if sub == "node" && name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+		fs.Parse(fs.Args()[1:])
+	}
+	if fs.NArg() > 0 || (sub == "node" && name == "") || (sub == "init" && *hosts != "") || *days < 0 {
+		fmt.Fprintf(stderr, "raftkv certs %s: bad arguments\n\n%s", sub, certsUsage)
+		return exitUsage
+	}
+	o := certs.Options{Days: *days}
+	if sub == "init" {
+		if err := certs.Init(*dir, o, *force); err != nil {
+			fmt.Fprintf(stderr, "raftkv certs init: %v\n", err)
+			return exitUsage
+		}
+		fmt.Fprintf(stdout, "wrote %s and %s\n", certs.CAPath(*dir), filepath.Join(*dir, certs.CAKeyFile))
+		return exitOK
+	}
+	var hs []string
+	for _, h := range strings.Split(*hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hs = append(hs, h)
+		}
+	}
+	if err := certs.Node(*dir, name, hs, o, *force); err != nil {
+		fmt.Fprintf(stderr, "raftkv certs node: %v\n", err)
+		return exitUsage
+	}
+	c, k := certs.NodePaths(*dir, name)
+	names := []string{name}
+	for _, h := range hs {
+		if !slices.Contains(names, h) {
+			names = append(names, h)
+		}
+	}
+	fmt.Fprintf(stdout, "wrote %s and %s (names: %s)\n", c, k, strings.Join(names, ", "))
 	return exitOK
 }

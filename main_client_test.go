@@ -88,7 +88,7 @@ func run(t *testing.T, env []string, args ...string) result {
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "RAFT_") {
+		if !strings.HasPrefix(kv, "RAFT_") && !strings.HasPrefix(kv, "RAFTKV_") {
 			env = append(env, kv)
 		}
 	}

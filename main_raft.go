@@ -7,14 +7,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	_ "net/http/pprof" // served only on --pprof, off by default
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -40,6 +38,7 @@ commands:
   status                every node's role, term and indexes (--json)
   inspect DIR           print a node's persisted state as JSON
   bench                 load generator against a running cluster
+  certs init|node       make the cluster CA and the nodes' certificates (peer TLS)
 
 Every command takes --hostfile (default hostfile.json) and --endpoints host:port,...
 Exit codes: 0 ok, 1 key not found, 2 usage or bad input, 3 cluster unavailable or timed out.
@@ -107,6 +106,13 @@ func runNode(args []string) int {
 	}
 	lg := newLogger(cfg.Verbose)
 	defer lg.Sync()
+	if cfg.Insecure {
+		lg.Warn("starting node with PLAINTEXT peer traffic (--insecure): anyone who reaches the Raft port can write to the log",
+			zap.String("name", cfg.Name), zap.Bool("peer_tls", false), zap.String("raft_listen", cfg.RaftListen()), zap.String("http_listen", cfg.HTTPListen()))
+	} else {
+		lg.Info("starting node", zap.String("name", cfg.Name), zap.Bool("peer_tls", true),
+			zap.String("raft_listen", cfg.RaftListen()), zap.String("http_listen", cfg.HTTPListen()))
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		go memlimit.Run(context.Background(), memoryFloor, memoryHeadroom, time.Second)
 	}
@@ -115,13 +121,11 @@ func runNode(args []string) int {
 	for i, p := range cfg.Hostfile.Raft {
 		peers[i] = server.Peer{Name: p.Name, RaftAddr: p.RaftAddr, HTTPAddr: p.HTTPAddr()}
 	}
-	self := cfg.Hostfile.Raft[cfg.ID]
 	srv, err := server.New(server.Config{
 		ID: raft.ID(cfg.ID), Peers: peers, ClusterID: cfg.Hostfile.ClusterID(),
 		DataDir:    filepath.Join(cfg.DataDir, cfg.Name),
-		RaftListen: net.JoinHostPort("", strconv.Itoa(self.RaftPort)),
-		HTTPListen: net.JoinHostPort("", strconv.Itoa(self.HTTPPort)),
-		Heartbeat:  cfg.Heartbeat, ElectionTimeout: cfg.ElectionTimeout,
+		RaftListen: cfg.RaftListen(), HTTPListen: cfg.HTTPListen(), PeerTLS: cfg.PeerTLS,
+		Heartbeat: cfg.Heartbeat, ElectionTimeout: cfg.ElectionTimeout,
 		SnapshotEvery:  cfg.SnapshotEvery,
 		MaxClientConns: cfg.MaxClientConns,
 		Logger:         lg,

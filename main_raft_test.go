@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
+	"raftkv/src/api"
+	"raftkv/src/certs"
 	"raftkv/src/raft"
 	"raftkv/src/storage"
 )
@@ -44,15 +47,32 @@ func oneNodeHostfile(t *testing.T) (path, httpAddr string) {
 	return path, net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
 }
 
-// startNode starts `raftkv node` in the background; its stderr goes to a file.
-func startNode(t *testing.T, hostfile, data string) (*exec.Cmd, string) {
+// nodeTLS makes (once per hostfile folder) a CA and r0's certificate next
+// to the hostfile and returns the RAFTKV_* variables that give them to r0.
+func nodeTLS(t *testing.T, hostfile string) []string {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(hostfile), "certs")
+	if _, err := os.Stat(certs.CAPath(dir)); err != nil {
+		require.NoError(t, certs.Init(dir, certs.Options{}, false))
+		require.NoError(t, certs.Node(dir, "r0", []string{"127.0.0.1"}, certs.Options{}, false))
+	}
+	c, k := certs.NodePaths(dir, "r0")
+	return []string{"RAFTKV_CACERT=" + certs.CAPath(dir), "RAFTKV_CERT=" + c, "RAFTKV_KEY=" + k}
+}
+
+// startNode starts `raftkv node` with TLS in the background; its stderr
+// goes to a file.
+func startNode(t *testing.T, hostfile, data string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
 	errPath := filepath.Join(t.TempDir(), "stderr")
 	errFile, err := os.Create(errPath)
 	require.NoError(t, err)
 	defer errFile.Close()
-	cmd := exec.Command(binary(t), "node", "--name", "r0", "--hostfile", hostfile, "--data", data)
+	cmd := exec.Command(binary(t), append([]string{"node", "--name", "r0", "--hostfile", hostfile, "--data", data}, args...)...)
 	cmd.Env = cleanEnv()
+	if !slices.Contains(args, "--insecure") {
+		cmd.Env = append(cmd.Env, nodeTLS(t, hostfile)...)
+	}
 	cmd.Stderr = errFile
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
@@ -96,7 +116,7 @@ func TestNodeRefusesSecondProcessOnFolder(t *testing.T) {
 	first, _ := startNode(t, hostfile, data)
 	waitServing(t, httpAddr, lockPath, first.Process.Pid)
 
-	second := run(t, nil, "node", "--name", "r0", "--hostfile", hostfile, "--data", data)
+	second := run(t, nodeTLS(t, hostfile), "node", "--name", "r0", "--hostfile", hostfile, "--data", data)
 	assert.Equal(t, 2, second.code)
 	assert.Contains(t, second.stderr, fmt.Sprintf("raftkv node: %s is in use by another raftkv process (pid %d): refusing to start a second node on the same data",
 		folder, first.Process.Pid))
@@ -141,7 +161,7 @@ func TestNodeRefusesLogThatLostRecords(t *testing.T) {
 
 	// RAFT_DURATION bounds a node that wrongly starts (exit 0), so the
 	// test fails instead of hanging.
-	node := run(t, []string{"RAFT_DURATION=3"}, "node", "--name", "r0", "--hostfile", hostfile, "--data", data)
+	node := run(t, append(nodeTLS(t, hostfile), "RAFT_DURATION=3"), "node", "--name", "r0", "--hostfile", hostfile, "--data", data)
 	assert.Equal(t, 1, node.code)
 	assert.Contains(t, node.stderr, "raftkv node: ")
 	assert.Contains(t, node.stderr, segs[0])
@@ -164,4 +184,67 @@ func TestNodeRefusesLogThatLostRecords(t *testing.T) {
 	after, err := os.ReadFile(segs[0])
 	require.NoError(t, err)
 	assert.Equal(t, seg, after, "nothing was cut")
+}
+
+// TestNodeNeedsTLSOrInsecure: without TLS material a node starts only with
+// --insecure, and says which it runs in its first log line and its status.
+func TestNodeNeedsTLSOrInsecure(t *testing.T) {
+	hostfile, httpAddr := oneNodeHostfile(t)
+	refused := run(t, []string{"RAFT_DURATION=3"}, "node", "--name", "r0", "--hostfile", hostfile, "--data", t.TempDir())
+	assert.Equal(t, 2, refused.code)
+	assert.Contains(t, refused.stderr, "no TLS material for peer traffic")
+	assert.Contains(t, refused.stderr, "raftkv certs init --dir certs")
+	assert.Contains(t, refused.stderr, "--insecure")
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		tls  bool
+	}{{"tls", nil, true}, {"insecure", []string{"--insecure"}, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := t.TempDir()
+			cmd, errPath := startNode(t, hostfile, data, tc.args...)
+			waitServing(t, httpAddr, filepath.Join(data, "r0", "LOCK"), cmd.Process.Pid)
+			resp, err := http.Get("http://" + httpAddr + "/v1/status")
+			require.NoError(t, err)
+			var st api.Status
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+			resp.Body.Close()
+			assert.Equal(t, tc.tls, st.PeerTLS)
+			require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+			require.NoError(t, cmd.Wait())
+			logs, err := os.ReadFile(errPath)
+			require.NoError(t, err)
+			first, _, _ := strings.Cut(string(logs), "\n")
+			assert.Contains(t, first, "starting node")
+			assert.Contains(t, first, fmt.Sprintf(`"peer_tls": %v`, tc.tls))
+			assert.Contains(t, first, `"raft_listen": "127.0.0.1:`, "bound on the hostfile's IP")
+		})
+	}
+}
+
+func TestCertsCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	assert.Equal(t, 0, run(t, nil, "certs", "init", "--dir", dir).code)
+	again := run(t, nil, "certs", "init", "--dir", dir)
+	assert.Equal(t, 2, again.code)
+	assert.Contains(t, again.stderr, "exists (use --force")
+	assert.Equal(t, 0, run(t, nil, "certs", "init", "--dir", dir, "--force").code)
+	out := run(t, nil, "certs", "node", "r1", "--dir", dir, "--host", "r1,10.0.0.7", "--days", "30")
+	require.Equal(t, 0, out.code)
+	c, k := certs.NodePaths(dir, "r1")
+	for path, mode := range map[string]os.FileMode{c: 0o644, k: 0o600, filepath.Join(dir, certs.CAKeyFile): 0o600} {
+		fi, err := os.Stat(path)
+		require.NoError(t, err)
+		assert.Equal(t, mode, fi.Mode().Perm(), path)
+	}
+	cfg, err := certs.LoadPeer(certs.CAPath(dir), c, k)
+	require.NoError(t, err)
+	leaf := cfg.Certificates[0].Leaf
+	assert.Equal(t, []string{"r1"}, leaf.DNSNames)
+	assert.Equal(t, "10.0.0.7", leaf.IPAddresses[0].String())
+	assert.WithinDuration(t, time.Now().Add(30*24*time.Hour), leaf.NotAfter, time.Hour)
+	assert.Equal(t, 2, run(t, nil, "certs", "node", "--dir", dir).code, "no name")
+	assert.Equal(t, 2, run(t, nil, "certs", "node", "r2", "--dir", filepath.Join(t.TempDir(), "none")).code, "no CA")
+	assert.Equal(t, 2, run(t, nil, "certs", "bogus").code)
 }

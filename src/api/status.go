@@ -19,6 +19,8 @@ type Status struct {
 	AppliedIndex  uint64 `json:"applied_index"`
 	LastLogIndex  uint64 `json:"last_log_index"`
 	SnapshotIndex uint64 `json:"snapshot_index"`
+	// PeerTLS: the node's peer traffic is mutual TLS (false: --insecure).
+	PeerTLS bool `json:"peer_tls"`
 }
 
 // String describes the status in one line, for logs and test failures.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"raftkv/src/certs"
 )
 
 // Defaults, in one place.
@@ -37,6 +40,11 @@ const (
 	EnvHeartbeat       = "RAFT_HEARTBEAT"
 	EnvElectionTimeout = "RAFT_ELECTION_TIMEOUT"
 	EnvMaxClientConns  = "RAFT_MAX_CLIENT_CONNS"
+	// Peer TLS (CONTRACT.md, "Second wave").
+	EnvCACert   = "RAFTKV_CACERT"
+	EnvCert     = "RAFTKV_CERT"
+	EnvKey      = "RAFTKV_KEY"
+	EnvInsecure = "RAFT_INSECURE"
 )
 
 // Node is the validated configuration of a Raft node.
@@ -56,6 +64,37 @@ type Node struct {
 	// MaxClientConns bounds the client HTTP connections served at once;
 	// 1 to 1<<20.
 	MaxClientConns int
+	// PeerTLS is the node's TLS material for peer mutual TLS (certs.LoadPeer
+	// of --cacert, --cert, --key). Invariant: PeerTLS == nil iff Insecure.
+	PeerTLS  *tls.Config
+	Insecure bool // --insecure: plaintext peer traffic, by explicit choice
+	// ListenHost is the host the node binds its ports on ("" = every
+	// interface): --listen, else the hostfile's host for it when that is
+	// an IP literal or localhost, else every interface (see listenHost).
+	ListenHost string
+}
+
+// RaftListen is where the node listens for peers: ListenHost:raft_port.
+func (n *Node) RaftListen() string {
+	return net.JoinHostPort(n.ListenHost, strconv.Itoa(n.Self().RaftPort))
+}
+
+// HTTPListen is where the node serves its HTTP API: ListenHost:http_port.
+func (n *Node) HTTPListen() string {
+	return net.JoinHostPort(n.ListenHost, strconv.Itoa(n.Self().HTTPPort))
+}
+
+// listenHost picks the bind host for a hostfile host. An IP literal or
+// localhost is bound as given: a node meant for 127.0.0.1 is not reachable
+// from elsewhere. A name is not resolved and bound: in Docker it is the
+// container's name, whose address changes when the container is
+// disconnected and connected again (and a listener bound to the old one
+// would never see the new), so a name means every interface.
+func listenHost(host string) string {
+	if host == "localhost" || net.ParseIP(host) != nil {
+		return host
+	}
+	return ""
 }
 
 // Self returns this node's hostfile entry.
@@ -270,7 +309,21 @@ func LoadNode(args []string, getenv func(string) string, hostname func() (string
 	fs.String("snapshot-every", strconv.Itoa(DefaultSnapshotEvery), "take a snapshot after at least this many applied entries (and log bytes of at least a quarter of the last snapshot)")
 	fs.String("pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (default off)")
 	fs.String("max-client-conns", "", "client HTTP connections served at once; beyond it new ones wait to be accepted (default $"+EnvMaxClientConns+", else "+strconv.Itoa(DefaultMaxClientConns)+"); keep it below the file limit")
+	fs.String("cacert", "", "the cluster CA certificate, PEM (default $"+EnvCACert+")")
+	fs.String("cert", "", "this node's certificate, PEM, signed by the CA and naming the node (default $"+EnvCert+")")
+	fs.String("key", "", "this node's private key, PEM (default $"+EnvKey+")")
+	fs.Bool("insecure", false, "plaintext peer traffic without TLS: anyone who reaches the Raft port can write to the log; for local experiments only (default $"+EnvInsecure+", else false)")
+	fs.String("listen", "", "host or IP to bind both ports on; \"0.0.0.0\" or \"::\" for every interface (default: the hostfile's host when it is an IP or localhost, else every interface)")
 	s.notes = `
+Peer traffic (raft_port) is mutual TLS 1.3: every node needs --cacert,
+--cert and --key (or RAFTKV_CACERT, RAFTKV_CERT, RAFTKV_KEY). Make them with
+  raftkv certs init --dir certs
+  raftkv certs node NAME --dir certs --host HOST[,HOST...]
+A node accepts a peer only with a certificate of the same CA that names the
+member it claims to be. Without TLS material the node starts only with
+--insecure (RAFT_INSECURE=true): plaintext, for experiments on a private
+network.
+
 The HTTP API (the hostfile's http_port) serves at most --max-client-conns
 connections at once; more wait to be accepted. A request's headers must
 arrive within 5s and all of it within 30s, its reply is written within 40s,
@@ -307,6 +360,7 @@ bytes of UTF-8, are refused with 400. Raft traffic (raft_port) is separate.
 	}
 
 	n.MaxClientConns = s.count("max-client-conns", EnvMaxClientConns, DefaultMaxClientConns, maxMaxClientConns)
+	n.PeerTLS, n.Insecure = s.peerTLS()
 
 	var nameFrom string
 	n.Name, nameFrom = s.name(hostname)
@@ -316,6 +370,7 @@ bytes of UTF-8, are refused with 400. Raft traffic (raft_port) is separate.
 		switch {
 		case ok:
 			n.ID = id
+			n.ListenHost = listenHost(n.Hostfile.Raft[id].Host)
 		case n.Hostfile.hasClient(n.Name):
 			s.failf("node name %q (from %s) is a client in %s, not a Raft node; its Raft nodes are %s",
 				n.Name, nameFrom, n.Hostfile.Path, strings.Join(n.Hostfile.Names(), ", "))
@@ -324,10 +379,69 @@ bytes of UTF-8, are refused with 400. Raft traffic (raft_port) is separate.
 				n.Name, nameFrom, n.Hostfile.Path, strings.Join(n.Hostfile.Names(), ", "))
 		}
 	}
+	if s.set["listen"] {
+		h := fs.Lookup("listen").Value.String()
+		switch {
+		case h == "":
+			s.failf("--listen is empty (give 0.0.0.0 for every interface)")
+		case strings.ContainsAny(h, ":") && net.ParseIP(h) == nil, strings.ContainsAny(h, " /"):
+			s.failf("--listen %q: want a host or IP without a port (the ports come from the hostfile)", h)
+		case h == "0.0.0.0" || h == "::":
+			n.ListenHost = ""
+		default:
+			n.ListenHost = h
+		}
+	}
 	if len(s.errs) > 0 {
 		return nil, errors.Join(s.errs...)
 	}
 	return n, nil
+}
+
+// peerTLS reads --cacert, --cert, --key and --insecure: either all three
+// files, loaded and checked (certs.LoadPeer), or --insecure.
+func (s *settings) peerTLS() (*tls.Config, bool) {
+	insecure := false
+	if v, from, ok := s.value("insecure", EnvInsecure); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.failf("%s %q is not true or false", from, v)
+		}
+		insecure = b
+	}
+	type file struct{ flag, env, what, path, from string }
+	files := []*file{{flag: "cacert", env: EnvCACert, what: "the cluster CA certificate"},
+		{flag: "cert", env: EnvCert, what: "this node's certificate"}, {flag: "key", env: EnvKey, what: "this node's key"}}
+	var given, missing []string
+	for _, f := range files {
+		if v, from, ok := s.value(f.flag, f.env); ok {
+			f.path, f.from = v, from
+			given = append(given, from)
+		} else {
+			missing = append(missing, fmt.Sprintf("--%s (%s, %s)", f.flag, f.env, f.what))
+		}
+	}
+	switch {
+	case len(given) == 0 && insecure:
+		return nil, true
+	case len(given) == 0:
+		s.failf("no TLS material for peer traffic: give --cacert, --cert and --key (or %s, %s, %s); make them with "+
+			"`raftkv certs init --dir certs` and `raftkv certs node NAME --dir certs --host HOST`; "+
+			"or run plaintext with --insecure (%s=true), for local experiments only", EnvCACert, EnvCert, EnvKey, EnvInsecure)
+		return nil, false
+	case insecure:
+		s.failf("--insecure (or %s) and TLS material (%s) are both given: choose one", EnvInsecure, strings.Join(given, ", "))
+		return nil, false
+	case len(missing) > 0:
+		s.failf("TLS material is incomplete: %s given, missing %s", strings.Join(given, ", "), strings.Join(missing, ", "))
+		return nil, false
+	}
+	cfg, err := certs.LoadPeer(files[0].path, files[1].path, files[2].path)
+	if err != nil {
+		s.failf("peer TLS (%s): %w", strings.Join(given, ", "), err)
+		return nil, false
+	}
+	return cfg, false
 }
 
 // LoadClientNode builds a client node's configuration from args (without

@@ -11,9 +11,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// env returns a getenv over m.
+// env returns a getenv over m. Unless m says otherwise (a RAFT_INSECURE or
+// any RAFTKV_ key), RAFT_INSECURE is true: the tests of other settings
+// need no TLS material.
 func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+	_, tlsSet := m[EnvInsecure]
+	for k := range m {
+		tlsSet = tlsSet || strings.HasPrefix(k, "RAFTKV_")
+	}
+	return func(k string) string {
+		if k == EnvInsecure && !tlsSet {
+			return "true"
+		}
+		return m[k]
+	}
 }
 
 func hostnameIs(name string) func() (string, error) {
@@ -35,7 +46,7 @@ func TestLoadNodePrecedence(t *testing.T) {
 			args:     []string{"--hostfile", hf},
 			hostname: "r1",
 			want: Node{Name: "r1", ID: 1, DataDir: "persistence", Heartbeat: 100 * time.Millisecond,
-				ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024},
+				ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024, Insecure: true, ListenHost: "127.0.0.1"},
 		},
 		{
 			name:     "variables override defaults",
@@ -43,7 +54,7 @@ func TestLoadNodePrecedence(t *testing.T) {
 			env:      map[string]string{"RAFT_NAME": "r2", "RAFT_DURATION": "30", "RAFT_VERBOSE": "true", "RAFT_HEARTBEAT": "50ms", "RAFT_ELECTION_TIMEOUT": "500ms"},
 			hostname: "r1",
 			want: Node{Name: "r2", ID: 2, DataDir: "persistence", Duration: 30 * time.Second, Verbose: true,
-				Heartbeat: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond, SnapshotEvery: 10000, MaxClientConns: 1024},
+				Heartbeat: 50 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond, SnapshotEvery: 10000, MaxClientConns: 1024, Insecure: true, ListenHost: "127.0.0.1"},
 		},
 		{
 			name: "flags override variables",
@@ -52,12 +63,12 @@ func TestLoadNodePrecedence(t *testing.T) {
 			env:      map[string]string{"RAFT_NAME": "r2", "RAFT_DURATION": "30", "RAFT_VERBOSE": "true", "RAFT_HEARTBEAT": "50ms", "RAFT_ELECTION_TIMEOUT": "500ms"},
 			hostname: "r1",
 			want: Node{Name: "r0", ID: 0, DataDir: "/tmp/p", Duration: 5 * time.Second, Verbose: false,
-				Heartbeat: 20 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, SnapshotEvery: 7, PprofAddr: "127.0.0.1:6060", MaxClientConns: 1024},
+				Heartbeat: 20 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, SnapshotEvery: 7, PprofAddr: "127.0.0.1:6060", MaxClientConns: 1024, Insecure: true, ListenHost: "127.0.0.1"},
 		},
 		{
 			name:     "single-dash flags and a bare --verbose",
 			args:     []string{"-hostfile=" + hf, "-name=r2", "--verbose"},
-			want:     Node{Name: "r2", ID: 2, DataDir: "persistence", Verbose: true, Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024},
+			want:     Node{Name: "r2", ID: 2, DataDir: "persistence", Verbose: true, Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024, Insecure: true, ListenHost: "127.0.0.1"},
 			hostname: "",
 		},
 		{
@@ -65,21 +76,21 @@ func TestLoadNodePrecedence(t *testing.T) {
 			args:     []string{"--hostfile", hf},
 			env:      map[string]string{"RAFT_NAME": "", "RAFT_HEARTBEAT": ""},
 			hostname: "r0",
-			want:     Node{Name: "r0", DataDir: "persistence", Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024},
+			want:     Node{Name: "r0", DataDir: "persistence", Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024, Insecure: true, ListenHost: "127.0.0.1"},
 		},
 		{
 			name:     "durations as Go durations and 0",
 			args:     []string{"--hostfile", hf, "--name", "r0", "--duration", "1m30s"},
 			env:      map[string]string{"RAFT_DURATION": "0"},
 			hostname: "",
-			want:     Node{Name: "r0", DataDir: "persistence", Duration: 90 * time.Second, Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024},
+			want:     Node{Name: "r0", DataDir: "persistence", Duration: 90 * time.Second, Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024, Insecure: true, ListenHost: "127.0.0.1"},
 		},
 		{
 			name:     "RAFT_DURATION 0 means until signalled",
 			args:     []string{"--hostfile", hf, "--name", "r0"},
 			env:      map[string]string{"RAFT_DURATION": "0"},
 			hostname: "",
-			want:     Node{Name: "r0", DataDir: "persistence", Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024},
+			want:     Node{Name: "r0", DataDir: "persistence", Heartbeat: 100 * time.Millisecond, ElectionTimeout: time.Second, SnapshotEvery: 10000, MaxClientConns: 1024, Insecure: true, ListenHost: "127.0.0.1"},
 		},
 	}
 	for _, tt := range tests {

@@ -18,6 +18,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+
+	"raftkv/src/certs"
 )
 
 // Names fixed by docker-compose.yaml (and CONTRACT.md: container name =
@@ -129,10 +131,43 @@ func (d *Docker) compose(ctx context.Context, env []string, args ...string) erro
 	return nil
 }
 
+// CertsDir is the git-ignored folder, under the repository, that holds the
+// cluster CA and the nodes' certificates (`make certs` makes them; the
+// compose file mounts it at /certs).
+const CertsDir = "certs"
+
+// EnsureCerts makes repo/certs/ca.pem and each node's certificate (its
+// name, 127.0.0.1 and localhost) where missing, as `make certs` does.
+func EnsureCerts(repo string) error {
+	dir := filepath.Join(repo, CertsDir)
+	if _, err := os.Stat(certs.CAPath(dir)); err != nil {
+		if err := certs.Init(dir, certs.Options{}, false); err != nil {
+			return err
+		}
+	}
+	for _, n := range Nodes {
+		if c, _ := certs.NodePaths(dir, n); fileExists(c) {
+			continue
+		}
+		if err := certs.Node(dir, n, []string{n, "127.0.0.1", "localhost"}, certs.Options{}, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
 // Up starts every container of the compose file, detached, with env added
 // to compose's environment (RAFT_DURATION, RAFT_INTERVAL, ...).
 func (d *Docker) Up(ctx context.Context, env []string) error {
 	if err := os.MkdirAll(filepath.Join(d.Repo, "persistence"), 0o755); err != nil {
+		return err
+	}
+	if err := EnsureCerts(d.Repo); err != nil {
 		return err
 	}
 	return d.compose(ctx, env, "up", "-d", "--no-build")

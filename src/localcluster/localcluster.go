@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"raftkv/src/api"
+	"raftkv/src/certs"
 )
 
 // Options describe a cluster to start.
@@ -31,6 +32,10 @@ type Options struct {
 	Env []string
 	// Args are added to every node's command line.
 	Args []string
+	// Insecure runs the nodes with --insecure (plaintext peer traffic).
+	// By default Start makes a CA and every node's certificate in
+	// Dir/certs and the nodes run with peer TLS.
+	Insecure bool
 }
 
 // Node is one node process.
@@ -123,6 +128,16 @@ func Start(opts Options) (*Cluster, error) {
 	if err := os.WriteFile(c.Hostfile, b, 0o644); err != nil {
 		return nil, err
 	}
+	if !opts.Insecure {
+		if err := certs.Init(c.CertsDir(), certs.Options{}, true); err != nil {
+			return nil, err
+		}
+		for _, n := range c.Nodes {
+			if err := certs.Node(c.CertsDir(), n.Name, []string{"127.0.0.1", "localhost"}, certs.Options{}, true); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for i := range c.Nodes {
 		if err := c.StartNode(i); err != nil {
 			c.Close()
@@ -141,6 +156,10 @@ func (c *Cluster) Endpoints() []string {
 	return eps
 }
 
+// CertsDir holds the cluster's CA and the nodes' certificates (unless
+// Options.Insecure).
+func (c *Cluster) CertsDir() string { return filepath.Join(c.opts.Dir, "certs") }
+
 // DataDir is node i's persistence folder.
 func (c *Cluster) DataDir(i int) string {
 	return filepath.Join(c.opts.Dir, "persistence", c.Nodes[i].Name)
@@ -158,7 +177,14 @@ func (c *Cluster) StartNode(i int) error {
 	if err != nil {
 		return err
 	}
-	args := append([]string{"node", "--name", n.Name, "--hostfile", c.Hostfile, "--data", filepath.Join(c.opts.Dir, "persistence")}, c.opts.Args...)
+	args := []string{"node", "--name", n.Name, "--hostfile", c.Hostfile, "--data", filepath.Join(c.opts.Dir, "persistence")}
+	if c.opts.Insecure {
+		args = append(args, "--insecure")
+	} else {
+		cert, key := certs.NodePaths(c.CertsDir(), n.Name)
+		args = append(args, "--cacert", certs.CAPath(c.CertsDir()), "--cert", cert, "--key", key)
+	}
+	args = append(args, c.opts.Args...)
 	cmd := exec.Command(c.opts.Binary, args...)
 	cmd.Env = append(os.Environ(), c.opts.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -54,8 +54,9 @@ type Metrics struct {
 	lastLead      raft.ID
 	lastElectTerm uint64
 
-	mu   sync.Mutex
-	peer *peerCollector
+	mu      sync.Mutex
+	peer    *peerCollector
+	refused *refusalCollector
 }
 
 // New creates a node's metrics and registers them in reg (a fresh
@@ -116,6 +117,10 @@ func New(reg *prometheus.Registry, node string) *Metrics {
 		lag:       prometheus.NewDesc("raftkv_follower_lag_entries", "Leader only: its last log index minus the follower's match index.", []string{"peer"}, labels),
 		match:     prometheus.NewDesc("raftkv_follower_match_index", "Leader only: highest index known replicated on the follower.", []string{"peer"}, labels),
 	}
+	m.refused = &refusalCollector{owner: m, desc: prometheus.NewDesc("raftkv_peer_handshake_refused_total",
+		"Inbound peer connections refused at the TLS or raftkv handshake, by reason (no_certificate, unknown_ca, expired, name_mismatch, ...).",
+		[]string{"reason"}, labels)}
+	reg.MustRegister(m.refused)
 	reg.MustRegister(m.term, m.commit, m.applied, m.lastIndex, m.snapIndex, roleVec,
 		m.leaderChanges, m.elections, m.proposals, m.reads, m.commitLatency, m.readLatency,
 		m.fsyncLatency, m.fsyncBatch, m.snapshotsTaken, m.snapshotsInstalled, m.peer,
@@ -313,6 +318,37 @@ func (m *Metrics) WatchPeers(sample func() []PeerSample) {
 	m.mu.Lock()
 	m.peer.sample = sample
 	m.mu.Unlock()
+}
+
+// WatchHandshakeRefusals sets the function read at every scrape for the
+// refused inbound peer connections by reason (transport.Refusals).
+func (m *Metrics) WatchHandshakeRefusals(counts func() map[string]uint64) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.refused.counts = counts
+	m.mu.Unlock()
+}
+
+type refusalCollector struct {
+	desc   *prometheus.Desc
+	counts func() map[string]uint64 // guarded by Metrics.mu
+	owner  *Metrics
+}
+
+func (c *refusalCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *refusalCollector) Collect(ch chan<- prometheus.Metric) {
+	c.owner.mu.Lock()
+	f := c.counts
+	c.owner.mu.Unlock()
+	if f == nil {
+		return
+	}
+	for reason, n := range f() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), reason)
+	}
 }
 
 func (m *Metrics) peers() []PeerSample {

@@ -104,3 +104,19 @@ func TestHTTPAndInvalidMessageMetrics(t *testing.T) {
 	nilM.HTTPConnOpened()
 	nilM.InvalidMessage()
 }
+
+func TestHandshakeRefusalsAreExported(t *testing.T) {
+	m := New(nil, "r0")
+	m.WatchHandshakeRefusals(func() map[string]uint64 { return map[string]uint64{"unknown_ca": 3, "name_mismatch": 1} })
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`raftkv_peer_handshake_refused_total{node="r0",reason="unknown_ca"} 3`,
+		`raftkv_peer_handshake_refused_total{node="r0",reason="name_mismatch"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, body)
+		}
+	}
+}

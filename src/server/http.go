@@ -447,7 +447,7 @@ func (s *Server) nodeStatus(st *raft.Status) NodeStatus {
 	return NodeStatus{Status: api.Status{
 		Name: s.cfg.name(), ID: int(s.cfg.ID), Role: st.Role.String(), Term: st.Term,
 		Leader: s.leaderName(st), CommitIndex: st.Commit, AppliedIndex: s.kv.AppliedIndex(),
-		LastLogIndex: st.LastIndex, SnapshotIndex: st.SnapshotIndex,
+		LastLogIndex: st.LastIndex, SnapshotIndex: st.SnapshotIndex, PeerTLS: s.tr.TLS(),
 	}}
 }
 

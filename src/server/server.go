@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,8 @@ type Config struct {
 	DataDir    string
 	RaftListen string // e.g. ":7000"
 	HTTPListen string // e.g. ":8000"
+	// PeerTLS: peer mutual TLS (transport.Config.TLS); nil = plaintext.
+	PeerTLS *tls.Config
 
 	Heartbeat       time.Duration
 	ElectionTimeout time.Duration
@@ -254,13 +257,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.tr, err = transport.New(transport.Config{
 		Self: cfg.ID, SelfName: cfg.name(), ClusterID: cfg.ClusterID, ListenAddr: cfg.RaftListen,
-		Peers: peers, Logger: lg, OnPeerLost: s.peerLost,
+		Peers: peers, Logger: lg, OnPeerLost: s.peerLost, TLS: cfg.PeerTLS,
 	}, s.deliver)
 	if err != nil {
 		disk.Close()
 		return nil, err
 	}
 	s.initMetrics()
+	s.met.WatchHandshakeRefusals(s.tr.Refusals)
 	s.ready = node.Handler{
 		Node: s.node, Storage: loopDisk{Storage: disk, met: s.met}, Sender: loopSender{s},
 		App: loopApp{s}, Logger: lg,

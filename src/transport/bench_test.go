@@ -52,7 +52,12 @@ func BenchmarkCodecHeartbeat(b *testing.B) {
 // BenchmarkLoopback sends messages from one transport to another over
 // 127.0.0.1 and reports delivered messages per second. The sender keeps at
 // most half a queue outstanding, so nothing is dropped.
-func BenchmarkLoopback(b *testing.B) {
+func BenchmarkLoopback(b *testing.B) { loopbackCases(b, nil) }
+
+// BenchmarkLoopbackTLS is BenchmarkLoopback over peer mutual TLS.
+func BenchmarkLoopbackTLS(b *testing.B) { loopbackCases(b, newPKI(b)) }
+
+func loopbackCases(b *testing.B, p *pki) {
 	for _, bc := range []struct {
 		name string
 		msg  raft.Message
@@ -62,11 +67,11 @@ func BenchmarkLoopback(b *testing.B) {
 			Entries: []raft.Entry{{Term: 7, Index: 101, Data: make([]byte, 128)}}}},
 		{"App64x256B", msgApp64x256()},
 	} {
-		b.Run(bc.name, func(b *testing.B) { benchLoopback(b, bc.msg) })
+		b.Run(bc.name, func(b *testing.B) { benchLoopback(b, bc.msg, p) })
 	}
 }
 
-func benchLoopback(b *testing.B, msg raft.Message) {
+func benchLoopback(b *testing.B, msg raft.Message, p *pki) {
 	const queue, window, batch = 1 << 14, 1 << 13, 64
 	var recv atomic.Int64
 	target := int64(b.N)
@@ -77,7 +82,7 @@ func benchLoopback(b *testing.B, msg raft.Message) {
 		peer := 1 - id
 		tr, err := New(Config{Self: id, SelfName: name(id), ClusterID: testCluster, ListenAddr: "127.0.0.1:0",
 			QueueSize: queue, Logger: zap.NewNop(),
-			Peers: map[raft.ID]Peer{peer: {Name: name(peer), Addr: func() string { return addrs[peer] }}}}, deliver)
+			Peers: map[raft.ID]Peer{peer: {Name: name(peer), Addr: func() string { return addrs[peer] }}}, TLS: p.config(name(id))}, deliver)
 		if err != nil {
 			b.Fatal(err)
 		}

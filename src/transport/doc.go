@@ -18,6 +18,7 @@
 //			2: {Name: "r2", Addr: func() string { return "r2:7000" }},
 //		},
 //		Logger:     lg,
+//		TLS:        peerTLS, // certs.LoadPeer(ca, cert, key); nil: plaintext
 //		OnPeerLost: func(id raft.ID) { /* must not block */ },
 //	}, func(m raft.Message) {
 //		select {
@@ -70,7 +71,12 @@
 // bounds every length by the bytes that remain, so hostile input cannot make
 // it panic or allocate much more than the frame it came in.
 //
-// The hello authenticates nothing: it stops misconfiguration (another
-// cluster, a stale address now used by another node), not an attacker.
-// Peer traffic belongs on a private network.
+// The hello alone authenticates nothing: it stops misconfiguration
+// (another cluster, a stale address now used by another node), not an
+// attacker. Config.TLS adds the authentication: the connection is mutual
+// TLS 1.3 with the cluster CA, the hello runs inside it, and the acceptor
+// refuses a hello whose sender the dialer's certificate does not name
+// (tls.go). Every refused inbound connection is counted by reason
+// (Refusals) and logged, rate-limited. Without Config.TLS (the node's
+// --insecure) peer traffic belongs on a private network.
 package transport

@@ -2,11 +2,14 @@ package transport
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -78,40 +81,64 @@ func (t *Transport) serveInbound(conn net.Conn) {
 	remote := zap.String("remote", conn.RemoteAddr().String())
 
 	_ = conn.SetDeadline(time.Now().Add(t.handshakeTimeout))
-	h, err := readHello(conn)
+	// rw is the stream: conn itself, or TLS over it. conn stays the handle
+	// that Close and a newer stream close, which unblocks rw too.
+	rw := conn
+	var peerCert *x509.Certificate
+	if t.serverTLS != nil {
+		tc := tls.Server(conn, t.serverTLS)
+		if err := tc.HandshakeContext(t.ctx); err != nil {
+			_ = conn.Close()
+			t.rejected.Add(1)
+			t.refusals.add(handshakeReason(err), "TLS handshake refused, connection dropped", remote, zap.Error(err))
+			return
+		}
+		rw = tc
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			peerCert = certs[0]
+		} else {
+			t.rejected.Add(1)
+			t.refuse(rw, conn, "no client certificate")
+			t.refusals.add(ReasonNoCertificate, "peer presented no certificate, connection dropped", remote)
+			return
+		}
+	}
+	h, err := readHello(rw)
 	if err != nil {
 		t.rejected.Add(1)
 		if errors.Is(err, errVersion) {
-			t.refuse(conn, err.Error())
+			t.refuse(rw, conn, err.Error())
 		} else {
 			_ = conn.Close()
 		}
-		t.lg.Warn("bad handshake, connection dropped", remote, zap.Error(err))
+		t.refusals.add(ReasonBadHello, "bad handshake, connection dropped", remote, zap.Error(err))
 		return
 	}
 	fields := []zap.Field{remote, zap.String("cluster_id", h.ClusterID),
 		zap.Int("sender_id", int(h.From)), zap.String("sender_name", h.FromName), zap.Int("receiver_id", int(h.To))}
 	p := t.peers[h.From]
-	var reason string
+	var reason, label string
 	switch {
 	case h.ClusterID != t.cfg.ClusterID:
-		reason = "cluster id mismatch"
+		reason, label = "cluster id mismatch", ReasonClusterID
 	case h.From == t.cfg.Self:
-		reason = "sender claims the receiver's own id"
+		reason, label = "sender claims the receiver's own id", ReasonUnknownSender
 	case p == nil:
-		reason = "unknown sender id"
+		reason, label = "unknown sender id", ReasonUnknownSender
 	case p.name != h.FromName:
-		reason = fmt.Sprintf("sender id %d is %q here, not %q", h.From, p.name, h.FromName)
+		reason, label = fmt.Sprintf("sender id %d is %q here, not %q", h.From, p.name, h.FromName), ReasonUnknownSender
 	case h.To != t.cfg.Self:
-		reason = fmt.Sprintf("this is node %d (%s), not node %d", t.cfg.Self, t.cfg.SelfName, h.To)
+		reason, label = fmt.Sprintf("this is node %d (%s), not node %d", t.cfg.Self, t.cfg.SelfName, h.To), ReasonWrongReceiver
+	case peerCert != nil && peerCert.VerifyHostname(h.FromName) != nil:
+		reason, label = fmt.Sprintf("the certificate (%s) does not name %q", certNames(peerCert), h.FromName), ReasonNameMismatch
 	}
 	if reason != "" {
 		t.rejected.Add(1)
-		t.refuse(conn, reason)
-		t.lg.Warn("handshake refused, connection dropped", append(fields, zap.String("reason", reason))...)
+		t.refuse(rw, conn, reason)
+		t.refusals.add(label, "handshake refused, connection dropped", append(fields, zap.String("detail", reason))...)
 		return
 	}
-	if _, err := conn.Write(appendAck(nil, "")); err != nil {
+	if _, err := rw.Write(appendAck(nil, "")); err != nil {
 		_ = conn.Close()
 		t.lg.Warn("handshake answer failed", append(fields, zap.Error(err))...)
 		return
@@ -140,7 +167,7 @@ func (t *Transport) serveInbound(conn net.Conn) {
 		p.lg.Info("peer connected to us", remote)
 	}
 
-	err = t.readLoop(p, conn)
+	err = t.readLoop(p, rw)
 
 	t.mu.Lock()
 	if t.inbound[p.id] == ic {
@@ -168,11 +195,20 @@ func (t *Transport) serveInbound(conn net.Conn) {
 	}
 }
 
-// refuse answers a hello with a rejection and closes the connection.
-func (t *Transport) refuse(conn net.Conn, reason string) {
+// refuse answers a hello with a rejection over rw (conn, or TLS over it)
+// and closes conn.
+func (t *Transport) refuse(rw, conn net.Conn, reason string) {
 	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = conn.Write(appendAck(nil, reason))
+	_, _ = rw.Write(appendAck(nil, reason))
 	_ = conn.Close()
+}
+
+// certNames lists a certificate's DNS names, for a refusal's message.
+func certNames(c *x509.Certificate) string {
+	if len(c.DNSNames) == 0 {
+		return "CN " + c.Subject.CommonName
+	}
+	return "DNS " + strings.Join(c.DNSNames, ",")
 }
 
 // readLoop reads frames from p's stream and delivers them until an error.

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -127,15 +128,25 @@ func (t *Transport) dial(p *peer) (net.Conn, error) {
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Now().Add(t.handshakeTimeout))
+	// rw is the stream: conn, or TLS over it. p.conn stays the raw conn,
+	// whose Close unblocks a TLS write too.
+	rw := conn
+	if p.tls != nil {
+		tc := tls.Client(conn, p.tls)
+		if err := tc.HandshakeContext(t.ctx); err != nil {
+			return fail(fmt.Errorf("TLS handshake with %s (%s): %w", p.name, addr, err))
+		}
+		rw = tc
+	}
 	h := hello{ClusterID: t.cfg.ClusterID, From: t.cfg.Self, FromName: t.cfg.SelfName, To: p.id}
-	if _, err := conn.Write(appendHello(nil, h)); err != nil {
+	if _, err := rw.Write(appendHello(nil, h)); err != nil {
 		return fail(fmt.Errorf("handshake with %s: %w", addr, err))
 	}
-	if err := readAck(conn); err != nil {
+	if err := readAck(rw); err != nil {
 		return fail(fmt.Errorf("handshake with %s: %w", addr, err))
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return conn, nil
+	return rw, nil
 }
 
 // stream writes p's queue to conn until an error, the peer closing, or Close.

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -57,6 +58,10 @@ type Config struct {
 	// by EOF or connection reset (the peer closed or crashed), not when this
 	// transport closes it. It runs on a reader goroutine and must not block.
 	OnPeerLost func(from raft.ID)
+	// TLS, if set, makes every connection mutual TLS 1.3 (see tls.go): it
+	// must hold this node's certificate and the cluster CA in RootCAs
+	// (certs.LoadPeer builds it). nil: plaintext, for experiments only.
+	TLS *tls.Config
 }
 
 // Peer is how to reach another node.
@@ -111,6 +116,9 @@ type Transport struct {
 	pending map[net.Conn]struct{} // accepted, handshake not finished
 
 	rejected atomic.Uint64 // inbound connections refused or dropped
+	refusals refusals      // by reason, with a rate-limited log
+
+	serverTLS *tls.Config // nil: plaintext
 
 	// Tunables; tests shorten them before Start.
 	backoffMin       time.Duration
@@ -126,6 +134,7 @@ type peer struct {
 	name string
 	addr func() string
 	lg   *zap.Logger
+	tls  *tls.Config // the dialer's: ServerName is the peer's name; nil: plaintext
 
 	signal chan struct{} // capacity 1: "the queue went from empty to non-empty"
 
@@ -191,6 +200,9 @@ func New(cfg Config, deliver func(raft.Message)) (*Transport, error) {
 			errs = append(errs, fmt.Errorf("Peers[%d].Addr is nil", id))
 		}
 	}
+	if cfg.TLS != nil && (len(cfg.TLS.Certificates) == 0 || cfg.TLS.RootCAs == nil) {
+		errs = append(errs, errors.New("TLS needs this node's certificate (Certificates) and the cluster CA (RootCAs)"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("transport config: %w", err)
 	}
@@ -224,6 +236,10 @@ func New(cfg Config, deliver func(raft.Message)) (*Transport, error) {
 		handshakeTimeout: 5 * time.Second,
 		writeTimeout:     10 * time.Second,
 	}
+	t.refusals.init(lg)
+	if cfg.TLS != nil {
+		t.serverTLS = serverTLS(cfg.TLS)
+	}
 	for id, p := range cfg.Peers {
 		t.peers[id] = &peer{
 			id:     id,
@@ -232,6 +248,9 @@ func New(cfg Config, deliver func(raft.Message)) (*Transport, error) {
 			lg:     lg.With(zap.String("peer", p.Name), zap.Int("peer_id", int(id))),
 			signal: make(chan struct{}, 1),
 			qcap:   cfg.QueueSize,
+		}
+		if cfg.TLS != nil {
+			t.peers[id].tls = clientTLS(cfg.TLS, p.Name)
 		}
 	}
 	return t, nil
@@ -255,7 +274,7 @@ func (t *Transport) Start() error {
 	}
 	t.ln = ln
 	t.started = true
-	t.lg.Info("listening", zap.Stringer("addr", ln.Addr()), zap.Int("peers", len(t.peers)))
+	t.lg.Info("listening", zap.Stringer("addr", ln.Addr()), zap.Int("peers", len(t.peers)), zap.Bool("tls", t.serverTLS != nil))
 	t.wg.Add(1 + len(t.peers))
 	go t.acceptLoop(ln)
 	for _, p := range t.peers {
@@ -351,9 +370,16 @@ func (t *Transport) Stats() map[raft.ID]PeerStats {
 }
 
 // Rejected returns how many inbound connections were refused at the
-// handshake (wrong cluster, unknown or self sender, garbage) or dropped
-// later for a protocol violation.
+// handshake (wrong cluster, unknown or self sender, garbage, a TLS
+// refusal) or dropped later for a protocol violation.
 func (t *Transport) Rejected() uint64 { return t.rejected.Load() }
+
+// Refusals returns how many inbound connections were refused at the TLS
+// or raftkv handshake, by reason (the Reason* constants).
+func (t *Transport) Refusals() map[string]uint64 { return t.refusals.counts() }
+
+// TLS reports whether peer connections use mutual TLS.
+func (t *Transport) TLS() bool { return t.serverTLS != nil }
 
 // Close stops listening, closes every connection, drops whatever is queued
 // and waits for all of the transport's goroutines to end. It is idempotent.

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"raftkv/src/certs"
 	"raftkv/src/config"
 	"raftkv/src/dockertest"
 )
@@ -357,8 +358,13 @@ func startLocal(repo, binary, logDir string, env []string) (*localCluster, error
 		c.procs[name] = p
 		return nil
 	}
+	if err := dockertest.EnsureCerts(repo); err != nil {
+		return nil, err
+	}
 	for _, n := range dockertest.Nodes {
-		if err := start(n, "node", "--name", n, "--hostfile", "hostfile.local.json", "--data", "persistence"); err != nil {
+		cert, key := certs.NodePaths(dockertest.CertsDir, n)
+		if err := start(n, "node", "--name", n, "--hostfile", "hostfile.local.json", "--data", "persistence",
+			"--cacert", certs.CAPath(dockertest.CertsDir), "--cert", cert, "--key", key); err != nil {
 			c.teardown(context.Background())
 			return nil, err
 		}
