@@ -70,6 +70,7 @@ type flags struct {
 	verbose         bool
 	nodeArgs        string
 	nodeEnv         string
+	insecure        bool
 }
 
 func main() {
@@ -87,6 +88,7 @@ func main() {
 	flag.BoolVar(&f.keep, "keep", false, "keep the temporary folder (node logs, persistence)")
 	flag.BoolVar(&f.verbose, "verbose", false, "print each workload's full report")
 	flag.StringVar(&f.nodeArgs, "node-args", "", "extra flags for every `raftkv node`, e.g. \"--snapshot-every 100000\"")
+	flag.BoolVar(&f.insecure, "insecure", false, "run the nodes with --insecure (plaintext peer traffic) instead of mutual TLS")
 	flag.StringVar(&f.nodeEnv, "node-env", "", "extra environment for every `raftkv node` only, e.g. \"GOGC=80 GOMEMLIMIT=72MiB\"")
 	flag.Parse()
 	if f.runs < 1 || f.failovers < 0 || f.preloadKeys < 1 || f.preloadKeys > putKeys || f.duration <= 0 {
@@ -130,7 +132,7 @@ func run(f flags) error {
 	} else if bin, err = filepath.Abs(bin); err != nil {
 		return err
 	}
-	c, err := localcluster.Start(localcluster.Options{Nodes: 3, Binary: bin, Dir: dir, Args: strings.Fields(f.nodeArgs), Env: strings.Fields(f.nodeEnv)})
+	c, err := localcluster.Start(localcluster.Options{Nodes: 3, Binary: bin, Dir: dir, Args: strings.Fields(f.nodeArgs), Env: strings.Fields(f.nodeEnv), Insecure: f.insecure})
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
