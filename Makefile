@@ -5,7 +5,7 @@ BIN     ?= raftkv
 SIM_SEEDS ?= 1000
 
 .PHONY: all build test test-unit test-sim test-cluster vet check-core clean bench chromium \
-	image run test-docker test_stop1 test_stop2 test_disconnect1 test_disconnect2 test_disconnect_reconnect
+	image run test-docker test-deploy k8s-manifests test_stop1 test_stop2 test_disconnect1 test_disconnect2 test_disconnect_reconnect
 
 all: build
 
@@ -44,7 +44,19 @@ test-cluster:
 test-sim:
 	$(GO) test -count=1 ./src/raft/simtest -seeds=$(SIM_SEEDS)
 
-test: vet check-core chromium test-unit test-sim test-cluster test-docker
+test: vet check-core chromium test-unit test-sim test-cluster test-deploy test-docker
+
+# The Helm chart (deploy/helm/raftkv) and its renders (deploy/k8s/): helm
+# lint, a fresh render equal to the committed one, strict decoding into the
+# Kubernetes API types, the StatefulSet's invariants, and the real binary run
+# with the pod's arguments. Its own module (deploy/test/go.mod) keeps helm
+# and k8s.io out of raftkv's; helm is built from its Go module (go tool helm).
+test-deploy:
+	cd deploy/test && $(GO) test -count=1 ./...
+
+# Render the chart again into deploy/k8s/ (after changing the chart).
+k8s-manifests:
+	cd deploy/test && $(GO) test -count=1 -run '^TestManifests$$' ./... -update
 
 # Headless Chromium for the dashboard test (src/dashboard), from Debian where
 # missing. Without it the test skips loudly, or fails when CI=true or
