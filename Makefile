@@ -87,6 +87,9 @@ DOCKER_UP = docker info >/dev/null 2>&1
 # `make run` lasts RAFT_DURATION seconds.
 RAFT_DURATION ?= 30
 export RAFT_COMPOSE = $(COMPOSE)
+# The compose project and network prefix, one per checkout (docs/docker.md).
+RAFT_PREFIX ?= raftkv-$(shell printf '%s' '$(CURDIR)' | cksum | cut -c1-6)
+export RAFT_PREFIX
 export RAFT_UID := $(shell id -u)
 export RAFT_GID := $(shell id -g)
 EXPERIMENTS = TestStop1|TestStop2|TestDisconnect1|TestDisconnect2|TestDisconnectReconnect
@@ -134,6 +137,6 @@ test-docker:
 	$(MAKE) --no-print-directory image && $(DOCKER_GO_TEST) '^($(EXPERIMENTS))$$'
 
 clean:
-	-@if [ -n "$(COMPOSE)" ] && $(DOCKER_UP); then $(COMPOSE) -p raftkv down --remove-orphans -t 5 >/dev/null 2>&1; fi
+	-@if [ -n "$(COMPOSE)" ] && $(DOCKER_UP); then $(COMPOSE) -p $(RAFT_PREFIX) down --remove-orphans -t 5 >/dev/null 2>&1; fi
 	rm -f $(BIN)
 	find persistence -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
