@@ -5,7 +5,7 @@ BIN     ?= raftkv
 SIM_SEEDS ?= 1000
 
 .PHONY: all build test test-unit test-sim test-cluster vet check-core clean bench chromium \
-	image certs run test-docker test_stop1 test_stop2 test_disconnect1 test_disconnect2 test_disconnect_reconnect
+	image certs run test-docker test-deploy k8s-manifests test_stop1 test_stop2 test_disconnect1 test_disconnect2 test_disconnect_reconnect
 
 all: build
 
@@ -44,7 +44,19 @@ test-cluster:
 test-sim:
 	$(GO) test -count=1 ./src/raft/simtest -seeds=$(SIM_SEEDS)
 
-test: vet check-core chromium test-unit test-sim test-cluster test-docker
+test: vet check-core chromium test-unit test-sim test-cluster test-deploy test-docker
+
+# The Helm chart (deploy/helm/raftkv) and its renders (deploy/k8s/): helm
+# lint, a fresh render equal to the committed one, strict decoding into the
+# Kubernetes API types, the StatefulSet's invariants, and the real binary run
+# with the pod's arguments. Its own module (deploy/test/go.mod) keeps helm
+# and k8s.io out of raftkv's; helm is built from its Go module (go tool helm).
+test-deploy:
+	cd deploy/test && $(GO) test -count=1 ./...
+
+# Render the chart again into deploy/k8s/ (after changing the chart).
+k8s-manifests:
+	cd deploy/test && $(GO) test -count=1 -run '^TestManifests$$' ./... -update
 
 # Headless Chromium for the dashboard test (src/dashboard), from Debian where
 # missing. Without it the test skips loudly, or fails when CI=true or
@@ -75,6 +87,9 @@ DOCKER_UP = docker info >/dev/null 2>&1
 # `make run` lasts RAFT_DURATION seconds.
 RAFT_DURATION ?= 30
 export RAFT_COMPOSE = $(COMPOSE)
+# The compose project and network prefix, one per checkout (docs/docker.md).
+RAFT_PREFIX ?= raftkv-$(shell printf '%s' '$(CURDIR)' | cksum | cut -c1-6)
+export RAFT_PREFIX
 export RAFT_UID := $(shell id -u)
 export RAFT_GID := $(shell id -g)
 EXPERIMENTS = TestStop1|TestStop2|TestDisconnect1|TestDisconnect2|TestDisconnectReconnect
@@ -132,6 +147,6 @@ test-docker:
 	$(MAKE) --no-print-directory image && $(DOCKER_GO_TEST) '^($(EXPERIMENTS))$$'
 
 clean:
-	-@if [ -n "$(COMPOSE)" ] && $(DOCKER_UP); then $(COMPOSE) -p raftkv down --remove-orphans -t 5 >/dev/null 2>&1; fi
+	-@if [ -n "$(COMPOSE)" ] && $(DOCKER_UP); then $(COMPOSE) -p $(RAFT_PREFIX) down --remove-orphans -t 5 >/dev/null 2>&1; fi
 	rm -f $(BIN)
 	find persistence -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

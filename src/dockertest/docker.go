@@ -22,14 +22,29 @@ import (
 	"raftkv/src/certs"
 )
 
+// The compose project and its network carry a per-checkout prefix,
+// $RAFT_PREFIX (the Makefile sets raftkv-<hash of the checkout's path>;
+// default raftkv), so that two checkouts' projects and networks do not
+// collide on one engine. Container names stay the hostfile's names
+// (CONTRACT.md), so two checkouts still cannot run at the same time.
+var (
+	// Project is the compose project name the harness uses.
+	Project = prefix()
+	// NetworkName is the compose network's name (docker-compose.yaml
+	// `networks.raftnet.name`).
+	NetworkName = Project + "-net"
+)
+
+func prefix() string {
+	if p := os.Getenv("RAFT_PREFIX"); p != "" {
+		return p
+	}
+	return "raftkv"
+}
+
 // Names fixed by docker-compose.yaml (and CONTRACT.md: container name =
 // hostfile name).
 const (
-	// Project is the compose project name the harness uses.
-	Project = "raftkv"
-	// NetworkName is the compose network's name (docker-compose.yaml
-	// `networks.raftnet.name`).
-	NetworkName = "raftkv-net"
 	// Image is the image docker-compose.yaml runs (built by `make image`).
 	Image = "raftkv:latest"
 	// HTTPPort is every node's http_port in hostfile.json.

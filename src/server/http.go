@@ -40,6 +40,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/healthz", s.get(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
+	mux.HandleFunc("/readyz", s.get(s.handleReadyz))
 	// The endpoints below check their query themselves (or, through
 	// get, take none).
 	mux.HandleFunc("/metrics", s.get(s.handleMetrics))

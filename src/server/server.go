@@ -171,6 +171,9 @@ type Server struct {
 	status atomic.Pointer[raft.Status]
 	failed atomic.Pointer[error]
 	met    *metrics.Metrics // nil-safe; see observe.go
+
+	// leaderCommit: the highest commit index heard from a leader (ready.go).
+	leaderCommit atomic.Uint64
 }
 
 // New opens the node's storage, recovers its state and prepares the
@@ -418,7 +421,11 @@ func (s *Server) step(m raft.Message) {
 	if s.debug {
 		s.lg.Debug("recv", zap.Stringer("msg", m))
 	}
-	if err := s.node.Step(m); err != nil {
+	err := s.node.Step(m)
+	if err == nil {
+		s.noteLeaderCommit(m)
+	}
+	if err != nil {
 		// Every refused message is counted; the log gets at most one line a
 		// second, since a broken or hostile peer can send thousands a second
 		// and each line would cost more than the message.

@@ -92,6 +92,9 @@ func run(forceLocal bool, binary string) int {
 		fmt.Println("## (hostfile.local.json) instead of containers")
 		fmt.Println("################################################################")
 	}
+	if left := leftovers(persist); len(left) > 0 {
+		fmt.Printf("clearing persistence/* (the previous run's state: %s) and experiments/run/\n", strings.Join(left, ", "))
+	}
 	if err := dockertest.CleanPersistence(persist); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -116,6 +119,9 @@ func run(forceLocal bool, binary string) int {
 		c.teardown(ctx)
 		return 1
 	}
+	for i, url := range dashboards(c, repo) {
+		fmt.Printf("%s: dashboard and HTTP API at %s\n", dockertest.Nodes[i], url)
+	}
 	// Ctrl-C: tear down, then leave.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -135,6 +141,43 @@ func run(forceLocal bool, binary string) int {
 		code = 1
 	}
 	return code
+}
+
+// leftovers names what persistence/ holds besides .gitkeep.
+func leftovers(persist string) []string {
+	entries, _ := os.ReadDir(persist)
+	var names []string
+	for _, e := range entries {
+		if e.Name() != ".gitkeep" {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// dashboards are the nodes' HTTP URLs as seen from this host: in Docker the
+// published ports (docker-compose.yaml, RAFT_HTTP_PORT_<i>, default
+// 18000+i), locally hostfile.local.json's addresses.
+func dashboards(c cluster, repo string) []string {
+	var urls []string
+	if _, ok := c.(*dockerCluster); ok {
+		for i := range dockertest.Nodes {
+			port := os.Getenv(fmt.Sprintf("RAFT_HTTP_PORT_%d", i))
+			if port == "" {
+				port = strconv.Itoa(18000 + i)
+			}
+			urls = append(urls, "http://localhost:"+port+"/")
+		}
+		return urls
+	}
+	hf, err := config.LoadHostfile(filepath.Join(repo, "hostfile.local.json"))
+	if err != nil {
+		return nil
+	}
+	for _, a := range hf.HTTPAddrs() {
+		urls = append(urls, "http://"+a+"/")
+	}
+	return urls
 }
 
 // duration is RAFT_DURATION: seconds (or a Go duration); default 30 s.
