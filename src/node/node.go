@@ -97,9 +97,11 @@ type readRequest struct {
 	done chan error
 }
 
-type pendingReadBatch struct {
+// confirmedRead is a read a quorum confirmed, waiting for the state
+// machine to apply its read index.
+type confirmedRead struct {
 	index uint64
-	reqs  []*readRequest
+	req   *readRequest
 }
 
 // Node is one running raftkv node's runtime: the single loop that owns the
@@ -139,14 +141,17 @@ type Node struct {
 	loopWG    sync.WaitGroup
 
 	// Loop-owned state.
-	waiters      map[uint64]*proposal
-	readBatch    []*readRequest
-	readBatches  map[uint64][]*readRequest
-	readsWaiting []pendingReadBatch
-	nextReadID   uint64
-	appliedTerm  uint64
-	snapIndex    uint64
-	peerIDs      []raft.ID
+	waiters map[uint64]*proposal
+	// reads are the reads handed to the core (raft.Node.ReadIndex), by
+	// request ID, until their ReadState arrives; confirmed are those whose
+	// read index is not applied yet, in index order. The core batches reads
+	// into heartbeat rounds, one round in flight at a time.
+	reads       map[uint64]*readRequest
+	confirmed   []confirmedRead
+	nextReadID  uint64
+	appliedTerm uint64
+	snapIndex   uint64
+	peerIDs     []raft.ID
 	// badMsgLog limits the log of refused peer messages (see step).
 	badMsgLog rateLimitedLog
 
@@ -173,20 +178,20 @@ func New(cfg Config) (*Node, error) {
 	}
 	lg := cfg.Logger.With(zap.String("node", cfg.name()))
 	s := &Node{
-		cfg:         cfg,
-		lg:          lg,
-		debug:       lg.Core().Enabled(zap.DebugLevel),
-		recvc:       make(chan raft.Message, 4096),
-		propc:       make(chan *proposal, 4096),
-		readc:       make(chan *readRequest, 4096),
-		statc:       make(chan chan raft.Status),
-		lostc:       make(chan raft.ID, 16),
-		snapc:       make(chan snapResult, 1),
-		campaignc:   make(chan raft.ID, 16),
-		stopc:       make(chan struct{}),
-		fatal:       make(chan error, 1),
-		waiters:     map[uint64]*proposal{},
-		readBatches: map[uint64][]*readRequest{},
+		cfg:       cfg,
+		lg:        lg,
+		debug:     lg.Core().Enabled(zap.DebugLevel),
+		recvc:     make(chan raft.Message, 4096),
+		propc:     make(chan *proposal, 4096),
+		readc:     make(chan *readRequest, 4096),
+		statc:     make(chan chan raft.Status),
+		lostc:     make(chan raft.ID, 16),
+		snapc:     make(chan snapResult, 1),
+		campaignc: make(chan raft.ID, 16),
+		stopc:     make(chan struct{}),
+		fatal:     make(chan error, 1),
+		waiters:   map[uint64]*proposal{},
+		reads:     map[uint64]*readRequest{},
 	}
 	for i := range cfg.Peers {
 		s.peerIDs = append(s.peerIDs, raft.ID(i))
@@ -382,7 +387,7 @@ func (s *Node) loop() error {
 		case p := <-s.propc:
 			s.propose(p)
 		case r := <-s.readc:
-			s.readBatch = append(s.readBatch, r)
+			s.read(r)
 		case r := <-s.snapc:
 			if err := s.finishSnapshot(r); err != nil {
 				s.failAll(err)
@@ -409,28 +414,14 @@ func (s *Node) loop() error {
 			case p := <-s.propc:
 				s.propose(p)
 			case r := <-s.readc:
-				s.readBatch = append(s.readBatch, r)
+				s.read(r)
 			default:
 				break drain
 			}
 		}
-		// At most one quorum round for reads is in flight: reads that
-		// arrive meanwhile wait for it to end and then share the next one,
-		// so a steady stream of reads costs a round per round trip, not one
-		// per loop turn. A round whose heartbeat was lost still ends at the
-		// next periodic heartbeat, which carries the same round number.
-		for {
-			if len(s.readBatch) > 0 && len(s.readBatches) == 0 {
-				s.startRead()
-			}
-			if err := s.handleReady(); err != nil {
-				s.failAll(err)
-				return err
-			}
-			// The round in flight may have just ended: start the next one.
-			if len(s.readBatch) == 0 || len(s.readBatches) > 0 {
-				break
-			}
+		if err := s.handleReady(); err != nil {
+			s.failAll(err)
+			return err
 		}
 	}
 }
@@ -484,16 +475,14 @@ func (s *Node) propose(p *proposal) {
 	s.waiters[idx] = p
 }
 
-func (s *Node) startRead() {
+// read hands a read to the core under a request ID of its own.
+func (s *Node) read(r *readRequest) {
 	s.nextReadID++
 	if err := s.core.ReadIndex(s.nextReadID); err != nil {
-		for _, r := range s.readBatch {
-			r.done <- ErrNotLeader
-		}
-	} else {
-		s.readBatches[s.nextReadID] = s.readBatch
+		r.done <- ErrNotLeader
+		return
 	}
-	s.readBatch = nil
+	s.reads[s.nextReadID] = r
 }
 
 // handleReady runs the shared Ready handling (package node: persist, send,
@@ -520,11 +509,9 @@ func (a loopApp) SoftStateChanged(ss raft.SoftState) {
 	s := a.s
 	if ss.Role != raft.RoleLeader {
 		// Reads waiting for a quorum round will never get one.
-		for id, batch := range s.readBatches {
-			for _, r := range batch {
-				r.done <- ErrNotLeader
-			}
-			delete(s.readBatches, id)
+		for id, r := range s.reads {
+			r.done <- ErrNotLeader
+			delete(s.reads, id)
 		}
 	}
 	s.lg.Info("role changed", zap.Stringer("role", ss.Role),
@@ -563,9 +550,12 @@ func (a loopApp) Apply(e raft.Entry) error {
 
 func (a loopApp) ReadState(rs raft.ReadState) error {
 	s := a.s
-	batch := s.readBatches[rs.RequestID]
-	delete(s.readBatches, rs.RequestID)
-	s.readsWaiting = append(s.readsWaiting, pendingReadBatch{index: rs.Index, reqs: batch})
+	r := s.reads[rs.RequestID]
+	if r == nil {
+		return nil // failed when the node lost leadership
+	}
+	delete(s.reads, rs.RequestID)
+	s.confirmed = append(s.confirmed, confirmedRead{index: rs.Index, req: r})
 	return nil
 }
 
@@ -625,12 +615,11 @@ func (s *Node) apply(e raft.Entry) {
 func (s *Node) serveReads() {
 	applied := s.kv.AppliedIndex()
 	i := 0
-	for ; i < len(s.readsWaiting) && s.readsWaiting[i].index <= applied; i++ {
-		for _, r := range s.readsWaiting[i].reqs {
-			r.done <- nil
-		}
+	for ; i < len(s.confirmed) && s.confirmed[i].index <= applied; i++ {
+		s.confirmed[i].req.done <- nil
+		s.confirmed[i] = confirmedRead{}
 	}
-	s.readsWaiting = s.readsWaiting[i:]
+	s.confirmed = s.confirmed[i:]
 }
 
 func (s *Node) failAll(err error) {
@@ -638,22 +627,14 @@ func (s *Node) failAll(err error) {
 		w.done <- proposalResult{err: err}
 		delete(s.waiters, idx)
 	}
-	for id, batch := range s.readBatches {
-		for _, r := range batch {
-			r.done <- err
-		}
-		delete(s.readBatches, id)
-	}
-	for _, b := range s.readsWaiting {
-		for _, r := range b.reqs {
-			r.done <- err
-		}
-	}
-	s.readsWaiting = nil
-	for _, r := range s.readBatch {
+	for id, r := range s.reads {
 		r.done <- err
+		delete(s.reads, id)
 	}
-	s.readBatch = nil
+	for _, c := range s.confirmed {
+		c.req.done <- err
+	}
+	s.confirmed = nil
 }
 
 // snapshotLogFraction: a snapshot waits until the log applied since the
