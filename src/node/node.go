@@ -500,7 +500,7 @@ func (s *Node) handleReady() error {
 	return nil
 }
 
-// loopApp is the server as the Ready handling sees it (node.Application):
+// loopApp is the runtime as the Ready handling sees it (Application):
 // the state machine and the requests waiting on it. Its methods run in the
 // loop.
 type loopApp struct{ s *Node }
