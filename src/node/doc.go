@@ -60,7 +60,7 @@
 //
 // # The path of a linearizable read
 //
-//	client --GET--> httpapi handler --Node.Read--> readc --> loop: core.ReadIndex(id) (waiter kept by id)
+//	client --GET--> httpapi handler --Node.Read--> readc --> loop: core.ReadIndex(id), one id per loop turn (waiters kept by id)
 //	  core: reads share a heartbeat round; at most one round in flight
 //	  Ready: heartbeat round --Sender--> followers; acknowledgements --Step--> leader
 //	  Ready: ReadStates --App.ReadState--> waiter by id; wait until applied >= read index

@@ -101,7 +101,7 @@ type readRequest struct {
 // machine to apply its read index.
 type confirmedRead struct {
 	index uint64
-	req   *readRequest
+	reqs  []*readRequest
 }
 
 // Node is one running raftkv node's runtime: the single loop that owns the
@@ -144,11 +144,14 @@ type Node struct {
 	waiters map[uint64]*proposal
 	// reads are the reads handed to the core (raft.Node.ReadIndex), by
 	// request ID, until their ReadState arrives; confirmed are those whose
-	// read index is not applied yet, in index order. The core batches reads
-	// into heartbeat rounds, one round in flight at a time.
-	reads       map[uint64]*readRequest
+	// read index is not applied yet, in index order. The reads of one loop
+	// turn share one request ID (turnRead; 0 when none was asked yet this
+	// turn): a ReadState per read would cost more than the read. Batching
+	// into heartbeat rounds, one round in flight at a time, is the core's.
+	reads       map[uint64][]*readRequest
 	confirmed   []confirmedRead
 	nextReadID  uint64
+	turnRead    uint64
 	appliedTerm uint64
 	snapIndex   uint64
 	peerIDs     []raft.ID
@@ -191,7 +194,7 @@ func New(cfg Config) (*Node, error) {
 		stopc:     make(chan struct{}),
 		fatal:     make(chan error, 1),
 		waiters:   map[uint64]*proposal{},
-		reads:     map[uint64]*readRequest{},
+		reads:     map[uint64][]*readRequest{},
 	}
 	for i := range cfg.Peers {
 		s.peerIDs = append(s.peerIDs, raft.ID(i))
@@ -419,6 +422,7 @@ func (s *Node) loop() error {
 				break drain
 			}
 		}
+		s.turnRead = 0
 		if err := s.handleReady(); err != nil {
 			s.failAll(err)
 			return err
@@ -475,14 +479,18 @@ func (s *Node) propose(p *proposal) {
 	s.waiters[idx] = p
 }
 
-// read hands a read to the core under a request ID of its own.
+// read hands a read to the core, under the request ID of this loop turn's
+// reads.
 func (s *Node) read(r *readRequest) {
-	s.nextReadID++
-	if err := s.core.ReadIndex(s.nextReadID); err != nil {
-		r.done <- ErrNotLeader
-		return
+	if s.turnRead == 0 {
+		s.nextReadID++
+		if err := s.core.ReadIndex(s.nextReadID); err != nil {
+			r.done <- ErrNotLeader
+			return
+		}
+		s.turnRead = s.nextReadID
 	}
-	s.reads[s.nextReadID] = r
+	s.reads[s.turnRead] = append(s.reads[s.turnRead], r)
 }
 
 // handleReady runs the shared Ready handling (package node: persist, send,
@@ -509,8 +517,10 @@ func (a loopApp) SoftStateChanged(ss raft.SoftState) {
 	s := a.s
 	if ss.Role != raft.RoleLeader {
 		// Reads waiting for a quorum round will never get one.
-		for id, r := range s.reads {
-			r.done <- ErrNotLeader
+		for id, reqs := range s.reads {
+			for _, r := range reqs {
+				r.done <- ErrNotLeader
+			}
 			delete(s.reads, id)
 		}
 	}
@@ -550,12 +560,12 @@ func (a loopApp) Apply(e raft.Entry) error {
 
 func (a loopApp) ReadState(rs raft.ReadState) error {
 	s := a.s
-	r := s.reads[rs.RequestID]
-	if r == nil {
+	reqs := s.reads[rs.RequestID]
+	if reqs == nil {
 		return nil // failed when the node lost leadership
 	}
 	delete(s.reads, rs.RequestID)
-	s.confirmed = append(s.confirmed, confirmedRead{index: rs.Index, req: r})
+	s.confirmed = append(s.confirmed, confirmedRead{index: rs.Index, reqs: reqs})
 	return nil
 }
 
@@ -616,7 +626,9 @@ func (s *Node) serveReads() {
 	applied := s.kv.AppliedIndex()
 	i := 0
 	for ; i < len(s.confirmed) && s.confirmed[i].index <= applied; i++ {
-		s.confirmed[i].req.done <- nil
+		for _, r := range s.confirmed[i].reqs {
+			r.done <- nil
+		}
 		s.confirmed[i] = confirmedRead{}
 	}
 	s.confirmed = s.confirmed[i:]
@@ -627,12 +639,16 @@ func (s *Node) failAll(err error) {
 		w.done <- proposalResult{err: err}
 		delete(s.waiters, idx)
 	}
-	for id, r := range s.reads {
-		r.done <- err
+	for id, reqs := range s.reads {
+		for _, r := range reqs {
+			r.done <- err
+		}
 		delete(s.reads, id)
 	}
 	for _, c := range s.confirmed {
-		c.req.done <- err
+		for _, r := range c.reqs {
+			r.done <- err
+		}
 	}
 	s.confirmed = nil
 }
