@@ -30,7 +30,7 @@ import (
 	"raftkv/src/client"
 	"raftkv/src/clientnode"
 	"raftkv/src/config"
-	"raftkv/src/server"
+	"raftkv/src/node"
 )
 
 // Exit codes (CONTRACT.md).
@@ -445,7 +445,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "raftkv inspect: %v\n", err)
 		return exitUsage
 	}
-	in, err := server.Inspect(args[0])
+	in, err := node.Inspect(args[0])
 	if in != nil {
 		// Printed even when the folder lost records (in.Error says so): the
 		// operator deciding whether to wipe it wants to see what is left.

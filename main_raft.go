@@ -20,9 +20,10 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"raftkv/src/config"
+	"raftkv/src/httpapi"
 	"raftkv/src/memlimit"
+	"raftkv/src/node"
 	"raftkv/src/raft"
-	"raftkv/src/server"
 	"raftkv/src/storage"
 )
 
@@ -117,18 +118,19 @@ func runNode(args []string) int {
 		go memlimit.Run(context.Background(), memoryFloor, memoryHeadroom, time.Second)
 	}
 
-	peers := make([]server.Peer, len(cfg.Hostfile.Raft))
+	peers := make([]node.Peer, len(cfg.Hostfile.Raft))
+	httpPeers := make([]httpapi.Peer, len(cfg.Hostfile.Raft))
 	for i, p := range cfg.Hostfile.Raft {
-		peers[i] = server.Peer{Name: p.Name, RaftAddr: p.RaftAddr, HTTPAddr: p.HTTPAddr()}
+		peers[i] = node.Peer{Name: p.Name, RaftAddr: p.RaftAddr}
+		httpPeers[i] = httpapi.Peer{Name: p.Name, HTTPAddr: p.HTTPAddr()}
 	}
-	srv, err := server.New(server.Config{
+	rt, err := node.New(node.Config{
 		ID: raft.ID(cfg.ID), Peers: peers, ClusterID: cfg.Hostfile.ClusterID(),
 		DataDir:    filepath.Join(cfg.DataDir, cfg.Name),
-		RaftListen: cfg.RaftListen(), HTTPListen: cfg.HTTPListen(), PeerTLS: cfg.PeerTLS,
+		RaftListen: cfg.RaftListen(), PeerTLS: cfg.PeerTLS,
 		Heartbeat: cfg.Heartbeat, ElectionTimeout: cfg.ElectionTimeout,
-		SnapshotEvery:  cfg.SnapshotEvery,
-		MaxClientConns: cfg.MaxClientConns,
-		Logger:         lg,
+		SnapshotEvery: cfg.SnapshotEvery,
+		Logger:        lg,
 	})
 	if err != nil {
 		// A second process on the folder is a usage error (exit 2), told
@@ -147,6 +149,12 @@ func runNode(args []string) int {
 		}
 		return 1
 	}
+	srv := httpapi.New(httpapi.Config{
+		Self: raft.ID(cfg.ID), Peers: httpPeers,
+		Listen:         cfg.HTTPListen(),
+		MaxClientConns: cfg.MaxClientConns,
+		Logger:         lg,
+	}, rt)
 	if cfg.PprofAddr != "" {
 		go func() {
 			lg.Info("pprof listening", zap.String("addr", cfg.PprofAddr))
@@ -160,7 +168,7 @@ func runNode(args []string) int {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	if err := srv.Run(ctx, nil); err != nil {
+	if err := srv.Run(ctx); err != nil {
 		lg.Error("node stopped with an error", zap.Error(err))
 		return 1
 	}

@@ -24,7 +24,7 @@ const (
 	DefaultSnapshotEvery   = 10000
 	DefaultInterval        = time.Second
 	// DefaultMaxClientConns: the client HTTP connections a node serves at
-	// once (server.DefaultMaxClientConns says why 1024).
+	// once (httpapi.DefaultMaxClientConns says why 1024).
 	DefaultMaxClientConns = 1024
 	// maxMaxClientConns: far above any file limit a node would be given;
 	// a larger value is a typo.
@@ -59,7 +59,7 @@ type Node struct {
 	Verbose  bool // debug-level logs
 	// Invariant: 0 < Heartbeat < ElectionTimeout.
 	Heartbeat, ElectionTimeout time.Duration
-	SnapshotEvery              uint64 // snapshot after at least this many applied entries (see server.maybeSnapshot); > 0
+	SnapshotEvery              uint64 // snapshot after at least this many applied entries (see node.maybeSnapshot); > 0
 	PprofAddr                  string // listen address for net/http/pprof; "" = off
 	// MaxClientConns bounds the client HTTP connections served at once;
 	// 1 to 1<<20.

@@ -1,8 +1,8 @@
 // Package metrics holds one raftkv node's Prometheus collectors, in the
-// node's own registry, and the small API the server's loop and handlers
-// call: one line at each place where something worth counting happens.
+// node's own registry, and the small API the runtime's loop and the HTTP
+// handlers call: one line at each place where something worth counting happens.
 //
-// Usage (src/server/observe.go does this):
+// Usage (src/node/metrics.go and src/httpapi/observe.go do this):
 //
 //	m := metrics.New(prometheus.NewRegistry(), "r0")
 //	m.WatchPeers(samplePeers)            // transport counters, leader's follower progress; read at scrape time

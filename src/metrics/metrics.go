@@ -43,7 +43,7 @@ type Metrics struct {
 	commitLatency, readLatency                  prometheus.Histogram
 	fsyncLatency, fsyncBatch                    prometheus.Histogram
 	snapshotsTaken, snapshotsInstalled          prometheus.Counter
-	// The HTTP edge (see server.limitListener) and the peers' messages.
+	// The HTTP edge (see httpapi.limitListener) and the peers' messages.
 	httpConns, httpConnLimit prometheus.Gauge
 	httpConnLimited          prometheus.Counter
 	invalidMessages          prometheus.Counter

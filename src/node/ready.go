@@ -70,7 +70,7 @@ type Application interface {
 }
 
 // Handler runs the Ready handling of one raft.Node: persist, send, apply,
-// advance, in the one order that keeps Raft safe on real disks. The server's
+// advance, in the one order that keeps Raft safe on real disks. The runtime's
 // loop and the simulator (package simtest) both call it, so the simulator
 // proves this code's ordering, not a copy of it.
 type Handler struct {
@@ -204,7 +204,7 @@ func (h *Handler) HandleOne() error {
 // newest saved snapshot (the core keeps only its metadata).
 //
 // The newest saved snapshot may be newer than the one the core asked for: a
-// background snapshot (the server's startSnapshot) saves its file before the
+// background snapshot (the runtime's startSnapshot) saves its file before the
 // loop hears of it and compacts the core's log. Any durable snapshot at or
 // above the requested index serves the follower just as well: it holds only
 // applied, hence committed, state, and the follower acknowledges its index,

@@ -757,6 +757,16 @@ func (n *Node) addRead(id uint64) {
 	n.pending.readBcast = true
 }
 
+// readBcastDue reports whether reads wait for a new heartbeat round that
+// may start now. At most one read round is in flight: reads that arrive
+// while one is (their round is readRound+1) wait until it ends and then
+// share the next, so a steady stream of reads costs a round per round
+// trip, not one per Ready. A round whose heartbeat was lost still ends at
+// the next periodic heartbeat, which carries the same round number.
+func (n *Node) readBcastDue() bool {
+	return n.pending.readBcast && (len(n.reads) == 0 || n.reads[0].round > n.readRound)
+}
+
 // releaseReads hands out every read whose round a quorum has acknowledged.
 func (n *Node) releaseReads() {
 	if len(n.reads) == 0 {

@@ -319,3 +319,50 @@ func TestRestartKeepsTermVoteAndLog(t *testing.T) {
 	assert.Equal(t, before.vote, n.vote)
 	assert.Equal(t, before.log.lastIndex(), n.log.lastIndex())
 }
+
+// TestOneReadRoundInFlight: reads that arrive while a read round is in
+// flight start no round of their own; they share the next one, which
+// starts as soon as the first is acknowledged (the runtime relies on this
+// to cost a round per round trip under a stream of reads).
+func TestOneReadRoundInFlight(t *testing.T) {
+	nw := newNetwork(t, 3, nil)
+	nw.elect(0)
+	nw.tick(1)
+	nw.stabilize()
+	l := nw.nodes[0]
+	heartbeats := func(rd Ready) (out []Message) {
+		for _, m := range append(rd.EarlyMessages, rd.Messages...) {
+			if m.Type == MsgHeartbeat {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+
+	require.NoError(t, l.ReadIndex(1))
+	rd := l.Ready()
+	round := heartbeats(rd)
+	require.Len(t, round, 2, "a read starts a heartbeat round")
+	l.Advance(rd)
+
+	require.NoError(t, l.ReadIndex(2))
+	require.NoError(t, l.ReadIndex(3))
+	assert.False(t, l.HasReady(), "a second round started while the first is in flight")
+
+	for _, m := range round {
+		require.NoError(t, l.Step(Message{Type: MsgHeartbeatResp, From: m.To, To: m.From, Term: m.Term, Context: m.Context}))
+	}
+	rd = l.Ready()
+	require.Len(t, rd.ReadStates, 1)
+	assert.Equal(t, uint64(1), rd.ReadStates[0].RequestID)
+	next := heartbeats(rd)
+	require.Len(t, next, 2, "the waiting reads start the next round")
+	assert.Equal(t, round[0].Context+1, next[0].Context)
+	l.Advance(rd)
+	for _, m := range next {
+		require.NoError(t, l.Step(Message{Type: MsgHeartbeatResp, From: m.To, To: m.From, Term: m.Term, Context: m.Context}))
+	}
+	rd = l.Ready()
+	require.Len(t, rd.ReadStates, 2, "both reads share the second round")
+	l.Advance(rd)
+}

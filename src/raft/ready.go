@@ -58,7 +58,7 @@ func (n *Node) flush() {
 		n.pending.append = false
 		n.bcastAppend()
 	}
-	if n.pending.readBcast {
+	if n.readBcastDue() {
 		n.pending.readBcast = false
 		n.readRound++
 		n.heartbeatElapsed = 0
@@ -71,7 +71,7 @@ func (n *Node) HasReady() bool {
 	return n.softState() != n.prevSoft ||
 		n.hardState() != n.prevHard ||
 		n.pending.snapshot != nil ||
-		n.pending.append || n.pending.readBcast ||
+		n.pending.append || n.readBcastDue() ||
 		len(n.msgs) > 0 ||
 		len(n.readStates) > 0 ||
 		n.log.stable < n.log.lastIndex() ||

@@ -36,12 +36,13 @@ func TestPlantedSendBeforePersistIsCaught(t *testing.T) {
 		{"every message before the write", node.PlantAllBeforePersist, false,
 			[]int64{1, 2, 3}, "asks for votes in term"},
 		// Without that check, acknowledgements sent before the write and
-		// lost in a crash inside it are caught end to end (347 of seeds
-		// 1-2000 fail): a leader commits on a copy that is gone.
+		// lost in a crash inside it are caught end to end: a leader commits
+		// on a copy that is gone. (Seeds re-pinned when the core began to
+		// keep one read round in flight, which changed the schedules.)
 		{"every message before the write, end to end", node.PlantAllBeforePersist, true,
-			[]int64{3, 4, 8, 11}, "its log lost acknowledged entries"},
+			[]int64{9, 11, 17, 20}, "its log lost acknowledged entries"},
 		{"every message before the write, leader completeness", node.PlantAllBeforePersist, true,
-			[]int64{24}, "leader n1 of term 5 lacks entry 150/t3 committed by term 3"},
+			[]int64{324}, "leader n1 of term 4 lacks entry 35/t1 committed by term 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

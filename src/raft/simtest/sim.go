@@ -5,8 +5,8 @@
 // properties are checked after every step; after the faults heal, the
 // cluster must elect a leader and commit new commands within a bound.
 //
-// Each node runs the runtime's own Ready handling (package node, the code
-// src/server runs) over an in-memory storage that may crash the node inside
+// Each node runs the runtime's own Ready handling (node.Handler, the code
+// node.Node runs) over an in-memory storage that may crash the node inside
 // a write, an in-memory network that checks every message against its
 // sender's durable state (Raft thesis 3.8), and a hash-chain state machine.
 // So the simulator proves the runtime's order of persist, send and apply,
@@ -80,7 +80,7 @@ type simNode struct {
 	// its messages, which wait for it, until this tick.
 	pausedUntil int
 	// campaignAt > 0: the runtime saw its leader's connection break and
-	// will campaign at this tick (fast failover, as src/server does).
+	// will campaign at this tick (fast failover, as src/node does).
 	campaignAt int
 	// The state machine: a hash chain over applied entries.
 	smIndex uint64

@@ -1,14 +1,11 @@
-package server
+package node
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand"
-	"net"
-	"net/http"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -18,22 +15,20 @@ import (
 
 	"raftkv/src/kv"
 	"raftkv/src/metrics"
-	"raftkv/src/node"
 	"raftkv/src/raft"
 	"raftkv/src/storage"
 	"raftkv/src/transport"
 )
 
-// Peer is one node of the cluster as this node sees it.
+// Peer is one node of the cluster as the runtime sees it.
 type Peer struct {
 	Name string
 	// RaftAddr is called on every (re)connect, so a changed address of a
 	// container is picked up.
 	RaftAddr func() string
-	HTTPAddr string
 }
 
-// Config is everything a node needs; main builds it from src/config.
+// Config is everything the runtime needs; main builds it from src/config.
 type Config struct {
 	ID        raft.ID
 	Peers     []Peer // every node in hostfile order, this one included
@@ -41,7 +36,6 @@ type Config struct {
 	// DataDir is this node's own folder (persistence/<name>).
 	DataDir    string
 	RaftListen string // e.g. ":7000"
-	HTTPListen string // e.g. ":8000"
 	// PeerTLS: peer mutual TLS (transport.Config.TLS); nil = plaintext.
 	PeerTLS *tls.Config
 
@@ -50,57 +44,45 @@ type Config struct {
 	// SnapshotEvery: take a snapshot after at least this many applied
 	// entries (and see snapshotLogFraction).
 	SnapshotEvery uint64
-	// RequestTimeout bounds how long a client request waits for its
-	// command to commit (then 504) or its read to be confirmed (then 503).
-	RequestTimeout time.Duration
-	// MaxClientConns bounds the client HTTP connections served at once;
-	// beyond it the node stops accepting until one closes (limitListener).
-	// 0 means DefaultMaxClientConns.
-	MaxClientConns int
-	// The HTTP server's timeouts; 0 means derived from RequestTimeout (see
-	// httpTimeouts). Tests set short ones.
-	HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
-	Logger                                             *zap.Logger
+	// NewTicker makes the loop's clock: one core Tick per tick. nil means a
+	// time.Ticker of Heartbeat; tests inject one they drive by hand.
+	NewTicker func(d time.Duration) Ticker
+	Logger    *zap.Logger
 }
 
-// httpTimeouts fills in the HTTP server's timeouts left 0. Without them, a
-// client that opened a connection and sent nothing, or a body slowly,
-// held it (and a file descriptor) forever.
-//
-//   - Read (headers and body): RequestTimeout + 25 s, 30 s by default: a
-//     1 MiB value still arrives over a link of 35 KB/s.
-//   - Write: counted by net/http from the end of the request's headers, so
-//     it covers reading the body, the request (RequestTimeout; a forward to
-//     the leader takes RequestTimeout + 1 s) and writing the reply: Read +
-//     RequestTimeout + 5 s, 40 s by default.
-//   - Idle: a keep-alive connection between requests closes after 2
-//     minutes (Go's and etcd's clients keep theirs for 90 s, so they
-//     close first).
-//   - Headers: at most 5 s (or Read, if shorter) from the connection's
-//     start, or from the end of the previous request.
-func (c *Config) httpTimeouts() (read, write, idle, header time.Duration) {
-	read, write, idle = c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout
-	if read <= 0 {
-		read = c.RequestTimeout + 25*time.Second
-	}
-	if write <= 0 {
-		write = read + c.RequestTimeout + 5*time.Second
-	}
-	if idle <= 0 {
-		idle = 2 * time.Minute
-	}
-	return read, write, idle, min(5*time.Second, read)
+// Ticker is the loop's clock (a *time.Ticker by default).
+type Ticker interface {
+	Chan() <-chan time.Time
+	Stop()
 }
+
+type realTicker struct{ *time.Ticker }
+
+func (t realTicker) Chan() <-chan time.Time { return t.C }
 
 func (c *Config) name() string { return c.Peers[c.ID].Name }
 
+// The errors of Propose and Read. Whether the command may have been applied
+// is part of each one's contract: the HTTP API answers 503 (not applied,
+// retry anywhere) or 504 (outcome unknown, retry with the same Request-Seq).
 var (
-	errNotLeader = errors.New("not the leader")
-	errLost      = errors.New("leadership changed before the command committed; it was not applied")
-	errStopping  = errors.New("node is shutting down")
-	// errUnknownOutcome: a proposal's entry was covered by a snapshot from
+	// ErrNotLeader: this node is not the leader; the command was not
+	// proposed, the read not started.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrLost: another entry committed at the proposal's index; it was not
+	// applied.
+	ErrLost = errors.New("leadership changed before the command committed; it was not applied")
+	// ErrStopping: the node stopped before the outcome was known.
+	ErrStopping = errors.New("node is shutting down")
+	// ErrUnknownOutcome: a proposal's entry was covered by a snapshot from
 	// the leader, so this node cannot tell whether it was the one applied.
-	errUnknownOutcome = errors.New("the command's log position was replaced by a snapshot before it applied here")
+	ErrUnknownOutcome = errors.New("the command's log position was replaced by a snapshot before it applied here")
+	// ErrBusy: the loop did not take the request before the deadline; the
+	// command was not proposed, the read not started.
+	ErrBusy = errors.New("node too busy to take the request")
+	// ErrTimeout: the deadline passed after the request was taken: a
+	// command's outcome is unknown, a read was not confirmed.
+	ErrTimeout = errors.New("request not answered in time")
 )
 
 type proposal struct {
@@ -115,27 +97,28 @@ type proposalResult struct {
 }
 
 type readRequest struct {
-	done chan error // nil when the read may be served from the local state
+	done chan error
 }
 
-type pendingReadBatch struct {
+// confirmedRead is a read a quorum confirmed, waiting for the state
+// machine to apply its read index.
+type confirmedRead struct {
 	index uint64
 	reqs  []*readRequest
 }
 
-// Server is one running raftkv node: the single loop that owns the Raft core
-// (DESIGN.md, "The node runtime") plus the HTTP API.
-type Server struct {
+// Node is one running raftkv node's runtime: the single loop that owns the
+// Raft core, the storage, the transport and the state machine (DESIGN.md,
+// "The node runtime"). Other goroutines reach it only through Propose, Read
+// and the read-only accessors.
+type Node struct {
 	cfg   Config
 	lg    *zap.Logger
-	node  *raft.Node
-	ready node.Handler // the Ready handling, shared with the simulator
+	core  *raft.Node
+	ready Handler // the Ready handling, shared with the simulator
 	disk  *storage.Storage
 	kv    *kv.Store
 	tr    *transport.Transport
-	http  *http.Server
-	httpL *limitListener
-	fwd   *http.Client
 
 	recvc chan raft.Message
 	propc chan *proposal
@@ -145,6 +128,9 @@ type Server struct {
 	lostc    chan raft.ID
 	snapc    chan snapResult
 	snapping bool // a snapshot is being written (see startSnapshot)
+	// compactTo is a local snapshot finished inside a Ready (see
+	// finishSnapshot): the core's log is compacted to it after Advance.
+	compactTo uint64
 	// lastSnapBytes is the size of the newest snapshot's state machine,
 	// logBytesSinceSnap the command bytes applied since (see maybeSnapshot).
 	lastSnapBytes, logBytesSinceSnap uint64
@@ -152,67 +138,70 @@ type Server struct {
 	debug     bool
 	campaignc chan raft.ID
 	stopc     chan struct{}
+	stopOnce  sync.Once
+	fatal     chan error // the loop's failure, at most one
+	loopErr   error      // the same, for Stop (after loopWG.Wait)
 	loopWG    sync.WaitGroup
 
 	// Loop-owned state.
-	waiters      map[uint64]*proposal
-	readBatch    []*readRequest
-	readBatches  map[uint64][]*readRequest
-	readsWaiting []pendingReadBatch
-	nextReadID   uint64
-	appliedTerm  uint64
-	snapIndex    uint64
-	peerIDs      []raft.ID
+	waiters map[uint64]*proposal
+	// reads are the reads handed to the core (raft.Node.ReadIndex), by
+	// request ID, until their ReadState arrives; confirmed are those whose
+	// read index is not applied yet, in index order. The reads of one loop
+	// turn share one request ID (turnRead; 0 when none was asked yet this
+	// turn): a ReadState per read would cost more than the read. Batching
+	// into heartbeat rounds, one round in flight at a time, is the core's.
+	reads       map[uint64][]*readRequest
+	confirmed   []confirmedRead
+	nextReadID  uint64
+	turnRead    uint64
+	appliedTerm uint64
+	snapIndex   uint64
+	peerIDs     []raft.ID
 	// badMsgLog limits the log of refused peer messages (see step).
 	badMsgLog rateLimitedLog
 
-	// status is the latest basic status, published by the loop for HTTP
-	// handlers.
+	// status is the latest basic status, published by the loop for other
+	// goroutines.
 	status atomic.Pointer[raft.Status]
-	failed atomic.Pointer[error]
-	met    *metrics.Metrics // nil-safe; see observe.go
+	met    *metrics.Metrics // nil-safe; see metrics.go
 
-	// leaderCommit: the highest commit index heard from a leader (ready.go).
+	// leaderCommit: the highest commit index heard from a leader (see
+	// LeaderCommit).
 	leaderCommit atomic.Uint64
 }
 
 // New opens the node's storage, recovers its state and prepares the
-// transport and HTTP listeners. Start it with Run.
-func New(cfg Config) (*Server, error) {
+// transport. Start it with Start, end it with Stop.
+func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
-	}
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = 5 * time.Second
 	}
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = 10000
 	}
-	if cfg.MaxClientConns <= 0 {
-		cfg.MaxClientConns = DefaultMaxClientConns
-	}
 	if cfg.Heartbeat <= 0 || cfg.ElectionTimeout < 2*cfg.Heartbeat {
-		return nil, fmt.Errorf("server: heartbeat %v must be positive and at most half the election timeout %v", cfg.Heartbeat, cfg.ElectionTimeout)
+		return nil, fmt.Errorf("node: heartbeat %v must be positive and at most half the election timeout %v", cfg.Heartbeat, cfg.ElectionTimeout)
+	}
+	if cfg.NewTicker == nil {
+		cfg.NewTicker = func(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
 	}
 	lg := cfg.Logger.With(zap.String("node", cfg.name()))
-	s := &Server{
-		cfg:         cfg,
-		lg:          lg,
-		debug:       lg.Core().Enabled(zap.DebugLevel),
-		recvc:       make(chan raft.Message, 4096),
-		propc:       make(chan *proposal, 4096),
-		readc:       make(chan *readRequest, 4096),
-		statc:       make(chan chan raft.Status),
-		lostc:       make(chan raft.ID, 16),
-		snapc:       make(chan snapResult, 1),
-		campaignc:   make(chan raft.ID, 16),
-		stopc:       make(chan struct{}),
-		waiters:     map[uint64]*proposal{},
-		readBatches: map[uint64][]*readRequest{},
-		fwd: &http.Client{Transport: &http.Transport{
-			MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
-			DialContext: (&net.Dialer{Timeout: time.Second}).DialContext,
-		}},
+	s := &Node{
+		cfg:       cfg,
+		lg:        lg,
+		debug:     lg.Core().Enabled(zap.DebugLevel),
+		recvc:     make(chan raft.Message, 4096),
+		propc:     make(chan *proposal, 4096),
+		readc:     make(chan *readRequest, 4096),
+		statc:     make(chan chan raft.Status),
+		lostc:     make(chan raft.ID, 16),
+		snapc:     make(chan snapResult, 1),
+		campaignc: make(chan raft.ID, 16),
+		stopc:     make(chan struct{}),
+		fatal:     make(chan error, 1),
+		waiters:   map[uint64]*proposal{},
+		reads:     map[uint64][]*readRequest{},
 	}
 	for i := range cfg.Peers {
 		s.peerIDs = append(s.peerIDs, raft.ID(i))
@@ -248,7 +237,7 @@ func New(cfg Config) (*Server, error) {
 		disk.Close()
 		return nil, err
 	}
-	s.node = core
+	s.core = core
 	st := core.BasicStatus()
 	s.status.Store(&st)
 
@@ -268,109 +257,170 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.initMetrics()
 	s.met.WatchHandshakeRefusals(s.tr.Refusals)
-	s.ready = node.Handler{
-		Node: s.node, Storage: loopDisk{Storage: disk, met: s.met}, Sender: loopSender{s},
+	s.ready = Handler{
+		Node: s.core, Storage: loopDisk{Storage: disk, met: s.met}, Sender: loopSender{s},
 		App: loopApp{s}, Logger: lg,
-	}
-	read, write, idle, header := cfg.httpTimeouts()
-	s.http = &http.Server{
-		Handler:     s.routes(),
-		ReadTimeout: read, WriteTimeout: write, IdleTimeout: idle, ReadHeaderTimeout: header,
-		// net/http logs a failed TLS handshake or an Accept error here; the
-		// node's logger has them instead of the standard library's.
-		ErrorLog: zap.NewStdLog(lg.Named("http")),
 	}
 	return s, nil
 }
 
-func (s *Server) deliver(m raft.Message) {
+func (s *Node) deliver(m raft.Message) {
 	select {
 	case s.recvc <- m:
 	case <-s.stopc:
 	}
 }
 
-// HTTPAddr is the address the HTTP API listens on (after Run started).
-func (s *Server) HTTPAddr() net.Addr {
-	if s.httpL == nil {
-		return nil
-	}
-	return s.httpL.Addr()
-}
-
-// Run serves until ctx ends or the node fails, then shuts down cleanly:
-// it stops taking requests, stops the loop, writes a final snapshot and
-// closes its storage. It returns the failure, if any.
-func (s *Server) Run(ctx context.Context, started func()) error {
+// Start listens for peers and starts the loop. On an error nothing runs
+// and the storage is closed.
+func (s *Node) Start() error {
 	if err := s.tr.Start(); err != nil {
 		s.disk.Close()
 		return fmt.Errorf("listen for peers on %s: %w", s.cfg.RaftListen, err)
 	}
-	l, err := net.Listen("tcp", s.cfg.HTTPListen)
-	if err != nil {
-		s.tr.Close()
-		s.disk.Close()
-		return fmt.Errorf("listen for HTTP on %s: %w", s.cfg.HTTPListen, err)
-	}
-	s.httpL = newLimitListener(l, s.cfg.MaxClientConns, s.met)
-	fatal := make(chan error, 1)
 	s.loopWG.Add(1)
 	go func() {
 		defer s.loopWG.Done()
 		if err := s.loop(); err != nil {
-			s.failed.Store(&err)
-			fatal <- err
+			s.loopErr = err
+			s.fatal <- err
 		}
 	}()
-	go s.http.Serve(s.httpL)
-	s.lg.Info("serving", zap.String("http", l.Addr().String()), zap.String("raft", s.tr.Addr().String()),
-		zap.Int("max_client_conns", s.cfg.MaxClientConns))
-	if started != nil {
-		started()
-	}
+	s.lg.Info("runtime started", zap.String("raft", s.tr.Addr().String()))
+	return nil
+}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-		s.lg.Info("shutting down")
-	case runErr = <-fatal:
-		s.lg.Error("node failed; stopping", zap.Error(runErr))
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	s.http.Shutdown(shutCtx)
-	cancel()
-	close(s.stopc)
+// Failed delivers the loop's failure (storage or state machine), at most
+// once; the node then needs Stop.
+func (s *Node) Failed() <-chan error { return s.fatal }
+
+// Stop stops the loop (pending requests fail with ErrStopping), closes the
+// transport, writes a final snapshot and statemachine.json unless the loop
+// failed, and closes the storage. It returns the loop's failure, if any,
+// or the first error of the shutdown. Call it once, after Start or instead
+// of it.
+func (s *Node) Stop() error {
+	s.stopOnce.Do(func() { close(s.stopc) })
 	s.loopWG.Wait()
 	s.tr.Close()
-	if runErr == nil {
-		runErr = s.finalSnapshot()
+	err := s.loopErr // written before loopWG.Done
+	if err == nil {
+		err = s.finalSnapshot()
 	}
-	if err := s.disk.Close(); err != nil && runErr == nil {
-		runErr = err
+	if cerr := s.disk.Close(); cerr != nil && err == nil {
+		err = cerr
 	}
-	return runErr
+	return err
+}
+
+// Status is the latest basic status (no Progress) the loop published.
+func (s *Node) Status() *raft.Status { return s.status.Load() }
+
+// Get reads a key from the local state machine (a stale read).
+func (s *Node) Get(key string) (string, bool) { return s.kv.Get(key) }
+
+// AppliedIndex is the state machine's last applied index.
+func (s *Node) AppliedIndex() uint64 { return s.kv.AppliedIndex() }
+
+// LeaderCommit is the highest commit index this node heard from a leader,
+// 0 if none yet. Any leader's commit index, of any term, names entries that
+// are committed for good, so it is a lower bound of the current leader's.
+func (s *Node) LeaderCommit() uint64 { return s.leaderCommit.Load() }
+
+// PeerTLS reports whether peer traffic is mutual TLS.
+func (s *Node) PeerTLS() bool { return s.tr.TLS() }
+
+// noteLeaderCommit remembers the commit index a leader announced in m, a
+// message the core accepted. Called by the loop only.
+func (s *Node) noteLeaderCommit(m raft.Message) {
+	if (m.Type == raft.MsgApp || m.Type == raft.MsgHeartbeat) && m.Commit > s.leaderCommit.Load() {
+		s.leaderCommit.Store(m.Commit)
+	}
+}
+
+// Sessions is the number of client sessions in the state machine.
+func (s *Node) Sessions() int { return s.kv.Sessions() }
+
+// Metrics is the node's metrics (its own registry).
+func (s *Node) Metrics() *metrics.Metrics { return s.met }
+
+// proposals recycles proposals (and their channels). Only a proposal whose
+// one result was received goes back: one abandoned at a deadline may still
+// get its result later.
+var proposals = sync.Pool{New: func() any { return &proposal{done: make(chan proposalResult, 1)} }}
+
+// Propose proposes a command (kv.EncodeCommand) and waits until it applied
+// here, or failed, or deadline fired. A deadline channel, not a context:
+// the HTTP handler reuses one pooled timer for the whole request, where a
+// context.WithTimeout costs allocations on every write.
+//
+// Errors: ErrBusy and ErrNotLeader mean not proposed; ErrLost means not
+// applied; ErrTimeout, ErrStopping and ErrUnknownOutcome mean the outcome
+// is unknown. A command the state machine refused comes back in
+// kv.Result.Err with a nil error.
+func (s *Node) Propose(data []byte, deadline <-chan time.Time) (kv.Result, error) {
+	p := proposals.Get().(*proposal)
+	p.data = data
+	select {
+	case s.propc <- p:
+	case <-deadline:
+		*p = proposal{done: p.done}
+		proposals.Put(p)
+		return kv.Result{}, ErrBusy
+	}
+	select {
+	case r := <-p.done:
+		*p = proposal{done: p.done} // its one result is in: nothing sends to it again
+		proposals.Put(p)
+		return r.res, r.err
+	case <-deadline:
+		return kv.Result{}, ErrTimeout
+	}
+}
+
+// Read waits until a quorum confirmed this node still leads and the state
+// machine applied every command committed when Read was called
+// (linearizable reads, Raft thesis 6.4); then a Get sees them. Errors:
+// ErrBusy, ErrNotLeader, ErrTimeout, ErrStopping.
+func (s *Node) Read(deadline <-chan time.Time) error {
+	req := &readRequest{done: make(chan error, 1)}
+	select {
+	case s.readc <- req:
+	case <-deadline:
+		return ErrBusy
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-deadline:
+		return ErrTimeout
+	}
 }
 
 // loop is the one goroutine that owns the Raft core, the storage and the
 // state machine's writes.
-func (s *Server) loop() error {
-	ticker := time.NewTicker(s.cfg.Heartbeat)
+func (s *Node) loop() error {
+	ticker := s.cfg.NewTicker(s.cfg.Heartbeat)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-s.stopc:
-			s.failAll(errStopping)
+			s.failAll(ErrStopping)
 			return nil
-		case <-ticker.C:
-			s.node.Tick()
+		case <-ticker.Chan():
+			s.core.Tick()
 		case m := <-s.recvc:
 			s.step(m)
 		case p := <-s.propc:
 			s.propose(p)
 		case r := <-s.readc:
-			s.readBatch = append(s.readBatch, r)
+			s.read(r)
 		case r := <-s.snapc:
 			if err := s.finishSnapshot(r); err != nil {
+				s.failAll(err)
+				return err
+			}
+			if err := s.compact(); err != nil {
 				s.failAll(err)
 				return err
 			}
@@ -379,7 +429,7 @@ func (s *Server) loop() error {
 		case id := <-s.campaignc:
 			s.onCampaignTimer(id)
 		case c := <-s.statc:
-			c <- s.node.Status()
+			c <- s.core.Status()
 		}
 		// Take whatever else is already waiting, so that one Ready (one
 		// fsync, one message per peer) serves all of it.
@@ -391,37 +441,24 @@ func (s *Server) loop() error {
 			case p := <-s.propc:
 				s.propose(p)
 			case r := <-s.readc:
-				s.readBatch = append(s.readBatch, r)
+				s.read(r)
 			default:
 				break drain
 			}
 		}
-		// At most one quorum round for reads is in flight: reads that
-		// arrive meanwhile wait for it to end and then share the next one,
-		// so a steady stream of reads costs a round per round trip, not one
-		// per loop turn. A round whose heartbeat was lost still ends at the
-		// next periodic heartbeat, which carries the same round number.
-		for {
-			if len(s.readBatch) > 0 && len(s.readBatches) == 0 {
-				s.startRead()
-			}
-			if err := s.handleReady(); err != nil {
-				s.failAll(err)
-				return err
-			}
-			// The round in flight may have just ended: start the next one.
-			if len(s.readBatch) == 0 || len(s.readBatches) > 0 {
-				break
-			}
+		s.turnRead = 0
+		if err := s.handleReady(); err != nil {
+			s.failAll(err)
+			return err
 		}
 	}
 }
 
-func (s *Server) step(m raft.Message) {
+func (s *Node) step(m raft.Message) {
 	if s.debug {
 		s.lg.Debug("recv", zap.Stringer("msg", m))
 	}
-	err := s.node.Step(m)
+	err := s.core.Step(m)
 	if err == nil {
 		s.noteLeaderCommit(m)
 	}
@@ -460,58 +497,63 @@ func (l *rateLimitedLog) allow(now time.Time) (suppressed int, ok bool) {
 	return suppressed, true
 }
 
-func (s *Server) propose(p *proposal) {
-	idx, term, err := s.node.Propose(p.data)
+func (s *Node) propose(p *proposal) {
+	idx, term, err := s.core.Propose(p.data)
 	if err != nil {
-		p.done <- proposalResult{err: errNotLeader}
+		p.done <- proposalResult{err: ErrNotLeader}
 		return
 	}
 	p.index, p.term = idx, term
 	s.waiters[idx] = p
 }
 
-func (s *Server) startRead() {
-	s.nextReadID++
-	if err := s.node.ReadIndex(s.nextReadID); err != nil {
-		for _, r := range s.readBatch {
-			r.done <- errNotLeader
+// read hands a read to the core, under the request ID of this loop turn's
+// reads.
+func (s *Node) read(r *readRequest) {
+	if s.turnRead == 0 {
+		s.nextReadID++
+		if err := s.core.ReadIndex(s.nextReadID); err != nil {
+			r.done <- ErrNotLeader
+			return
 		}
-	} else {
-		s.readBatches[s.nextReadID] = s.readBatch
+		s.turnRead = s.nextReadID
 	}
-	s.readBatch = nil
+	s.reads[s.turnRead] = append(s.reads[s.turnRead], r)
 }
 
 // handleReady runs the shared Ready handling (package node: persist, send,
 // apply, advance) and then publishes the node's status.
-func (s *Server) handleReady() error {
+func (s *Node) handleReady() error {
 	if err := s.ready.HandleReady(); err != nil {
 		return err
 	}
-	st := s.node.BasicStatus()
+	if err := s.compact(); err != nil {
+		return err
+	}
+	st := s.core.BasicStatus()
 	s.status.Store(&st)
 	s.met.ObserveStatus(st)
 	return nil
 }
 
-// loopApp is the server as the Ready handling sees it (node.Application):
+// loopApp is the runtime as the Ready handling sees it (Application):
 // the state machine and the requests waiting on it. Its methods run in the
 // loop.
-type loopApp struct{ s *Server }
+type loopApp struct{ s *Node }
 
 func (a loopApp) SoftStateChanged(ss raft.SoftState) {
 	s := a.s
 	if ss.Role != raft.RoleLeader {
 		// Reads waiting for a quorum round will never get one.
-		for id, batch := range s.readBatches {
-			for _, r := range batch {
-				r.done <- errNotLeader
+		for id, reqs := range s.reads {
+			for _, r := range reqs {
+				r.done <- ErrNotLeader
 			}
-			delete(s.readBatches, id)
+			delete(s.reads, id)
 		}
 	}
 	s.lg.Info("role changed", zap.Stringer("role", ss.Role),
-		zap.Uint64("term", s.node.BasicStatus().Term), zap.Int("leader", int(ss.Lead)))
+		zap.Uint64("term", s.core.BasicStatus().Term), zap.Int("leader", int(ss.Lead)))
 }
 
 // PrepareRestore lets a local snapshot still being written land first: it
@@ -529,7 +571,7 @@ func (a loopApp) Restore(snap *raft.Snapshot) error {
 	// are never applied here one by one: their outcome is unknown.
 	for idx, w := range s.waiters {
 		if idx <= snap.Index {
-			w.done <- proposalResult{err: errUnknownOutcome}
+			w.done <- proposalResult{err: ErrUnknownOutcome}
 			delete(s.waiters, idx)
 		}
 	}
@@ -546,9 +588,12 @@ func (a loopApp) Apply(e raft.Entry) error {
 
 func (a loopApp) ReadState(rs raft.ReadState) error {
 	s := a.s
-	batch := s.readBatches[rs.RequestID]
-	delete(s.readBatches, rs.RequestID)
-	s.readsWaiting = append(s.readsWaiting, pendingReadBatch{index: rs.Index, reqs: batch})
+	reqs := s.reads[rs.RequestID]
+	if reqs == nil {
+		return nil // failed when the node lost leadership
+	}
+	delete(s.reads, rs.RequestID)
+	s.confirmed = append(s.confirmed, confirmedRead{index: rs.Index, reqs: reqs})
 	return nil
 }
 
@@ -575,7 +620,7 @@ func (d loopDisk) Save(hs raft.HardState, entries []raft.Entry) error {
 
 // loopSender is the transport as the Ready handling sees it: every
 // outgoing message is logged at debug level (RAFT_VERBOSE).
-type loopSender struct{ s *Server }
+type loopSender struct{ s *Node }
 
 func (l loopSender) Send(msgs []raft.Message) {
 	if l.s.debug {
@@ -586,7 +631,7 @@ func (l loopSender) Send(msgs []raft.Message) {
 	l.s.tr.Send(msgs)
 }
 
-func (s *Server) apply(e raft.Entry) {
+func (s *Node) apply(e raft.Entry) {
 	var res kv.Result
 	if e.Type == raft.EntryNoop {
 		s.kv.ApplyNoop(e.Index)
@@ -599,44 +644,41 @@ func (s *Server) apply(e raft.Entry) {
 		if w.term == e.Term {
 			w.done <- proposalResult{res: res}
 		} else {
-			w.done <- proposalResult{err: errLost}
+			w.done <- proposalResult{err: ErrLost}
 		}
 	}
 }
 
 // serveReads releases the reads whose read index has been applied.
-func (s *Server) serveReads() {
+func (s *Node) serveReads() {
 	applied := s.kv.AppliedIndex()
 	i := 0
-	for ; i < len(s.readsWaiting) && s.readsWaiting[i].index <= applied; i++ {
-		for _, r := range s.readsWaiting[i].reqs {
+	for ; i < len(s.confirmed) && s.confirmed[i].index <= applied; i++ {
+		for _, r := range s.confirmed[i].reqs {
 			r.done <- nil
 		}
+		s.confirmed[i] = confirmedRead{}
 	}
-	s.readsWaiting = s.readsWaiting[i:]
+	s.confirmed = s.confirmed[i:]
 }
 
-func (s *Server) failAll(err error) {
+func (s *Node) failAll(err error) {
 	for idx, w := range s.waiters {
 		w.done <- proposalResult{err: err}
 		delete(s.waiters, idx)
 	}
-	for id, batch := range s.readBatches {
-		for _, r := range batch {
+	for id, reqs := range s.reads {
+		for _, r := range reqs {
 			r.done <- err
 		}
-		delete(s.readBatches, id)
+		delete(s.reads, id)
 	}
-	for _, b := range s.readsWaiting {
-		for _, r := range b.reqs {
+	for _, c := range s.confirmed {
+		for _, r := range c.reqs {
 			r.done <- err
 		}
 	}
-	s.readsWaiting = nil
-	for _, r := range s.readBatch {
-		r.done <- err
-	}
-	s.readBatch = nil
+	s.confirmed = nil
 }
 
 // snapshotLogFraction: a snapshot waits until the log applied since the
@@ -650,7 +692,7 @@ const snapshotLogFraction = 4
 
 // maybeSnapshot starts a snapshot once SnapshotEvery entries and enough
 // log bytes (snapshotLogFraction) were applied since the last one.
-func (s *Server) maybeSnapshot() error {
+func (s *Node) maybeSnapshot() error {
 	applied := s.kv.AppliedIndex()
 	// Nodes apply the same log, so with the same threshold all of them
 	// would write a snapshot at the same moment, and on a shared machine
@@ -676,7 +718,7 @@ type snapResult struct {
 // startSnapshot freezes the state machine at applied (cheap: the map is
 // copied, not its strings) and encodes and saves it in the background, so
 // the loop keeps applying entries meanwhile. finishSnapshot completes it.
-func (s *Server) startSnapshot(applied uint64) {
+func (s *Node) startSnapshot(applied uint64) {
 	frozen := s.kv.Freeze()
 	term := s.appliedTerm
 	s.snapping = true
@@ -690,7 +732,7 @@ func (s *Server) startSnapshot(applied uint64) {
 	}()
 }
 
-func (s *Server) finishSnapshot(r snapResult) error {
+func (s *Node) finishSnapshot(r snapResult) error {
 	s.snapping = false
 	if r.err != nil {
 		return fmt.Errorf("save snapshot: %w", r.err)
@@ -698,9 +740,13 @@ func (s *Server) finishSnapshot(r snapResult) error {
 	if r.index <= s.snapIndex {
 		return nil // a snapshot from the leader overtook it
 	}
-	if err := s.node.Compact(r.index); err != nil {
-		return err
-	}
+	// The core's log is compacted later, in compact: finishSnapshot also
+	// runs inside a Ready (PrepareRestore, through waitSnapshot), and
+	// raft.Ready forbids calling into the core between Ready and Advance:
+	// Compact there would drop entries the Ready being handled still
+	// refers to, and Advance would then account for a log that changed
+	// under it.
+	s.compactTo = max(s.compactTo, r.index)
 	s.snapIndex = r.index
 	s.lastSnapBytes = r.bytes
 	s.logBytesSinceSnap = 0 // roughly: the entries applied while it was written are not counted
@@ -709,8 +755,21 @@ func (s *Server) finishSnapshot(r snapResult) error {
 	return nil
 }
 
+// compact drops the core's log up to the newest local snapshot that
+// finished, outside any Ready (see finishSnapshot). A snapshot from the
+// leader installed meanwhile already replaced the log beyond it; then
+// Compact has nothing to do.
+func (s *Node) compact() error {
+	if s.compactTo == 0 {
+		return nil
+	}
+	idx := s.compactTo
+	s.compactTo = 0
+	return s.core.Compact(idx)
+}
+
 // waitSnapshot finishes the snapshot in flight, if any.
-func (s *Server) waitSnapshot() error {
+func (s *Node) waitSnapshot() error {
 	if !s.snapping {
 		return nil
 	}
@@ -719,7 +778,7 @@ func (s *Server) waitSnapshot() error {
 
 // finalSnapshot runs after the loop stopped: it leaves the node's state
 // machine in statemachine.json for people and jq.
-func (s *Server) finalSnapshot() error {
+func (s *Node) finalSnapshot() error {
 	if err := s.waitSnapshot(); err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"bufio"
@@ -56,7 +56,7 @@ func startOne(t *testing.T, tweak func(*Config)) *testNode {
 	t.Helper()
 	cfgs := testConfigs(t, 1)
 	if tweak != nil {
-		tweak(&cfgs[0])
+		tweak(&cfgs[0].Config)
 	}
 	nodes := startNodes(t, cfgs)
 	waitLeader(t, nodes)
@@ -71,7 +71,9 @@ func TestQueryParamsStrict(t *testing.T) {
 	n := startOne(t, nil)
 	base := "http://" + n.addr
 	require.Equal(t, 200, do(t, "PUT", base+"/v1/kv/k", "orig", nil).code)
-	commit := n.srv.status.Load().Commit
+	// The loop publishes its status after the Ready that answered the put.
+	eventually(t, 5*time.Second, "status shows the put", func() bool { return n.rt.Status().Commit >= n.rt.AppliedIndex() })
+	commit := n.rt.Status().Commit
 
 	tests := []struct {
 		method, target string
@@ -132,7 +134,7 @@ func TestQueryParamsStrict(t *testing.T) {
 		})
 	}
 	// Nothing was proposed, nothing changed.
-	assert.Equal(t, commit, n.srv.status.Load().Commit, "a refused request reached the log")
+	assert.Equal(t, commit, n.rt.Status().Commit, "a refused request reached the log")
 	r := do(t, "GET", base+"/v1/kv/k", "", nil)
 	assert.Equal(t, `{"key":"k","value":"orig"}`+"\n", r.body)
 
@@ -239,8 +241,8 @@ func TestClientIDHeader(t *testing.T) {
 			assert.Less(t, len(msg), 300, "the error does not repeat a huge id")
 		})
 	}
-	assert.Zero(t, n.srv.kv.Sessions(), "a refused request made a session")
-	_, found := n.srv.kv.Get("k")
+	assert.Zero(t, n.rt.Sessions(), "a refused request made a session")
+	_, found := n.rt.Get("k")
 	assert.False(t, found, "a refused write was applied")
 
 	// 128 bytes (and 128 bytes of two-byte runes) work, with exactly-once.
@@ -251,34 +253,8 @@ func TestClientIDHeader(t *testing.T) {
 		assert.Equal(t, first.body, again.body, "a retry gets the first result")
 	}
 	assert.Contains(t, do(t, "GET", url, "", nil).body, `"value":"xx"`, "each client's write applied once")
-	assert.Equal(t, 2, n.srv.kv.Sessions())
+	assert.Equal(t, 2, n.rt.Sessions())
 	// Neither header: no session, allowed.
 	assert.Equal(t, 200, do(t, "PUT", url, "plain", nil).code)
-	assert.Equal(t, 2, n.srv.kv.Sessions())
-}
-
-// TestRateLimitedLog: one line per interval; the next says how many were
-// held back.
-func TestRateLimitedLog(t *testing.T) {
-	var l rateLimitedLog
-	t0 := time.Unix(1000, 0)
-	steps := []struct {
-		at         time.Duration
-		ok         bool
-		suppressed int
-	}{
-		{0, true, 0},
-		{10 * time.Millisecond, false, 0},
-		{500 * time.Millisecond, false, 0},
-		{999 * time.Millisecond, false, 0},
-		{time.Second, true, 3},
-		{1500 * time.Millisecond, false, 0},
-		{5 * time.Second, true, 1},
-		{6 * time.Second, true, 0},
-	}
-	for _, st := range steps {
-		suppressed, ok := l.allow(t0.Add(st.at))
-		assert.Equal(t, st.ok, ok, "at %v", st.at)
-		assert.Equal(t, st.suppressed, suppressed, "at %v", st.at)
-	}
+	assert.Equal(t, 2, n.rt.Sessions())
 }

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"errors"
@@ -174,30 +174,30 @@ func TestPeersUnaffectedByExhaustedHTTP(t *testing.T) {
 	r := do(t, "PUT", "http://"+nodes[o].addr+"/v1/kv/during", "exhaustion", nil)
 	require.Equal(t, 200, r.code, r.body)
 	eventually(t, 5*time.Second, "the exhausted follower applies the write", func() bool {
-		v, ok := nodes[f].srv.kv.Get("during")
+		v, ok := nodes[f].rt.Get("during")
 		return ok && v == "exhaustion"
 	})
 
 	// Stop the leader: a new one needs f's vote (2 of 3).
-	oldTerm := nodes[l].srv.status.Load().Term
+	oldTerm := nodes[l].rt.Status().Term
 	nodes[l].shutdown(t)
 	nl := waitLeader(t, nodes)
 	require.NotEqual(t, l, nl)
-	st := nodes[nl].srv.status.Load()
+	st := nodes[nl].rt.Status()
 	assert.Greater(t, st.Term, oldTerm)
 	// The new leader's first entry commits only with f's acknowledgement,
 	// and f applies it.
 	eventually(t, 5*time.Second, "the new term's entry applied on both", func() bool {
-		lead := nodes[nl].srv.status.Load()
+		lead := nodes[nl].rt.Status()
 		return lead.Role == raft.RoleLeader &&
-			nodes[f].srv.kv.AppliedIndex() >= lead.Commit && nodes[o].srv.kv.AppliedIndex() >= lead.Commit &&
-			lead.Commit > nodes[l].srv.kv.AppliedIndex()
+			nodes[f].rt.AppliedIndex() >= lead.Commit && nodes[o].rt.AppliedIndex() >= lead.Commit &&
+			lead.Commit > nodes[l].rt.AppliedIndex()
 	})
 	if nl == o {
 		r := do(t, "PUT", "http://"+nodes[o].addr+"/v1/kv/after", "election", nil)
 		require.Equal(t, 200, r.code, r.body)
 		eventually(t, 5*time.Second, "the exhausted follower applies the write", func() bool {
-			v, ok := nodes[f].srv.kv.Get("after")
+			v, ok := nodes[f].rt.Get("after")
 			return ok && v == "election"
 		})
 	}

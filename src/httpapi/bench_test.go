@@ -1,15 +1,18 @@
-package server
+package httpapi
 
 import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
 	"raftkv/src/kv"
+	"raftkv/src/metrics"
+	"raftkv/src/node"
+	"raftkv/src/raft"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing, so that the
@@ -23,19 +26,35 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 
-// BenchmarkHandler runs the HTTP edge of a node that is not started (no
-// loop): routing, query parsing and header checks, up to the point where
+// stubRuntime is a runtime that never started: a follower that knows no
+// leader, with a fixed state machine.
+type stubRuntime struct {
+	st raft.Status
+	kv map[string]string
+}
+
+func (r *stubRuntime) Start() error         { return nil }
+func (r *stubRuntime) Stop() error          { return nil }
+func (r *stubRuntime) Failed() <-chan error { return nil }
+func (r *stubRuntime) Propose([]byte, <-chan time.Time) (kv.Result, error) {
+	return kv.Result{}, node.ErrNotLeader
+}
+func (r *stubRuntime) Read(<-chan time.Time) error   { return node.ErrNotLeader }
+func (r *stubRuntime) Status() *raft.Status          { return &r.st }
+func (r *stubRuntime) Get(key string) (string, bool) { v, ok := r.kv[key]; return v, ok }
+func (r *stubRuntime) AppliedIndex() uint64          { return 1 }
+func (r *stubRuntime) LeaderCommit() uint64          { return 1 }
+func (r *stubRuntime) PeerTLS() bool                 { return false }
+func (r *stubRuntime) Metrics() *metrics.Metrics     { return nil }
+
+// BenchmarkHandler runs the HTTP edge of a node whose runtime is a stub: routing, query parsing and header checks, up to the point where
 // a write would be proposed (here refused: no leader known, 503) or a
 // stale read served.
 func BenchmarkHandler(b *testing.B) {
-	cfg := testConfigs(b, 1)[0]
+	cfg := testConfigs(b, 1)[0].Config
 	cfg.Logger = zap.NewNop()
-	s, err := New(cfg)
-	require.NoError(b, err)
-	b.Cleanup(func() { s.disk.Close(); s.tr.Close() })
-	s.kv.Apply(1, kv.EncodeCommand(kv.Command{Op: kv.OpPut, Key: "key", Value: strings.Repeat("v", 256)}))
-	h := s.routes()
 	value := strings.Repeat("v", 256)
+	h := New(cfg, &stubRuntime{st: raft.Status{Role: raft.RoleFollower, Lead: raft.None}, kv: map[string]string{"key": value}}).routes()
 	tests := []struct {
 		name, method, target string
 		body                 string

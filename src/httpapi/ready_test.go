@@ -1,8 +1,7 @@
-package server
+package httpapi
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -32,7 +31,6 @@ func TestReadinessRules(t *testing.T) {
 		{"no leader heard yet", with(func(r *readiness) { r.leaderCommit = 0 }), true, ""},
 		{"no leader known", with(func(r *readiness) { r.st.Lead = raft.None; r.st.Role = raft.RoleCandidate }), false, "no leader known (role candidate, term 3)"},
 		{"not in configuration", with(func(r *readiness) { r.inConfig = false }), false, "not a member"},
-		{"failed", with(func(r *readiness) { r.failed = errors.New("fsync: EIO") }), false, "node failed: fsync: EIO"},
 		{"follower at the bound", with(func(r *readiness) { r.leaderCommit = 5000 + ReadyMaxLag }), true, ""},
 		{"follower beyond the bound", with(func(r *readiness) { r.leaderCommit = 5001 + ReadyMaxLag }), false,
 			fmt.Sprintf("applied index 5000 trails the leader's commit %d by %d entries", 5001+ReadyMaxLag, ReadyMaxLag+1)},

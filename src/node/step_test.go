@@ -1,4 +1,4 @@
-package server
+package node
 
 import (
 	"testing"
@@ -19,12 +19,12 @@ import (
 // in raftkv_invalid_messages_total and logs at most a line a second.
 // Before, each one was a warning line.
 func TestStepErrorsCountedAndRateLimited(t *testing.T) {
-	cfg := testConfigs(t, 1)[0]
+	cfg := testConfig(t)
 	core, logs := observer.New(zap.WarnLevel)
 	cfg.Logger = zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core))
 	s, err := New(cfg)
 	require.NoError(t, err)
-	t.Cleanup(func() { s.tr.Close(); s.disk.Close() })
+	t.Cleanup(func() { require.NoError(t, s.Stop()) })
 
 	start := time.Now()
 	const flood = 2000
@@ -38,4 +38,30 @@ func TestStepErrorsCountedAndRateLimited(t *testing.T) {
 	assert.LessOrEqual(t, lines, 1+int(elapsed/time.Second), "at most one line a second")
 	first := logs.FilterMessage("dropped peer message").All()[0]
 	assert.Equal(t, int64(99), first.ContextMap()["from"])
+}
+
+// TestRateLimitedLog: one line per interval; the next says how many were
+// held back.
+func TestRateLimitedLog(t *testing.T) {
+	var l rateLimitedLog
+	t0 := time.Unix(1000, 0)
+	steps := []struct {
+		at         time.Duration
+		ok         bool
+		suppressed int
+	}{
+		{0, true, 0},
+		{10 * time.Millisecond, false, 0},
+		{500 * time.Millisecond, false, 0},
+		{999 * time.Millisecond, false, 0},
+		{time.Second, true, 3},
+		{1500 * time.Millisecond, false, 0},
+		{5 * time.Second, true, 1},
+		{6 * time.Second, true, 0},
+	}
+	for _, st := range steps {
+		suppressed, ok := l.allow(t0.Add(st.at))
+		assert.Equal(t, st.ok, ok, "at %v", st.at)
+		assert.Equal(t, st.suppressed, suppressed, "at %v", st.at)
+	}
 }

@@ -1,4 +1,4 @@
-package server
+package node
 
 import (
 	"math/rand"
@@ -20,7 +20,7 @@ import (
 // partition breaks no connection and still waits for the election timeout.
 
 // peerLost is the transport's callback; it must not block.
-func (s *Server) peerLost(id raft.ID) {
+func (s *Node) peerLost(id raft.ID) {
 	select {
 	case s.lostc <- id:
 	default:
@@ -29,14 +29,14 @@ func (s *Server) peerLost(id raft.ID) {
 
 // maxCampaignDelay bounds the random wait before a follower campaigns after
 // losing its leader's connection.
-func (s *Server) maxCampaignDelay() time.Duration { return s.cfg.Heartbeat }
+func (s *Node) maxCampaignDelay() time.Duration { return s.cfg.Heartbeat }
 
-func (s *Server) onPeerLost(id raft.ID) {
-	st := s.node.BasicStatus()
+func (s *Node) onPeerLost(id raft.ID) {
+	st := s.core.BasicStatus()
 	if st.Role != raft.RoleFollower || st.Lead != id {
 		return
 	}
-	s.node.ExpireLease()
+	s.core.ExpireLease()
 	delay := time.Duration(rand.Int63n(int64(s.maxCampaignDelay()) + 1))
 	s.lg.Info("connection from the leader broke; campaigning soon", zap.Int("leader", int(id)), zap.Duration("delay", delay))
 	time.AfterFunc(delay, func() {
@@ -47,10 +47,10 @@ func (s *Server) onPeerLost(id raft.ID) {
 	})
 }
 
-func (s *Server) onCampaignTimer(lost raft.ID) {
-	st := s.node.BasicStatus()
+func (s *Node) onCampaignTimer(lost raft.ID) {
+	st := s.core.BasicStatus()
 	// Someone else may have won meanwhile, or the leader came back.
 	if st.Role == raft.RoleFollower && st.Lead == lost {
-		s.node.Campaign()
+		s.core.Campaign()
 	}
 }

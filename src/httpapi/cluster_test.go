@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
+	"raftkv/src/node"
 	"raftkv/src/raft"
 )
 
@@ -21,9 +22,17 @@ import (
 // testNode is one running node of a test cluster.
 type testNode struct {
 	srv  *Server
+	rt   *node.Node
 	addr string // HTTP host:port
 	stop context.CancelFunc
-	done chan error // Run's result
+	done chan error // Wait's result
+}
+
+// testConfig is one node's configuration: its HTTP API's and, in node,
+// its runtime's.
+type testConfig struct {
+	Config
+	node node.Config
 }
 
 // freePorts finds n free TCP ports on 127.0.0.1 (Peer.HTTPAddr must be
@@ -42,46 +51,51 @@ func freePorts(t testing.TB, n int) []int {
 
 // testConfigs returns the configuration of an n-node cluster with fast
 // timing; tweak may change each before New.
-func testConfigs(t testing.TB, n int) []Config {
+func testConfigs(t testing.TB, n int) []testConfig {
 	t.Helper()
 	ports := freePorts(t, 2*n)
-	peers := make([]Peer, n)
+	peers := make([]node.Peer, n)
+	httpPeers := make([]Peer, n)
 	for i := range n {
 		raftAddr := fmt.Sprintf("127.0.0.1:%d", ports[2*i])
-		peers[i] = Peer{Name: fmt.Sprintf("r%d", i), RaftAddr: func() string { return raftAddr }, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])}
+		peers[i] = node.Peer{Name: fmt.Sprintf("r%d", i), RaftAddr: func() string { return raftAddr }}
+		httpPeers[i] = Peer{Name: peers[i].Name, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])}
 	}
 	dir := t.TempDir()
-	cfgs := make([]Config, n)
+	cfgs := make([]testConfig, n)
 	for i := range n {
-		cfgs[i] = Config{
-			ID: raft.ID(i), Peers: peers, ClusterID: "test",
-			DataDir:    filepath.Join(dir, peers[i].Name),
-			RaftListen: fmt.Sprintf("127.0.0.1:%d", ports[2*i]),
-			HTTPListen: peers[i].HTTPAddr,
-			Heartbeat:  20 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
-			RequestTimeout: 3 * time.Second,
-			Logger:         zaptest.NewLogger(t),
+		lg := zaptest.NewLogger(t)
+		cfgs[i] = testConfig{
+			Config: Config{
+				Self: raft.ID(i), Peers: httpPeers, Listen: httpPeers[i].HTTPAddr,
+				RequestTimeout: 3 * time.Second, Logger: lg,
+			},
+			node: node.Config{
+				ID: raft.ID(i), Peers: peers, ClusterID: "test",
+				DataDir:    filepath.Join(dir, peers[i].Name),
+				RaftListen: raftAddrOf(peers[i]),
+				Heartbeat:  20 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
+				Logger: lg,
+			},
 		}
 	}
 	return cfgs
 }
 
+func raftAddrOf(p node.Peer) string { return p.RaftAddr() }
+
 // startNodes starts a node per configuration; Cleanup stops them.
-func startNodes(t *testing.T, cfgs []Config) []*testNode {
+func startNodes(t *testing.T, cfgs []testConfig) []*testNode {
 	t.Helper()
 	nodes := make([]*testNode, len(cfgs))
 	for i, cfg := range cfgs {
-		srv, err := New(cfg)
+		rt, err := node.New(cfg.node)
 		require.NoError(t, err)
+		srv := New(cfg.Config, rt)
+		require.NoError(t, srv.Start(), "node %d did not start", i)
 		ctx, cancel := context.WithCancel(context.Background())
-		n := &testNode{srv: srv, addr: cfg.HTTPListen, stop: cancel, done: make(chan error, 1)}
-		started := make(chan struct{})
-		go func() { n.done <- srv.Run(ctx, func() { close(started) }) }()
-		select {
-		case <-started:
-		case err := <-n.done:
-			require.NoError(t, err, "node %d did not start", i)
-		}
+		n := &testNode{srv: srv, rt: rt, addr: cfg.Listen, stop: cancel, done: make(chan error, 1)}
+		go func() { n.done <- srv.Wait(ctx) }()
 		nodes[i] = n
 		t.Cleanup(func() { n.shutdown(t) })
 	}
@@ -116,7 +130,7 @@ func waitLeader(t *testing.T, nodes []*testNode) int {
 			if n.done == nil {
 				continue
 			}
-			st := n.srv.status.Load()
+			st := n.rt.Status()
 			if st.Role == raft.RoleLeader {
 				leader = i
 			}
@@ -124,9 +138,9 @@ func waitLeader(t *testing.T, nodes []*testNode) int {
 		if leader < 0 {
 			return false
 		}
-		want := nodes[leader].srv.cfg.ID
+		want := nodes[leader].srv.cfg.Self
 		for _, n := range nodes {
-			if n.done != nil && n.srv.status.Load().Lead != want {
+			if n.done != nil && n.rt.Status().Lead != want {
 				return false
 			}
 		}

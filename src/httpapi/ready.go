@@ -1,9 +1,8 @@
-package server
+package httpapi
 
 import (
 	"fmt"
 	"net/http"
-	"slices"
 
 	"raftkv/src/raft"
 )
@@ -25,7 +24,6 @@ type readiness struct {
 	// leader (0 if none yet); on the leader, its own commit index is used.
 	leaderCommit uint64
 	inConfig     bool
-	failed       error
 }
 
 // ready reports whether the node should get clients, and why not: it knows
@@ -41,8 +39,6 @@ type readiness struct {
 // both then fail the first condition.
 func (r readiness) ready() (ok bool, reason string) {
 	switch {
-	case r.failed != nil:
-		return false, fmt.Sprintf("node failed: %v", r.failed)
 	case !r.inConfig:
 		return false, "not a member of the cluster configuration"
 	case r.st.Lead == raft.None:
@@ -59,26 +55,13 @@ func (r readiness) ready() (ok bool, reason string) {
 	return true, ""
 }
 
-// noteLeaderCommit remembers the commit index a leader announced in m, a
-// message the core accepted. Any leader's commit index, of any term, names
-// entries that are committed for good, so the highest one heard is a lower
-// bound of the current leader's. Called by the loop only.
-func (s *Server) noteLeaderCommit(m raft.Message) {
-	if (m.Type == raft.MsgApp || m.Type == raft.MsgHeartbeat) && m.Commit > s.leaderCommit.Load() {
-		s.leaderCommit.Store(m.Commit)
-	}
-}
-
 func (s *Server) readiness() readiness {
 	r := readiness{
-		st:           *s.status.Load(),
-		leaderCommit: s.leaderCommit.Load(),
+		st:           *s.rt.Status(),
+		leaderCommit: s.rt.LeaderCommit(),
 		// The configuration is the hostfile's today; membership changes
 		// will make this a real question.
-		inConfig: slices.Contains(s.peerIDs, s.cfg.ID),
-	}
-	if err := s.failed.Load(); err != nil {
-		r.failed = *err
+		inConfig: int(s.cfg.Self) >= 0 && int(s.cfg.Self) < len(s.cfg.Peers),
 	}
 	return r
 }

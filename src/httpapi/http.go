@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"raftkv/src/api"
 	"raftkv/src/dashboard"
 	"raftkv/src/kv"
+	"raftkv/src/node"
 	"raftkv/src/raft"
 )
 
@@ -61,7 +62,7 @@ func (s *Server) routes() http.Handler {
 	}
 	leaderHeaders[len(s.cfg.Peers)] = []string{""}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := s.status.Load()
+		st := s.rt.Status()
 		h := w.Header()
 		h["Raft-Node"] = nodeHeader
 		lead := len(s.cfg.Peers)
@@ -126,22 +127,6 @@ func writeJSONBytes(w http.ResponseWriter, code int, b []byte) {
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(code)
 	w.Write(b)
-}
-
-// proposals recycles proposals (and their channels). Only a proposal whose
-// one result was received goes back: one abandoned at a timeout may still
-// get its result later.
-var proposals = sync.Pool{New: func() any { return &proposal{done: make(chan proposalResult, 1)} }}
-
-func getProposal(data []byte) *proposal {
-	p := proposals.Get().(*proposal)
-	p.data = data
-	return p
-}
-
-func putProposal(p *proposal) {
-	*p = proposal{done: p.done}
-	proposals.Put(p)
 }
 
 // replyBufs recycles the buffers of hand-encoded replies.
@@ -246,7 +231,7 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveValue(w http.ResponseWriter, key string) {
-	if v, ok := s.kv.Get(key); ok {
+	if v, ok := s.rt.Get(key); ok {
 		bp := replyBufs.Get().(*[]byte)
 		b := append((*bp)[:0], `{"key":`...)
 		b = kv.AppendJSONString(b, key)
@@ -326,39 +311,31 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, b
 	if s.forwardIfFollower(w, r, body) {
 		return
 	}
-	p := getProposal(kv.EncodeCommand(cmd))
 	start := s.met.ProposalStarted()
 	timer := startTimer(s.cfg.RequestTimeout)
 	defer stopTimer(timer)
-	select {
-	case s.propc <- p:
-	case <-timer.C:
+	res, err := s.rt.Propose(kv.EncodeCommand(cmd), timer.C)
+	switch {
+	case errors.Is(err, node.ErrBusy):
 		writeError(w, http.StatusServiceUnavailable, "node too busy to take the command; it was not proposed")
-		return
-	}
-	select {
-	case res := <-p.done:
-		putProposal(p) // its one result is in: nothing sends to it again
-		switch {
-		case errors.Is(res.err, errNotLeader):
-			if !s.forwardIfFollower(w, r, body) {
-				writeError(w, http.StatusServiceUnavailable, "no leader; the command was not proposed")
-			}
-		case errors.Is(res.err, errLost):
-			writeError(w, http.StatusServiceUnavailable, res.err.Error())
-		case res.err != nil:
-			writeError(w, http.StatusGatewayTimeout, res.err.Error()+"; the command's outcome is unknown")
-		case errors.Is(res.res.Err, kv.ErrTooLarge):
-			writeError(w, http.StatusRequestEntityTooLarge, res.res.Err.Error())
-		case res.res.Err != nil:
-			writeError(w, http.StatusBadRequest, res.res.Err.Error())
-		default:
-			s.met.ObserveCommit(start)
-			var b [40]byte
-			writeJSONBytes(w, http.StatusOK, append(strconv.AppendUint(append(b[:0], `{"index":`...), res.res.Index, 10), "}\n"...))
-		}
-	case <-timer.C:
+	case errors.Is(err, node.ErrTimeout):
 		writeError(w, http.StatusGatewayTimeout, "the command was proposed but not known to be committed in time; its outcome is unknown (retry with the same Request-Seq)")
+	case errors.Is(err, node.ErrNotLeader):
+		if !s.forwardIfFollower(w, r, body) {
+			writeError(w, http.StatusServiceUnavailable, "no leader; the command was not proposed")
+		}
+	case errors.Is(err, node.ErrLost):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case err != nil:
+		writeError(w, http.StatusGatewayTimeout, err.Error()+"; the command's outcome is unknown")
+	case errors.Is(res.Err, kv.ErrTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, res.Err.Error())
+	case res.Err != nil:
+		writeError(w, http.StatusBadRequest, res.Err.Error())
+	default:
+		s.met.ObserveCommit(start)
+		var b [40]byte
+		writeJSONBytes(w, http.StatusOK, append(strconv.AppendUint(append(b[:0], `{"index":`...), res.Index, 10), "}\n"...))
 	}
 }
 
@@ -366,38 +343,31 @@ func (s *Server) linearizableGet(w http.ResponseWriter, r *http.Request, key str
 	if s.forwardIfFollower(w, r, nil) {
 		return
 	}
-	req := &readRequest{done: make(chan error, 1)}
 	start := s.met.ReadStarted()
 	timer := startTimer(s.cfg.RequestTimeout)
 	defer stopTimer(timer)
-	select {
-	case s.readc <- req:
-	case <-timer.C:
+	err := s.rt.Read(timer.C)
+	switch {
+	case errors.Is(err, node.ErrBusy):
 		writeError(w, http.StatusServiceUnavailable, "node too busy to take the read")
-		return
-	}
-	select {
-	case err := <-req.done:
-		switch {
-		case errors.Is(err, errNotLeader):
-			if !s.forwardIfFollower(w, r, nil) {
-				writeError(w, http.StatusServiceUnavailable, "no leader could confirm the read")
-			}
-		case err != nil:
-			writeError(w, http.StatusServiceUnavailable, err.Error())
-		default:
-			s.met.ObserveReadIndex(start)
-			s.serveValue(w, key)
-		}
-	case <-timer.C:
+	case errors.Is(err, node.ErrTimeout):
 		writeError(w, http.StatusServiceUnavailable, "the read was not confirmed by a quorum in time")
+	case errors.Is(err, node.ErrNotLeader):
+		if !s.forwardIfFollower(w, r, nil) {
+			writeError(w, http.StatusServiceUnavailable, "no leader could confirm the read")
+		}
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		s.met.ObserveReadIndex(start)
+		s.serveValue(w, key)
 	}
 }
 
 // forwardIfFollower passes the request to the leader when this node is not
 // it, and reports whether it answered the request.
 func (s *Server) forwardIfFollower(w http.ResponseWriter, r *http.Request, body []byte) bool {
-	st := s.status.Load()
+	st := s.rt.Status()
 	if st.Role == raft.RoleLeader {
 		return false
 	}
@@ -446,14 +416,14 @@ func (s *Server) forwardIfFollower(w http.ResponseWriter, r *http.Request, body 
 
 func (s *Server) nodeStatus(st *raft.Status) NodeStatus {
 	return NodeStatus{Status: api.Status{
-		Name: s.cfg.name(), ID: int(s.cfg.ID), Role: st.Role.String(), Term: st.Term,
-		Leader: s.leaderName(st), CommitIndex: st.Commit, AppliedIndex: s.kv.AppliedIndex(),
-		LastLogIndex: st.LastIndex, SnapshotIndex: st.SnapshotIndex, PeerTLS: s.tr.TLS(),
+		Name: s.cfg.name(), ID: int(s.cfg.Self), Role: st.Role.String(), Term: st.Term,
+		Leader: s.leaderName(st), CommitIndex: st.Commit, AppliedIndex: s.rt.AppliedIndex(),
+		LastLogIndex: st.LastIndex, SnapshotIndex: st.SnapshotIndex, PeerTLS: s.rt.PeerTLS(),
 	}}
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.nodeStatus(s.status.Load()))
+	writeJSON(w, http.StatusOK, s.nodeStatus(s.rt.Status()))
 }
 
 // handleCluster asks every other node for its status, briefly, in parallel.
@@ -461,8 +431,8 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 	out := make([]NodeStatus, len(s.cfg.Peers))
 	var wg sync.WaitGroup
 	for i, p := range s.cfg.Peers {
-		if raft.ID(i) == s.cfg.ID {
-			out[i] = s.nodeStatus(s.status.Load())
+		if raft.ID(i) == s.cfg.Self {
+			out[i] = s.nodeStatus(s.rt.Status())
 			yes := true
 			out[i].Reachable = &yes
 			continue
