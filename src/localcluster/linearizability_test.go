@@ -19,13 +19,17 @@ import (
 )
 
 // linDuration is how long the clients run: RAFTKV_LIN_SECONDS, default 20.
-func linDuration(t *testing.T) time.Duration {
-	if s := os.Getenv("RAFTKV_LIN_SECONDS"); s != "" {
+func linDuration(t *testing.T) time.Duration { return envSeconds(t, "RAFTKV_LIN_SECONDS", 20) }
+
+// envSeconds reads a test's duration in whole seconds from the variable
+// name, def when it is unset.
+func envSeconds(t *testing.T, name string, def int) time.Duration {
+	if s := os.Getenv(name); s != "" {
 		n, err := strconv.Atoi(s)
-		require.NoError(t, err, "RAFTKV_LIN_SECONDS")
+		require.NoError(t, err, name)
 		return time.Duration(n) * time.Second
 	}
-	return 20 * time.Second
+	return time.Duration(def) * time.Second
 }
 
 // TestLinearizableUnderFaults runs 5 clients doing put / append / get on 3

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,12 +19,7 @@ import (
 // snapRaceDuration is how long TestFollowerBurstsDuringLargeSnapshots runs
 // its faults: RAFTKV_SNAPRACE_SECONDS, default 10.
 func snapRaceDuration(t *testing.T) time.Duration {
-	if s := os.Getenv("RAFTKV_SNAPRACE_SECONDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		require.NoError(t, err, "RAFTKV_SNAPRACE_SECONDS")
-		return time.Duration(n) * time.Second
-	}
-	return 10 * time.Second
+	return envSeconds(t, "RAFTKV_SNAPRACE_SECONDS", 10)
 }
 
 // TestFollowerBurstsDuringLargeSnapshots is the outside fault campaign's
