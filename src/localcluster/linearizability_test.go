@@ -132,14 +132,7 @@ func runLinClient(ctx context.Context, c *Cluster, rec *linearizability.Recorder
 // never more than one node at a time, and leaves every node running.
 func runNemesis(ctx context.Context, t *testing.T, c *Cluster, rng *rand.Rand) []string {
 	var log []string
-	wait := func(d time.Duration) bool {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(d):
-			return true
-		}
-	}
+	wait := func(d time.Duration) bool { return waitOrDone(ctx, d) }
 	for wait(time.Duration(500+rng.Intn(1500)) * time.Millisecond) {
 		i := rng.Intn(len(c.Nodes))
 		switch rng.Intn(2) {
@@ -156,4 +149,14 @@ func runNemesis(ctx context.Context, t *testing.T, c *Cluster, rng *rand.Rand) [
 		}
 	}
 	return log
+}
+
+// waitOrDone waits d and reports true, or reports false as soon as ctx ends.
+func waitOrDone(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
 }

@@ -161,14 +161,7 @@ func (w *bigWriter) snapshot() map[string]bigWrite {
 // is never touched, and every node is running when it returns.
 func killFollowerBursts(ctx context.Context, t *testing.T, c *Cluster, rng *rand.Rand) []string {
 	var log []string
-	wait := func(d time.Duration) bool {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(d):
-			return true
-		}
-	}
+	wait := func(d time.Duration) bool { return waitOrDone(ctx, d) }
 	for wait(time.Duration(200+rng.Intn(800)) * time.Millisecond) {
 		l, err := c.WaitLeader(ctx)
 		if err != nil {
