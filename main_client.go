@@ -74,6 +74,7 @@ type clusterFlags struct {
 	endpoints string
 	timeout   time.Duration
 	verbose   bool
+	auth      authFlags // main_client_auth.go
 }
 
 func (f *clusterFlags) register(fs *flag.FlagSet, timeout time.Duration) {
@@ -81,6 +82,7 @@ func (f *clusterFlags) register(fs *flag.FlagSet, timeout time.Duration) {
 	fs.StringVar(&f.endpoints, "endpoints", "", "host:port,... of the nodes' HTTP APIs (overrides the hostfile)")
 	fs.DurationVar(&f.timeout, "timeout", timeout, "give up after this long, retries included")
 	fs.BoolVar(&f.verbose, "verbose", false, "log every attempt to stderr (default $"+config.EnvVerbose+")")
+	f.auth.register(fs)
 }
 
 // cluster returns the endpoints and, from a hostfile, the node names.
@@ -115,9 +117,15 @@ func (f *clusterFlags) newClient(stderr io.Writer) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsCfg, token, err := f.auth.load(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	return client.New(client.Config{
 		Endpoints:      eps,
 		Names:          names,
+		TLS:            tlsCfg,
+		Token:          token,
 		Logger:         f.logger(stderr),
 		RequestTimeout: min(client.DefaultRequestTimeout, f.timeout),
 	})
@@ -259,7 +267,7 @@ func reportError(stderr io.Writer, cmd api.Op, key string, timeout time.Duration
 		fmt.Fprintf(stderr, "raftkv %s: key %q not found\n", cmd, key)
 		return exitNotFound
 	case errors.As(err, &bad):
-		fmt.Fprintf(stderr, "raftkv %s: refused by the cluster: %s\n", cmd, bad.Msg)
+		fmt.Fprintf(stderr, "raftkv %s: refused by the cluster: %s%s\n", cmd, bad.Msg, authHint(bad.Status))
 		return exitUsage
 	case errors.Is(err, client.ErrUnknownOutcome):
 		fmt.Fprintf(stderr, "raftkv %s: OUTCOME UNKNOWN: no node confirmed the command within %v; it may or may not have been applied (once at most). Check with: raftkv get %s\n  cause: %v\n",
@@ -470,12 +478,15 @@ const certsUsage = `usage:
       makes NAME's certificate, signed by DIR's CA: DIR/NAME.pem, DIR/NAME-key.pem;
       its names are NAME (how peers know the node) and every --host (how
       clients reach it: host names and IPs)
-
+` + certsTokenUsage + `
 Keys are written with mode 0600; existing files are kept unless --force.
 `
 
 // runCerts makes the cluster CA or a node's certificate (package certs).
 func runCerts(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "token" {
+		return runCertsToken(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "init" && args[0] != "node") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			fmt.Fprint(stdout, certsUsage)

@@ -108,10 +108,13 @@ func runNode(args []string) int {
 	lg := newLogger(cfg.Verbose)
 	defer lg.Sync()
 	if cfg.Insecure {
-		lg.Warn("starting node with PLAINTEXT peer traffic (--insecure): anyone who reaches the Raft port can write to the log",
-			zap.String("name", cfg.Name), zap.Bool("peer_tls", false), zap.String("raft_listen", cfg.RaftListen()), zap.String("http_listen", cfg.HTTPListen()))
+		lg.Warn("starting node with PLAINTEXT peer traffic and an OPEN HTTP API (--insecure): anyone who reaches its ports can write to the log",
+			zap.String("name", cfg.Name), zap.Bool("peer_tls", false), zap.Bool("client_tls", false), zap.Bool("tokens", false),
+			zap.String("raft_listen", cfg.RaftListen()), zap.String("http_listen", cfg.HTTPListen()))
 	} else {
-		lg.Info("starting node", zap.String("name", cfg.Name), zap.Bool("peer_tls", true),
+		lg.Info("starting node", zap.String("name", cfg.Name), zap.Bool("peer_tls", true), zap.Bool("client_tls", true),
+			zap.Bool("tokens", true), zap.Int("token_count", cfg.Auth.Tokens.Len()), zap.Bool("client_cert_auth", cfg.Auth.ClientCertAuth),
+			zap.Bool("open_health", !cfg.Auth.HealthNeedsToken),
 			zap.String("raft_listen", cfg.RaftListen()), zap.String("http_listen", cfg.HTTPListen()))
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -154,6 +157,8 @@ func runNode(args []string) int {
 		Listen:         cfg.HTTPListen(),
 		MaxClientConns: cfg.MaxClientConns,
 		Logger:         lg,
+		Auth: httpapi.Auth{TLS: cfg.PeerTLS, Tokens: cfg.Auth.Tokens,
+			ClientCertRequired: cfg.Auth.ClientCertAuth, HealthNeedsToken: cfg.Auth.HealthNeedsToken},
 	}, rt)
 	if cfg.PprofAddr != "" {
 		go func() {

@@ -23,6 +23,7 @@ import (
 
 	"raftkv/src/api"
 	"raftkv/src/certs"
+	"raftkv/src/config"
 	"raftkv/src/raft"
 	"raftkv/src/storage"
 )
@@ -56,8 +57,43 @@ func nodeTLS(t *testing.T, hostfile string) []string {
 		require.NoError(t, certs.Init(dir, certs.Options{}, false))
 		require.NoError(t, certs.Node(dir, "r0", []string{"127.0.0.1"}, certs.Options{}, false))
 	}
+	if _, err := os.Stat(certs.TokensPath(dir)); err != nil {
+		_, err := certs.AddToken(dir, "admin", api.RoleAdmin, false)
+		require.NoError(t, err)
+	}
 	c, k := certs.NodePaths(dir, "r0")
-	return []string{"RAFTKV_CACERT=" + certs.CAPath(dir), "RAFTKV_CERT=" + c, "RAFTKV_KEY=" + k}
+	return []string{"RAFTKV_CACERT=" + certs.CAPath(dir), "RAFTKV_CERT=" + c, "RAFTKV_KEY=" + k, "RAFTKV_TOKENS=" + certs.TokensPath(dir)}
+}
+
+// nodeHTTP is how a test reaches r0's HTTP API: with TLS (nodeTLS's
+// folder) the base URL is https, and the client trusts the CA and sends
+// the admin token.
+type nodeHTTP struct {
+	base string
+	c    *http.Client
+}
+
+func newNodeHTTP(t *testing.T, hostfile, httpAddr string, tls bool) nodeHTTP {
+	t.Helper()
+	if !tls {
+		return nodeHTTP{base: "http://" + httpAddr, c: &http.Client{Timeout: time.Second}}
+	}
+	dir := filepath.Join(filepath.Dir(hostfile), "certs")
+	cfg, tok, err := config.ClientAuth(certs.CAPath(dir), "", "", "@"+certs.TokenPath(dir, "admin"))
+	require.NoError(t, err)
+	return nodeHTTP{base: "https://" + httpAddr, c: &http.Client{Timeout: time.Second, Transport: bearer{tok, &http.Transport{TLSClientConfig: cfg}}}}
+}
+
+// bearer adds a token to every request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
 }
 
 // startNode starts `raftkv node` with TLS in the background; its stderr
@@ -86,15 +122,14 @@ func startNode(t *testing.T, hostfile, data string, args ...string) (*exec.Cmd, 
 
 // waitServing polls the node's /healthz until it answers 200 and its LOCK
 // file names pid, or the deadline passes.
-func waitServing(t *testing.T, httpAddr, lockPath string, pid int) {
+func waitServing(t *testing.T, h nodeHTTP, lockPath string, pid int) {
 	t.Helper()
-	c := &http.Client{Timeout: time.Second}
 	require.Eventually(t, func() bool {
 		b, err := os.ReadFile(lockPath)
 		if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(pid) {
 			return false
 		}
-		resp, err := c.Get("http://" + httpAddr + "/healthz")
+		resp, err := h.c.Get(h.base + "/healthz")
 		if err != nil {
 			return false
 		}
@@ -114,7 +149,7 @@ func TestNodeRefusesSecondProcessOnFolder(t *testing.T) {
 	lockPath := filepath.Join(folder, "LOCK")
 
 	first, _ := startNode(t, hostfile, data)
-	waitServing(t, httpAddr, lockPath, first.Process.Pid)
+	waitServing(t, newNodeHTTP(t, hostfile, httpAddr, true), lockPath, first.Process.Pid)
 
 	second := run(t, nodeTLS(t, hostfile), "node", "--name", "r0", "--hostfile", hostfile, "--data", data)
 	assert.Equal(t, 2, second.code)
@@ -128,7 +163,7 @@ func TestNodeRefusesSecondProcessOnFolder(t *testing.T) {
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 	third, _ := startNode(t, hostfile, data)
-	waitServing(t, httpAddr, lockPath, third.Process.Pid)
+	waitServing(t, newNodeHTTP(t, hostfile, httpAddr, true), lockPath, third.Process.Pid)
 	require.NoError(t, third.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, third.Wait(), "a clean stop")
 }
@@ -204,13 +239,16 @@ func TestNodeNeedsTLSOrInsecure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			data := t.TempDir()
 			cmd, errPath := startNode(t, hostfile, data, tc.args...)
-			waitServing(t, httpAddr, filepath.Join(data, "r0", "LOCK"), cmd.Process.Pid)
-			resp, err := http.Get("http://" + httpAddr + "/v1/status")
+			h := newNodeHTTP(t, hostfile, httpAddr, tc.tls)
+			waitServing(t, h, filepath.Join(data, "r0", "LOCK"), cmd.Process.Pid)
+			resp, err := h.c.Get(h.base + "/v1/status")
 			require.NoError(t, err)
 			var st api.Status
 			require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
 			resp.Body.Close()
 			assert.Equal(t, tc.tls, st.PeerTLS)
+			assert.Equal(t, tc.tls, st.ClientTLS)
+			assert.Equal(t, tc.tls, st.Tokens)
 			require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 			require.NoError(t, cmd.Wait())
 			logs, err := os.ReadFile(errPath)
@@ -218,6 +256,8 @@ func TestNodeNeedsTLSOrInsecure(t *testing.T) {
 			first, _, _ := strings.Cut(string(logs), "\n")
 			assert.Contains(t, first, "starting node")
 			assert.Contains(t, first, fmt.Sprintf(`"peer_tls": %v`, tc.tls))
+			assert.Contains(t, first, fmt.Sprintf(`"client_tls": %v`, tc.tls))
+			assert.Contains(t, first, fmt.Sprintf(`"tokens": %v`, tc.tls))
 			assert.Contains(t, first, `"raft_listen": "127.0.0.1:`, "bound on the hostfile's IP")
 		})
 	}

@@ -21,6 +21,10 @@ type Status struct {
 	SnapshotIndex uint64 `json:"snapshot_index"`
 	// PeerTLS: the node's peer traffic is mutual TLS (false: --insecure).
 	PeerTLS bool `json:"peer_tls"`
+	// ClientTLS: the HTTP API is HTTPS; Tokens: it requires bearer tokens
+	// (both false: --insecure, open to anyone who reaches it).
+	ClientTLS bool `json:"client_tls"`
+	Tokens    bool `json:"tokens"`
 }
 
 // String describes the status in one line, for logs and test failures.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -98,6 +99,14 @@ type Config struct {
 	// several idle ones per node. Its Timeout should be 0: RequestTimeout
 	// and the context bound each attempt.
 	HTTPClient *http.Client
+	// TLS, when set, makes the client talk HTTPS, trusting its RootCAs
+	// (the cluster CA) and presenting its Certificates if any; it is used
+	// by the default HTTPClient only.
+	TLS *tls.Config
+	// Token is sent as "Authorization: Bearer Token" on every request
+	// ("" for none). Only with TLS: a token must not cross a network in
+	// clear.
+	Token string
 	// RequestTimeout bounds one attempt against one node (default 2s).
 	RequestTimeout time.Duration
 	// Logger gets retries at Warn and each attempt at Debug (default: none).
@@ -158,6 +167,10 @@ type Client struct {
 	http  *http.Client
 	lg    *zap.Logger
 	names bool // names came from Config.Names and are not learned
+	// scheme is https with Config.TLS; authz the Authorization header
+	// value of Config.Token (nil: none).
+	scheme string
+	authz  []string
 
 	bg          sync.WaitGroup // background name discovery
 	bgCtx       context.Context
@@ -230,17 +243,28 @@ func New(cfg Config) (*Client, error) {
 		tr.MaxIdleConns = 16 * len(cfg.Endpoints)
 		tr.IdleConnTimeout = 90 * time.Second
 		tr.DialContext = (&net.Dialer{Timeout: cfg.RequestTimeout, KeepAlive: 30 * time.Second}).DialContext
+		tr.TLSClientConfig = cfg.TLS
 		cfg.HTTPClient = &http.Client{Transport: tr}
+	}
+	if cfg.Token != "" && cfg.TLS == nil {
+		return nil, errors.New("client: a token needs TLS (Config.TLS): it must not cross the network in clear")
 	}
 	c := &Client{
 		cfg:       cfg,
 		http:      cfg.HTTPClient,
 		lg:        cfg.Logger.With(zap.String("client_id", cfg.ClientID)),
 		names:     len(cfg.Names) != 0,
+		scheme:    "http",
 		writeSlot: make(chan struct{}, 1),
 		nextSeq:   cfg.FirstSeq,
 		leader:    -1,
 		byName:    make(map[string]int),
+	}
+	if cfg.TLS != nil {
+		c.scheme = "https"
+	}
+	if cfg.Token != "" {
+		c.authz = []string{"Bearer " + cfg.Token}
 	}
 	for i, n := range cfg.Names {
 		if _, dup := c.byName[n]; dup {
@@ -503,7 +527,7 @@ func (c *Client) do(ctx context.Context, r request, out any) (Result, error) {
 
 // attempt sends r once to endpoint and classifies the answer.
 func (c *Client) attempt(ctx context.Context, endpoint string, r request, out any) attemptResult {
-	u := url.URL{Scheme: "http", Host: endpoint}
+	u := url.URL{Scheme: c.scheme, Host: endpoint}
 	full := u.String() + r.path
 	if r.query != "" {
 		full += "?" + r.query
@@ -530,6 +554,9 @@ func (c *Client) attempt(ctx context.Context, endpoint string, r request, out an
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	if c.authz != nil {
+		req.Header["Authorization"] = c.authz
 	}
 	c.lg.Debug("sending", zap.String("method", r.method), zap.String("url", full), zap.Uint64("seq", r.seq))
 	resp, err := c.http.Do(req)

@@ -79,6 +79,8 @@ func Run(ctx context.Context, cfg *config.ClientNode, lg *zap.Logger) error {
 		Names:     names,
 		ClientID:  cfg.Name + "-" + hex.EncodeToString(b[:]),
 		Logger:    lg,
+		TLS:       cfg.TLS,
+		Token:     cfg.Token,
 	})
 	if err != nil {
 		return err

@@ -68,6 +68,9 @@ type Node struct {
 	// of --cacert, --cert, --key). Invariant: PeerTLS == nil iff Insecure.
 	PeerTLS  *tls.Config
 	Insecure bool // --insecure: plaintext peer traffic, by explicit choice
+	// Auth is the HTTP API's client authentication (auth.go); with TLS
+	// material the API is HTTPS with the node's certificate.
+	Auth HTTPAuth
 	// ListenHost is the host the node binds its ports on ("" = every
 	// interface): --listen, else the hostfile's host for it when that is
 	// an IP literal or localhost, else every interface (see listenHost).
@@ -115,6 +118,10 @@ type ClientNode struct {
 	Duration time.Duration
 	Interval time.Duration // pause between commands; > 0
 	Verbose  bool
+	// TLS (nil: plaintext HTTP) and Token ("" for none) reach the nodes'
+	// HTTP API (auth.go: --cacert, --cert, --key, --token).
+	TLS   *tls.Config
+	Token string
 }
 
 // helpError is returned for -h and --help; it unwraps to flag.ErrHelp and
@@ -313,6 +320,7 @@ func LoadNode(args []string, getenv func(string) string, hostname func() (string
 	fs.String("cert", "", "this node's certificate, PEM, signed by the CA and naming the node (default $"+EnvCert+")")
 	fs.String("key", "", "this node's private key, PEM (default $"+EnvKey+")")
 	fs.Bool("insecure", false, "plaintext peer traffic without TLS: anyone who reaches the Raft port can write to the log; for local experiments only (default $"+EnvInsecure+", else false)")
+	registerAuthFlags(s)
 	fs.String("listen", "", "host or IP to bind both ports on; \"0.0.0.0\" or \"::\" for every interface (default: the hostfile's host when it is an IP or localhost, else every interface)")
 	s.notes = `
 Peer traffic (raft_port) is mutual TLS 1.3: every node needs --cacert,
@@ -323,6 +331,12 @@ A node accepts a peer only with a certificate of the same CA that names the
 member it claims to be. Without TLS material the node starts only with
 --insecure (RAFT_INSECURE=true): plaintext, for experiments on a private
 network.
+
+With TLS material the HTTP API is HTTPS with the same certificate, and every
+route but /healthz, /readyz, /metrics (unless --open-health=false) and the
+dashboard's page needs a bearer token of the tokens file --tokens
+(RAFTKV_TOKENS): read-only, read-write or admin. Make them with
+  raftkv certs token NAME --role ROLE --dir certs
 
 The HTTP API (the hostfile's http_port) serves at most --max-client-conns
 connections at once; more wait to be accepted. A request's headers must
@@ -361,6 +375,7 @@ bytes of UTF-8, are refused with 400. Raft traffic (raft_port) is separate.
 
 	n.MaxClientConns = s.count("max-client-conns", EnvMaxClientConns, DefaultMaxClientConns, maxMaxClientConns)
 	n.PeerTLS, n.Insecure = s.peerTLS()
+	n.Auth = s.httpAuth(n.Insecure)
 
 	var nameFrom string
 	n.Name, nameFrom = s.name(hostname)
@@ -458,11 +473,13 @@ func LoadClientNode(args []string, getenv func(string) string, hostname func() (
 	fs.String("duration", "", "run this long, then stop cleanly: seconds or a Go duration; 0 = until signalled (default $"+EnvDuration+", else 0)")
 	fs.String("interval", "", "pause between commands (default $"+EnvInterval+", else "+DefaultInterval.String()+")")
 	fs.Bool("verbose", false, "debug-level logs (default $"+EnvVerbose+", else false)")
+	registerClientAuthFlags(s)
 	if err := s.parse(args, getenv); err != nil {
 		return nil, err
 	}
 
 	c := &ClientNode{DataDir: s.dataDir()}
+	c.TLS, c.Token = s.clientAuth()
 	c.Duration = s.runTime()
 	c.Interval, _ = s.duration("interval", EnvInterval, DefaultInterval)
 	c.Verbose = s.verbose()

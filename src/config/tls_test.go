@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"raftkv/src/api"
 	"raftkv/src/certs"
 )
 
@@ -22,6 +23,8 @@ func makeCerts(t *testing.T) (dir string) {
 	other := filepath.Join(dir, "other")
 	require.NoError(t, certs.Init(other, certs.Options{}, false))
 	require.NoError(t, certs.Node(other, "r0", nil, certs.Options{}, false))
+	_, err := certs.AddToken(dir, "admin", api.RoleAdmin, false)
+	require.NoError(t, err)
 	return dir
 }
 
@@ -68,7 +71,10 @@ func TestLoadNodePeerTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := map[string]string{EnvInsecure: ""} // not env's default
+			e := map[string]string{EnvInsecure: "", EnvTokens: certs.TokensPath(dir)} // not env's default
+			if tt.insecure {
+				e[EnvTokens] = ""
+			}
 			for k, v := range tt.env {
 				e[k] = v
 			}

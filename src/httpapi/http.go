@@ -376,7 +376,7 @@ func (s *Server) forwardIfFollower(w http.ResponseWriter, r *http.Request, body 
 		return true
 	}
 	leader := s.cfg.Peers[st.Lead]
-	target := &url.URL{Scheme: "http", Host: leader.HTTPAddr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	target := &url.URL{Scheme: s.peerScheme(), Host: leader.HTTPAddr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout+time.Second)
 	defer cancel()
 	var rd io.Reader
@@ -394,6 +394,11 @@ func (s *Server) forwardIfFollower(w http.ResponseWriter, r *http.Request, body 
 		}
 	}
 	req.Header.Set(forwardedHeader, s.cfg.name())
+	// The follower's own credentials (its certificate) carry the client's
+	// authenticated role; the client's token stays here (auth.go).
+	if role := requestRole(r.Context()); role != api.RoleNone {
+		req.Header.Set(forwardedRoleHeader, role.String())
+	}
 	resp, err := s.fwd.Do(req)
 	if err != nil {
 		if r.Method == http.MethodGet {
@@ -419,6 +424,7 @@ func (s *Server) nodeStatus(st *raft.Status) NodeStatus {
 		Name: s.cfg.name(), ID: int(s.cfg.Self), Role: st.Role.String(), Term: st.Term,
 		Leader: s.leaderName(st), CommitIndex: st.Commit, AppliedIndex: s.rt.AppliedIndex(),
 		LastLogIndex: st.LastIndex, SnapshotIndex: st.SnapshotIndex, PeerTLS: s.rt.PeerTLS(),
+		ClientTLS: s.cfg.Auth.TLS != nil, Tokens: s.cfg.Auth.Tokens != nil,
 	}}
 }
 
@@ -463,7 +469,7 @@ func (s *Server) peerStatus(ctx context.Context, id int, p Peer) NodeStatus {
 func (s *Server) getPeerJSON(ctx context.Context, p Peer, path string, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.HTTPAddr+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.peerScheme()+"://"+p.HTTPAddr+path, nil)
 	if err != nil {
 		return err
 	}

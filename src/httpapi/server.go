@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -63,6 +64,8 @@ type Config struct {
 	// httpTimeouts). Tests set short ones.
 	HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
 	Logger                                             *zap.Logger
+	// Auth: HTTPS and tokens (auth.go); the zero value is plaintext, open.
+	Auth Auth
 }
 
 // httpTimeouts fills in the HTTP server's timeouts left 0. Without them, a
@@ -121,14 +124,11 @@ func New(cfg Config, rt Runtime) *Server {
 	lg := cfg.Logger.With(zap.String("node", cfg.name()))
 	s := &Server{
 		cfg: cfg, lg: lg, rt: rt, met: rt.Metrics(),
-		fwd: &http.Client{Transport: &http.Transport{
-			MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
-			DialContext: (&net.Dialer{Timeout: time.Second}).DialContext,
-		}},
+		fwd: newPeerClient(&cfg),
 	}
 	read, write, idle, header := cfg.httpTimeouts()
 	s.http = &http.Server{
-		Handler:     s.routes(),
+		Handler:     s.withAuth(s.routes()),
 		ReadTimeout: read, WriteTimeout: write, IdleTimeout: idle, ReadHeaderTimeout: header,
 		// net/http logs a failed TLS handshake or an Accept error here; the
 		// node's logger has them instead of the standard library's.
@@ -157,8 +157,13 @@ func (s *Server) Start() error {
 		return fmt.Errorf("listen for HTTP on %s: %w", s.cfg.Listen, err)
 	}
 	s.httpL = newLimitListener(l, s.cfg.MaxClientConns, s.met)
-	go s.http.Serve(s.httpL)
-	s.lg.Info("serving", zap.String("http", l.Addr().String()), zap.Int("max_client_conns", s.cfg.MaxClientConns))
+	if s.cfg.Auth.TLS != nil {
+		go s.http.Serve(tls.NewListener(s.httpL, serverTLS(s.cfg.Auth.TLS)))
+	} else {
+		go s.http.Serve(s.httpL)
+	}
+	s.lg.Info("serving", zap.String("http", l.Addr().String()), zap.Bool("https", s.cfg.Auth.TLS != nil),
+		zap.Bool("tokens", s.cfg.Auth.Tokens != nil), zap.Int("max_client_conns", s.cfg.MaxClientConns))
 	return nil
 }
 
