@@ -48,6 +48,7 @@ type Options struct {
 	Timeout          time.Duration
 	Seed             int64
 	JSON             bool
+	Auth             Auth // HTTPS and token (auth.go)
 }
 
 // Main runs `raftkv bench` with args; it returns the process exit code.
@@ -103,6 +104,10 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "timeout of one request")
 	fs.Int64Var(&o.Seed, "seed", 0, "random seed for keys and the mix (0: from the clock)")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
+	cacert := fs.String("cacert", "", "the cluster CA certificate: talk HTTPS (default $"+config.EnvCACert+")")
+	cert := fs.String("cert", "", "a client certificate (default $"+config.EnvCert+")")
+	key := fs.String("key", "", "its key (default $"+config.EnvKey+")")
+	token := fs.String("token", "", "bearer token, or @FILE (default $"+config.EnvToken+")")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: raftkv bench [flags]\n\nLoad generator against a running cluster: throughput and latency percentiles.")
 		fs.PrintDefaults()
@@ -125,6 +130,17 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 			return o, fmt.Errorf("--hostfile: %w", err)
 		}
 		o.Endpoints = hf.HTTPAddrs()
+	}
+	pick := func(v, env string) string {
+		if v != "" {
+			return v
+		}
+		return os.Getenv(env)
+	}
+	o.Auth.TLS, o.Auth.Token, err = config.ClientAuth(pick(*cacert, config.EnvCACert), pick(*cert, config.EnvCert),
+		pick(*key, config.EnvKey), pick(*token, config.EnvToken))
+	if err != nil {
+		return o, err
 	}
 	if o.Total == 0 && o.Duration == 0 {
 		o.Total = 10000

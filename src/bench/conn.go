@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -50,12 +51,16 @@ type httpConn struct {
 	conn     net.Conn        // nil: dial at the next request
 	stop     func() bool     // unregisters conn's cancellation hook
 	br       *bufio.Reader
-	wbuf     []byte // the request, written with one Write
-	long     []byte // a response line longer than br's buffer (rare)
-	leader   string // last Raft-Leader: returned again without allocating
+	wbuf     []byte      // the request, written with one Write
+	long     []byte      // a response line longer than br's buffer (rare)
+	leader   string      // last Raft-Leader: returned again without allocating
+	tls      *tls.Config // HTTPS when set (Auth.connTLS)
+	extra    string      // header lines every request carries (Auth.header)
 }
 
-func newHTTPConn(ctx context.Context) *httpConn { return &httpConn{ctx: ctx} }
+func newHTTPConn(ctx context.Context, auth Auth) *httpConn {
+	return &httpConn{ctx: ctx, tls: auth.connTLS(), extra: auth.header()}
+}
 
 // do sends r to endpoint (host:port) and reads the whole response; it
 // returns the status code and the Raft-Leader header ("" when absent). The
@@ -95,6 +100,11 @@ func (c *httpConn) dial(endpoint string, deadline time.Time) error {
 	if err != nil {
 		return err // a *net.OpError: "dial tcp ...: connect: connection refused"
 	}
+	if c.tls != nil {
+		if conn, err = dialTLS(c.ctx, conn, c.tls, endpoint, deadline); err != nil {
+			return fmt.Errorf("TLS with %s: %w", endpoint, err)
+		}
+	}
 	c.conn, c.endpoint = conn, endpoint
 	// Once per connection rather than per request: a deadline in the past
 	// wakes the read or write in flight when the run is cancelled.
@@ -128,7 +138,7 @@ func (c *httpConn) exchange(r *request, deadline time.Time) (status int, leader 
 	if err := c.ctx.Err(); err != nil {
 		return 0, "", false, err
 	}
-	c.wbuf = appendRequest(c.wbuf[:0], c.endpoint, r)
+	c.wbuf = appendRequest(c.wbuf[:0], c.endpoint, c.extra, r)
 	if _, err := c.conn.Write(c.wbuf); err != nil {
 		return 0, "", false, fmt.Errorf("write request to %s: %w", c.endpoint, err)
 	}
@@ -139,13 +149,14 @@ func (c *httpConn) exchange(r *request, deadline time.Time) (status int, leader 
 	return status, leader, keep, nil
 }
 
-func appendRequest(b []byte, host string, r *request) []byte {
+func appendRequest(b []byte, host, extra string, r *request) []byte {
 	b = append(b, r.method...)
 	b = append(b, ' ')
 	b = append(b, r.path...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
+	b = append(b, extra...)
 	if r.clientID != "" {
 		b = append(b, "Client-Id: "...)
 		b = append(b, r.clientID...)

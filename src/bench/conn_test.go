@@ -76,7 +76,7 @@ func hang(t testing.TB, r *http.Request) {
 func soon() time.Time { return time.Now().Add(10 * time.Second) }
 
 func testConn(t testing.TB, ctx context.Context) *httpConn {
-	c := newHTTPConn(ctx)
+	c := newHTTPConn(ctx, Auth{})
 	t.Cleanup(c.close)
 	return c
 }

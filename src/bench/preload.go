@@ -15,8 +15,8 @@ import (
 // valSize-byte values through endpoint, workers puts at a time over
 // keep-alive connections, so that gets find values. It stops at the first
 // failed put.
-func Preload(ctx context.Context, endpoint string, keys, keySize, valSize, workers int) error {
-	client := &http.Client{Transport: newTransport(workers), Timeout: 10 * time.Second}
+func Preload(ctx context.Context, auth Auth, endpoint string, keys, keySize, valSize, workers int) error {
+	client := &http.Client{Transport: auth.transport(workers), Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
 	val := bytes.Repeat([]byte("p"), valSize)
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -33,7 +33,8 @@ func Preload(ctx context.Context, endpoint string, keys, keySize, valSize, worke
 					return
 				}
 				key := keyName(k, keySize)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+endpoint+"/v1/kv/"+key, bytes.NewReader(val))
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPut, auth.url(endpoint, "/v1/kv/"+key), bytes.NewReader(val))
+				auth.authorize(req)
 				resp, err := client.Do(req)
 				if err != nil {
 					cancel(fmt.Errorf("put %s: %w", key, err))

@@ -33,6 +33,7 @@ func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(histMin, histMa
 type leaderFinder struct {
 	endpoints []string
 	client    *http.Client
+	auth      Auth
 
 	mu      sync.Mutex
 	byName  map[string]string // node name -> endpoint
@@ -64,7 +65,8 @@ func (f *leaderFinder) refresh(ctx context.Context) error {
 	var lastErr error
 	for _, ep := range f.endpoints {
 		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ep+"/v1/status", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.auth.url(ep, "/v1/status"), nil)
+		f.auth.authorize(req)
 		resp, err := f.client.Do(req)
 		if err != nil {
 			cancel()
@@ -150,7 +152,7 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Report, error)
 	}
 	finder := &leaderFinder{
 		endpoints: opts.Endpoints, byName: map[string]string{},
-		client: &http.Client{Transport: newTransport(4)},
+		client: &http.Client{Transport: opts.Auth.transport(4)}, auth: opts.Auth,
 	}
 	if err := finder.refresh(ctx); err != nil {
 		return nil, err
@@ -176,7 +178,7 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Report, error)
 		defer cancel()
 	}
 	for _, w := range workers {
-		w.conn = newHTTPConn(runCtx)
+		w.conn = newHTTPConn(runCtx, opts.Auth)
 	}
 	defer func() {
 		for _, w := range workers {

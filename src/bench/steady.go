@@ -37,6 +37,7 @@ type Ack struct {
 type SteadyWriter struct {
 	nodes   []NodeAddr
 	client  *http.Client
+	auth    Auth
 	value   []byte
 	id      string
 	keySize int
@@ -50,10 +51,10 @@ type SteadyWriter struct {
 
 // NewSteadyWriter writes to nodes, starting with nodes[0]; each attempt
 // gives up after timeout.
-func NewSteadyWriter(nodes []NodeAddr, timeout time.Duration, valSize int) *SteadyWriter {
-	tr := newTransport(4)
+func NewSteadyWriter(nodes []NodeAddr, auth Auth, timeout time.Duration, valSize int) *SteadyWriter {
+	tr := auth.transport(4)
 	return &SteadyWriter{
-		nodes: nodes, client: &http.Client{Transport: tr, Timeout: timeout},
+		nodes: nodes, client: &http.Client{Transport: tr, Timeout: timeout}, auth: auth,
 		value: bytes.Repeat([]byte("w"), valSize), id: fmt.Sprintf("steady-%d", time.Now().UnixNano()),
 		keySize: 8, kinds: map[string]int{}, changed: make(chan struct{}),
 	}
@@ -96,10 +97,11 @@ func (s *SteadyWriter) Run(ctx context.Context) {
 }
 
 func (s *SteadyWriter) put(ctx context.Context, ep, key string, seq uint64) (node, leader string, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+ep+"/v1/kv/"+key, bytes.NewReader(s.value))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.auth.url(ep, "/v1/kv/"+key), bytes.NewReader(s.value))
 	if err != nil {
 		return "", "", err
 	}
+	s.auth.authorize(req)
 	req.Header.Set("Client-Id", s.id)
 	req.Header.Set("Request-Seq", strconv.FormatUint(seq, 10))
 	resp, err := s.client.Do(req)

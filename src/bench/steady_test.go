@@ -26,7 +26,7 @@ func TestSteadyWriterFailsOver(t *testing.T) {
 		{"a", strings.TrimPrefix(a.URL, "http://")},
 		{"b", strings.TrimPrefix(b.URL, "http://")},
 	}
-	sw := NewSteadyWriter(nodes, time.Second, 16)
+	sw := NewSteadyWriter(nodes, Auth{}, time.Second, 16)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
@@ -56,7 +56,7 @@ func TestSteadyWriterFailsOver(t *testing.T) {
 }
 
 func TestSteadyWriterWaitAckDeadline(t *testing.T) {
-	sw := NewSteadyWriter([]NodeAddr{{"x", "127.0.0.1:1"}}, time.Second, 16)
+	sw := NewSteadyWriter([]NodeAddr{{"x", "127.0.0.1:1"}}, Auth{}, time.Second, 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := sw.WaitAck(ctx, time.Now(), ""); err == nil {
@@ -73,7 +73,7 @@ func TestPreload(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer srv.Close()
-	if err := Preload(context.Background(), strings.TrimPrefix(srv.URL, "http://"), 500, 8, 32, 8); err != nil {
+	if err := Preload(context.Background(), Auth{}, strings.TrimPrefix(srv.URL, "http://"), 500, 8, 32, 8); err != nil {
 		t.Fatal(err)
 	}
 	if len(keys) != 500 || keys["00000000"] != 1 || keys["00000499"] != 1 {
@@ -84,7 +84,7 @@ func TestPreload(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer bad.Close()
-	if err := Preload(context.Background(), strings.TrimPrefix(bad.URL, "http://"), 50, 8, 32, 4); err == nil || !strings.Contains(err.Error(), "HTTP 503") {
+	if err := Preload(context.Background(), Auth{}, strings.TrimPrefix(bad.URL, "http://"), 50, 8, 32, 4); err == nil || !strings.Contains(err.Error(), "HTTP 503") {
 		t.Fatalf("Preload against 503s: %v", err)
 	}
 }

@@ -2,10 +2,10 @@ package localcluster
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"raftkv/src/api"
+	"raftkv/src/certs"
 	"raftkv/src/client"
 	"raftkv/src/datafile"
 )
@@ -42,7 +43,7 @@ func TestClientNodesSurviveLeaderKill(t *testing.T) {
 	files := map[string]string{"c0": moduleFile(t, "datafile.0.txt"), "c1": moduleFile(t, "datafile.1.txt")}
 	for _, name := range []string{"c0", "c1"} {
 		cmd := exec.Command(binary, "client", "--name", name, "--hostfile", c.Hostfile, "--datafile", files[name], "--data", dir)
-		cmd.Env = append(os.Environ(), "RAFT_INTERVAL=40ms", "RAFT_DURATION=60")
+		cmd.Env = append(os.Environ(), append(c.ClientEnv(TokenReadWrite), "RAFT_INTERVAL=40ms", "RAFT_DURATION=60")...)
 		logf, err := os.Create(filepath.Join(dir, name+".log"))
 		require.NoError(t, err)
 		cmd.Stdout, cmd.Stderr = logf, logf
@@ -157,7 +158,13 @@ func TestClientNodesSurviveLeaderKill(t *testing.T) {
 // as the upstream starts answering (the command was applied), closes the
 // connection without relaying the answer: a reply lost after commit.
 func dropReplyProxy(t *testing.T, upstream string) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// The nodes speak HTTPS: the proxy ends the client's TLS with a
+	// certificate of the test CA and opens its own to the node, so that
+	// it sees where the request ends and the reply starts.
+	c, k := certs.NodePaths(testCerts, "r0")
+	peer, err := certs.LoadPeer(certs.CAPath(testCerts), c, k)
+	require.NoError(t, err)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: peer.Certificates, MinVersion: tls.VersionTLS13})
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
 	go func() {
@@ -168,7 +175,7 @@ func dropReplyProxy(t *testing.T, upstream string) string {
 			}
 			go func() {
 				defer conn.Close()
-				up, err := net.Dial("tcp", upstream)
+				up, err := tls.Dial("tcp", upstream, &tls.Config{RootCAs: peer.RootCAs, MinVersion: tls.VersionTLS13})
 				if err != nil {
 					return
 				}
@@ -189,7 +196,10 @@ func TestRetryAfterLostReply(t *testing.T) {
 	c := startCluster(t, 3)
 	l := waitLeader(t, c, 5*time.Second)
 	proxy := dropReplyProxy(t, c.Nodes[l].HTTPAddr)
+	tlsCfg, tok, err := c.ClientAuth(TokenReadWrite)
+	require.NoError(t, err)
 	cl, err := client.New(client.Config{
+		TLS: tlsCfg, Token: tok,
 		Endpoints: []string{proxy, c.Nodes[l].HTTPAddr},
 		Names:     []string{"lossy", "direct"},
 		ClientID:  "lost-reply", RequestTimeout: time.Second,
@@ -217,6 +227,7 @@ func TestCLI(t *testing.T) {
 	c := startCluster(t, 3)
 	run := func(args ...string) (string, int) {
 		cmd := exec.Command(binary, append(args[:1:1], append([]string{"--hostfile", c.Hostfile}, args[1:]...)...)...)
+		cmd.Env = append(os.Environ(), c.ClientEnv(TokenReadWrite)...)
 		out, err := cmd.CombinedOutput()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {

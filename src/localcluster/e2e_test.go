@@ -24,12 +24,29 @@ import (
 
 var binary string
 
+// testCerts holds the credentials every test cluster shares (CA, r0..r4's
+// certificates, a token per role), so that the package's HTTP clients
+// (httpc, linClient, bigClient: admin token) work against any of them.
+var testCerts string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "raftkv-bin")
 	if err != nil {
 		panic(err)
 	}
 	binary, err = Build(dir)
+	if err == nil {
+		testCerts = filepath.Join(dir, "certs")
+		err = MakeCredentials(testCerts, 5)
+	}
+	for _, hc := range []struct {
+		c       **http.Client
+		timeout time.Duration
+	}{{&httpc, 3 * time.Second}, {&linClient, time.Second}, {&bigClient, 3 * time.Second}} {
+		if err == nil {
+			*hc.c, err = HTTPClient(testCerts, TokenAdmin, hc.timeout)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -46,7 +63,7 @@ var fastEnv = []string{"RAFT_HEARTBEAT=50ms", "RAFT_ELECTION_TIMEOUT=500ms"}
 func startCluster(t *testing.T, nodes int, args ...string) *Cluster {
 	t.Helper()
 	dir := t.TempDir()
-	c, err := Start(Options{Nodes: nodes, Binary: binary, Dir: dir, Env: fastEnv, Args: args})
+	c, err := Start(Options{Nodes: nodes, Binary: binary, Dir: dir, Env: fastEnv, Args: args, CertsDir: testCerts})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		c.Close()
@@ -73,7 +90,8 @@ func waitLeader(t *testing.T, c *Cluster, within time.Duration) int {
 	return i
 }
 
-var httpc = &http.Client{Timeout: 3 * time.Second}
+// httpc trusts testCerts' CA and sends its admin token (TestMain).
+var httpc *http.Client
 
 type reply struct {
 	code   int
@@ -88,7 +106,7 @@ func do(method, ep, key, query string, body []byte, hdr map[string]string) (repl
 }
 
 func doWith(hc *http.Client, method, ep, key, query string, body []byte, hdr map[string]string) (reply, error) {
-	u := "http://" + ep + "/v1/kv/" + url.PathEscape(key)
+	u := "https://" + ep + "/v1/kv/" + url.PathEscape(key)
 	if query != "" {
 		u += "?" + query
 	}
@@ -404,7 +422,7 @@ func TestBadInput(t *testing.T) {
 	require.NoError(t, err)
 
 	raw := func(method, path string, body []byte, hdr map[string]string) (int, string) {
-		req, err := http.NewRequest(method, "http://"+ep+path, bytes.NewReader(body))
+		req, err := http.NewRequest(method, "https://"+ep+path, bytes.NewReader(body))
 		require.NoError(t, err)
 		for k, v := range hdr {
 			req.Header.Set(k, v)

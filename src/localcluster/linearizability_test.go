@@ -75,7 +75,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	}
 }
 
-var linClient = &http.Client{Timeout: time.Second}
+var linClient *http.Client // set by TestMain
 
 func runLinClient(ctx context.Context, c *Cluster, rec *linearizability.Recorder, id int, rng *rand.Rand) {
 	keys := []string{"x", "y", "z"}

@@ -32,10 +32,14 @@ type Options struct {
 	Env []string
 	// Args are added to every node's command line.
 	Args []string
-	// Insecure runs the nodes with --insecure (plaintext peer traffic).
-	// By default Start makes a CA and every node's certificate in
-	// Dir/certs and the nodes run with peer TLS.
+	// Insecure runs the nodes with --insecure (plaintext peer traffic, a
+	// plaintext HTTP API open to all). By default Start makes a CA, every
+	// node's certificate and a token per role in CertsDir (MakeCredentials)
+	// and the nodes run with peer TLS, HTTPS and tokens.
 	Insecure bool
+	// CertsDir holds the credentials (default Dir/certs); several clusters
+	// may share one (what exists is kept).
+	CertsDir string
 }
 
 // Node is one node process.
@@ -54,6 +58,8 @@ type Cluster struct {
 	Hostfile string
 	Nodes    []*Node
 	mu       sync.Mutex
+	// status asks the nodes for their status (read-only token).
+	status *http.Client
 }
 
 // Build compiles the raftkv binary of the module that holds this package
@@ -112,6 +118,7 @@ func Start(opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{opts: opts, Hostfile: filepath.Join(opts.Dir, "hostfile.json")}
+
 	var hf struct {
 		Raft []hostEntry `json:"raft"`
 	}
@@ -129,14 +136,12 @@ func Start(opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	if !opts.Insecure {
-		if err := certs.Init(c.CertsDir(), certs.Options{}, true); err != nil {
+		if err := MakeCredentials(c.CertsDir(), len(c.Nodes)); err != nil {
 			return nil, err
 		}
-		for _, n := range c.Nodes {
-			if err := certs.Node(c.CertsDir(), n.Name, []string{"127.0.0.1", "localhost"}, certs.Options{}, true); err != nil {
-				return nil, err
-			}
-		}
+	}
+	if c.status, err = c.HTTPClient(TokenReadOnly, 500*time.Millisecond); err != nil {
+		return nil, err
 	}
 	for i := range c.Nodes {
 		if err := c.StartNode(i); err != nil {
@@ -158,7 +163,12 @@ func (c *Cluster) Endpoints() []string {
 
 // CertsDir holds the cluster's CA and the nodes' certificates (unless
 // Options.Insecure).
-func (c *Cluster) CertsDir() string { return filepath.Join(c.opts.Dir, "certs") }
+func (c *Cluster) CertsDir() string {
+	if c.opts.CertsDir != "" {
+		return c.opts.CertsDir
+	}
+	return filepath.Join(c.opts.Dir, "certs")
+}
 
 // DataDir is node i's persistence folder.
 func (c *Cluster) DataDir(i int) string {
@@ -182,7 +192,7 @@ func (c *Cluster) StartNode(i int) error {
 		args = append(args, "--insecure")
 	} else {
 		cert, key := certs.NodePaths(c.CertsDir(), n.Name)
-		args = append(args, "--cacert", certs.CAPath(c.CertsDir()), "--cert", cert, "--key", key)
+		args = append(args, "--cacert", certs.CAPath(c.CertsDir()), "--cert", cert, "--key", key, "--tokens", certs.TokensPath(c.CertsDir()))
 	}
 	args = append(args, c.opts.Args...)
 	cmd := exec.Command(c.opts.Binary, args...)
@@ -275,12 +285,10 @@ func (c *Cluster) Close() {
 // Status is a node's GET /v1/status.
 type Status = api.Status
 
-var statusClient = &http.Client{Timeout: 500 * time.Millisecond}
-
 // NodeStatus asks node i for its status.
 func (c *Cluster) NodeStatus(i int) (Status, error) {
 	var st Status
-	resp, err := statusClient.Get("http://" + c.Nodes[i].HTTPAddr + "/v1/status")
+	resp, err := c.status.Get(c.URL(i, "/v1/status"))
 	if err != nil {
 		return st, err
 	}

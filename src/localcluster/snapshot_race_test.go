@@ -121,7 +121,7 @@ type bigWriter struct {
 	last     map[string]bigWrite
 }
 
-var bigClient = &http.Client{Timeout: 3 * time.Second}
+var bigClient *http.Client // set by TestMain
 
 func (w *bigWriter) run(ctx context.Context, c *Cluster, rng *rand.Rand) {
 	pad := strings.Repeat("x", 200<<10)

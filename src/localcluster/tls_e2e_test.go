@@ -56,7 +56,7 @@ func certFor(t *testing.T, ca *certs.CA, name string, o certs.Options) tls.Certi
 
 // refusedMetric reads raftkv_peer_handshake_refused_total{reason} from node i.
 func refusedMetric(c *Cluster, i int, reason string) (float64, error) {
-	resp, err := httpc.Get("http://" + c.Nodes[i].HTTPAddr + "/metrics")
+	resp, err := httpc.Get(c.URL(i, "/metrics"))
 	if err != nil {
 		return 0, err
 	}

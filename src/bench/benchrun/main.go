@@ -71,6 +71,7 @@ type flags struct {
 	nodeArgs        string
 	nodeEnv         string
 	insecure        bool
+	compareInsecure bool // compare.go
 }
 
 func main() {
@@ -89,10 +90,15 @@ func main() {
 	flag.BoolVar(&f.verbose, "verbose", false, "print each workload's full report")
 	flag.StringVar(&f.nodeArgs, "node-args", "", "extra flags for every `raftkv node`, e.g. \"--snapshot-every 100000\"")
 	flag.BoolVar(&f.insecure, "insecure", false, "run the nodes with --insecure (plaintext peer traffic) instead of mutual TLS")
+	flag.BoolVar(&f.compareInsecure, "compare-insecure", false, "run everything twice, with TLS and tokens and then --insecure, and print the two side by side")
 	flag.StringVar(&f.nodeEnv, "node-env", "", "extra environment for every `raftkv node` only, e.g. \"GOGC=80 GOMEMLIMIT=72MiB\"")
 	flag.Parse()
 	if f.runs < 1 || f.failovers < 0 || f.preloadKeys < 1 || f.preloadKeys > putKeys || f.duration <= 0 {
 		fmt.Fprintln(os.Stderr, "benchrun: want --runs >= 1, --failovers >= 0, --preload-keys in 1..100000, --duration > 0")
+		os.Exit(2)
+	}
+	if f.compareInsecure && f.insecure {
+		fmt.Fprintln(os.Stderr, "benchrun: --compare-insecure runs both; drop --insecure")
 		os.Exit(2)
 	}
 	if err := run(f); err != nil {
@@ -107,16 +113,49 @@ func run(f flags) error {
 	if f.json {
 		log = os.Stderr
 	}
+	if f.compareInsecure {
+		return compare(f, log)
+	}
+	suite, err := measure(f, log)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(suite); err != nil {
+			return err
+		}
+	} else {
+		printSuite(os.Stdout, suite)
+	}
+	return checkRows(suite)
+}
+
+// checkRows fails a suite with a workload that completed no request.
+func checkRows(suite *bench.Suite) error {
+	for _, row := range suite.Median {
+		if row.OK == 0 {
+			return fmt.Errorf("workload %q completed no request", row.Workload)
+		}
+	}
+	return nil
+}
+
+// measure starts a cluster (with TLS and tokens unless f.insecure), runs
+// the table and the failovers, and stops it.
+func measure(f flags, log io.Writer) (*bench.Suite, error) {
 	suite := &bench.Suite{
 		Machine: bench.ThisMachine(), LoadBefore: bench.LoadAverage(),
 		Settings: map[string]string{
 			"duration": f.duration.String(), "runs": fmt.Sprint(f.runs), "values": "256 B", "keys": "8 B over 100000",
 			"fsync": "on", "nodes": "3 local processes on 127.0.0.1", "args": strings.Join(os.Args[1:], " "),
+			"tls": fmt.Sprint(!f.insecure),
 		},
 	}
 	dir, err := os.MkdirTemp("", "raftkv-bench-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if f.keep {
 		fmt.Fprintln(log, "working folder (kept):", dir)
@@ -127,14 +166,14 @@ func run(f flags) error {
 	if bin == "" {
 		fmt.Fprintln(log, "building raftkv ...")
 		if bin, err = localcluster.Build(dir); err != nil {
-			return err
+			return nil, err
 		}
 	} else if bin, err = filepath.Abs(bin); err != nil {
-		return err
+		return nil, err
 	}
 	c, err := localcluster.Start(localcluster.Options{Nodes: 3, Binary: bin, Dir: dir, Args: strings.Fields(f.nodeArgs), Env: strings.Fields(f.nodeEnv), Insecure: f.insecure})
 	if err != nil {
-		return fmt.Errorf("start cluster: %w", err)
+		return nil, fmt.Errorf("start cluster: %w", err)
 	}
 	defer func() {
 		for i := range c.Nodes {
@@ -148,15 +187,19 @@ func run(f flags) error {
 	}()
 	leader, err := waitLeader(c, 15*time.Second)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(log, "cluster of 3 on %s, leader %s, folder %s; load average %s\n",
 		strings.Join(c.Endpoints(), ","), c.Nodes[leader].Name, dir, suite.LoadBefore)
 
 	fmt.Fprintf(log, "preloading %d keys ... ", f.preloadKeys)
 	t0 := time.Now()
-	if err := bench.Preload(context.Background(), c.Nodes[leader].HTTPAddr, f.preloadKeys, keySize, valSize, 128); err != nil {
-		return fmt.Errorf("preload: %w", err)
+	auth, err := clusterAuth(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := bench.Preload(context.Background(), auth, c.Nodes[leader].HTTPAddr, f.preloadKeys, keySize, valSize, 128); err != nil {
+		return nil, fmt.Errorf("preload: %w", err)
 	}
 	suite.PreloadKeys, suite.PreloadSecs = f.preloadKeys, time.Since(t0).Seconds()
 	fmt.Fprintf(log, "%.1f s (%.0f puts/s)\n", suite.PreloadSecs, float64(f.preloadKeys)/suite.PreloadSecs)
@@ -174,9 +217,9 @@ func run(f flags) error {
 			if !selected(f, w) {
 				continue
 			}
-			row, err := runWorkload(f, c, w, log)
+			row, err := runWorkload(f, c, auth, w, log)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if w.op == "put" {
 				puts += row.OK
@@ -184,7 +227,7 @@ func run(f flags) error {
 			run.Rows = append(run.Rows, row)
 			if i == lastPut {
 				if run.Memory, err = memory(c, puts); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		}
@@ -199,33 +242,19 @@ func run(f flags) error {
 
 	if f.failovers > 0 {
 		fmt.Fprintf(log, "failover: %d kills of the leader ...\n", f.failovers)
-		if suite.Failover, err = failover(c, f, log); err != nil {
-			return fmt.Errorf("failover: %w", err)
+		if suite.Failover, err = failover(c, auth, f, log); err != nil {
+			return nil, fmt.Errorf("failover: %w", err)
 		}
 	}
 	suite.LoadAfter = bench.LoadAverage()
 
 	if f.plot != "" {
 		if err := benchplot.WritePlot(f.plot, suite.Runs); err != nil {
-			return fmt.Errorf("plot: %w", err)
+			return nil, fmt.Errorf("plot: %w", err)
 		}
 		fmt.Fprintln(log, "plot written to", f.plot)
 	}
-	if f.json {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(suite); err != nil {
-			return err
-		}
-	} else {
-		printSuite(os.Stdout, suite)
-	}
-	for _, row := range suite.Median {
-		if row.OK == 0 {
-			return fmt.Errorf("workload %q completed no request", row.Workload)
-		}
-	}
-	return nil
+	return suite, nil
 }
 
 func selected(f flags, w workload) bool { return f.only == "" || strings.Contains(w.name, f.only) }
@@ -270,8 +299,8 @@ func nodeCPU(c *localcluster.Cluster) (time.Duration, error) {
 	return sum, nil
 }
 
-func runWorkload(f flags, c *localcluster.Cluster, w workload, log io.Writer) (bench.Row, error) {
-	opts := bench.Options{
+func runWorkload(f flags, c *localcluster.Cluster, auth bench.Auth, w workload, log io.Writer) (bench.Row, error) {
+	opts := bench.Options{Auth: auth,
 		Endpoints: c.Endpoints(), Clients: w.clients, KeySize: keySize, ValSize: valSize,
 		Keys: putKeys, Duration: f.duration, Consistency: w.consistency, Timeout: 10 * time.Second,
 	}
@@ -329,7 +358,7 @@ func memory(c *localcluster.Cluster, puts uint64) (*bench.Memory, error) {
 }
 
 // failover runs a steady writer and kills the leader f.failovers times.
-func failover(c *localcluster.Cluster, f flags, log io.Writer) (*bench.Failover, error) {
+func failover(c *localcluster.Cluster, auth bench.Auth, f flags, log io.Writer) (*bench.Failover, error) {
 	var nodes []bench.NodeAddr
 	for _, n := range c.Nodes {
 		nodes = append(nodes, bench.NodeAddr{Name: n.Name, Endpoint: n.HTTPAddr})
@@ -340,7 +369,7 @@ func failover(c *localcluster.Cluster, f flags, log io.Writer) (*bench.Failover,
 	}
 	// Start at the leader, as etcd's benchmark aims at the leader.
 	nodes[0], nodes[leader] = nodes[leader], nodes[0]
-	sw := bench.NewSteadyWriter(nodes, f.failoverTimeout, valSize)
+	sw := bench.NewSteadyWriter(nodes, auth, f.failoverTimeout, valSize)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
