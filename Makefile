@@ -97,14 +97,19 @@ EXPERIMENTS = TestStop1|TestStop2|TestDisconnect1|TestDisconnect2|TestDisconnect
 # EXP_INTERVAL (clients' RAFT_INTERVAL, default 200ms), EXP_WARMUP, EXP_TIMEOUT.
 DOCKER_GO_TEST = RAFT_DOCKER_TESTS=1 $(GO) test -count=1 -v -timeout 15m ./src/dockertest -run
 
-# The cluster CA and r0..r2's certificates for `make run` and the Docker
-# experiments, made once by the just-built binary into the git-ignored
-# certs/ (docker-compose.yaml mounts it at /certs). `rm -rf certs` for new ones.
+# The cluster CA, r0..r2's certificates and a token per role (admin,
+# read-write, read-only: certs/ROLE.token, hashes in certs/tokens.json) for
+# `make run` and the Docker experiments, made once by the just-built binary
+# into the git-ignored certs/ (docker-compose.yaml mounts it at /certs).
+# `rm -rf certs` for new ones.
 CERTS_DIR ?= certs
 certs: build
 	@test -f $(CERTS_DIR)/ca.pem || ./$(BIN) certs init --dir $(CERTS_DIR)
 	@for n in r0 r1 r2; do \
 	  test -f $(CERTS_DIR)/$$n.pem || ./$(BIN) certs node $$n --dir $(CERTS_DIR) --host $$n,127.0.0.1,localhost || exit 1; \
+	done
+	@for r in admin read-write read-only; do \
+	  test -f $(CERTS_DIR)/$$r.token || ./$(BIN) certs token $$r --role $$r --dir $(CERTS_DIR) --force || exit 1; \
 	done
 
 image: build certs

@@ -22,15 +22,17 @@ type Status = api.Status
 // Addrs finds a node's HTTP address ("" if it has none now).
 type Addrs func(ctx context.Context, name string) (string, error)
 
-// API talks to the nodes' HTTP APIs from the harness.
+// API talks to the nodes' HTTP APIs from the harness, with HTTPS and a
+// token (auth.go).
 type API struct {
 	Addr Addrs
-	HTTP *http.Client
+	http *clients
 }
 
-// NewAPI returns an API whose requests time out after timeout.
-func NewAPI(addr Addrs, timeout time.Duration) *API {
-	return &API{Addr: addr, HTTP: &http.Client{Timeout: timeout}}
+// NewAPI returns an API presenting creds whose requests time out after
+// timeout.
+func NewAPI(addr Addrs, creds Creds, timeout time.Duration) *API {
+	return &API{Addr: addr, http: &clients{creds: creds, timeout: timeout}}
 }
 
 // Status asks one node for its status.
@@ -43,11 +45,12 @@ func (a *API) Status(ctx context.Context, name string) (Status, error) {
 	if addr == "" {
 		return st, fmt.Errorf("%s has no address (stopped or disconnected)", name)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.http.scheme()+"://"+addr+"/v1/status", nil)
 	if err != nil {
 		return st, err
 	}
-	resp, err := a.HTTP.Do(req)
+	a.http.authorize(req)
+	resp, err := a.http.get(name).Do(req)
 	if err != nil {
 		return st, err
 	}
@@ -183,11 +186,12 @@ func (a *API) Put(ctx context.Context, name, key, value string) WriteResult {
 	if err != nil || addr == "" {
 		return WriteResult{Err: fmt.Sprintf("%s has no address: %v", name, err)}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+addr+"/v1/kv/"+key, strings.NewReader(value))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, a.http.scheme()+"://"+addr+"/v1/kv/"+key, strings.NewReader(value))
 	if err != nil {
 		return WriteResult{Err: err.Error()}
 	}
-	resp, err := a.HTTP.Do(req)
+	a.http.authorize(req)
+	resp, err := a.http.get(name).Do(req)
 	if err != nil {
 		return WriteResult{Err: err.Error()}
 	}
@@ -225,7 +229,7 @@ func ContainerAddrs(d *Docker) Addrs {
 // loopback, with `raftkv status --json`: it works while the container is
 // cut off the network.
 func StatusInside(ctx context.Context, d *Docker, name string) (Status, error) {
-	out, err := d.Exec(ctx, name, "/raftkv", "status", "--json", "--endpoints", "127.0.0.1:"+strconv.Itoa(HTTPPort))
+	out, err := d.Exec(ctx, name, append([]string{"/raftkv", "status", "--json", "--endpoints", "127.0.0.1:" + strconv.Itoa(HTTPPort)}, insideArgs...)...)
 	if err != nil {
 		return Status{}, err
 	}

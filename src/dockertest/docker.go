@@ -151,8 +151,9 @@ func (d *Docker) compose(ctx context.Context, env []string, args ...string) erro
 // compose file mounts it at /certs).
 const CertsDir = "certs"
 
-// EnsureCerts makes repo/certs/ca.pem and each node's certificate (its
-// name, 127.0.0.1 and localhost) where missing, as `make certs` does.
+// EnsureCerts makes repo/certs/ca.pem, each node's certificate (its
+// name, 127.0.0.1 and localhost) and a token per role (auth.go) where
+// missing, as `make certs` does.
 func EnsureCerts(repo string) error {
 	dir := filepath.Join(repo, CertsDir)
 	if _, err := os.Stat(certs.CAPath(dir)); err != nil {
@@ -168,7 +169,7 @@ func EnsureCerts(repo string) error {
 			return err
 		}
 	}
-	return nil
+	return ensureTokens(dir)
 }
 
 func fileExists(p string) bool {

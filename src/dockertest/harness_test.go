@@ -138,7 +138,11 @@ func Setup(t *testing.T, name, what string) *Harness {
 		t.Fatalf("%s: %v", name, err)
 	}
 	h.D = d
-	h.API = NewAPI(ContainerAddrs(d), 2*time.Second)
+	creds, err := LoadCreds(repo)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	h.API = NewAPI(ContainerAddrs(d), creds, 2*time.Second)
 
 	h.Printf("==== %s: %s", name, what)
 	h.Printf("outage %v, client interval %s, warm-up %d commands per client, waits bounded by %v (EXP_SECONDS, EXP_INTERVAL, EXP_WARMUP, EXP_TIMEOUT)",

@@ -24,16 +24,64 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// A node with TLS wants a token (read-only is enough). The page takes it
+// from the URL's fragment (#token=...), which the browser never sends to
+// a server, or from the form shown on a 401; it keeps it in
+// sessionStorage (gone when the tab closes) and removes it from the
+// address bar, so that it is neither bookmarked nor shared by copying the
+// URL.
+const TOKEN_KEY = 'raftkv-token';
+(function takeTokenFromFragment() {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+})();
+
+class AuthError extends Error {}
+
 async function getJSON(path) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), 2000);
+  const headers = {};
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = 'Bearer ' + token;
   try {
-    const r = await fetch(path, { signal: ctl.signal, cache: 'no-store' });
+    const r = await fetch(path, { signal: ctl.signal, cache: 'no-store', headers });
+    if (r.status === 401 || r.status === 403) {
+      let msg = 'HTTP ' + r.status;
+      try { msg = (await r.json()).error || msg; } catch (e) { /* not JSON */ }
+      throw new AuthError(msg);
+    }
     if (!r.ok) throw new Error(path + ': HTTP ' + r.status);
     return await r.json();
   } finally {
     clearTimeout(timer);
   }
+}
+
+function showLogin(msg) {
+  $('login').hidden = false;
+  $('login-msg').textContent = msg;
+}
+
+$('login').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const v = $('token-input').value.trim();
+  $('token-input').value = '';
+  if (v) sessionStorage.setItem(TOKEN_KEY, v);
+  $('login').hidden = true;
+  poll();
+});
+
+// The security the serving node runs with (/v1/status).
+function renderSecurity(self) {
+  const s = $('security');
+  const secure = self.peer_tls && self.client_tls && self.tokens;
+  s.className = 'conn ' + (secure ? 'ok' : 'bad');
+  s.dataset.secure = secure ? 'true' : 'false';
+  s.textContent = secure ? 'TLS + tokens' : 'INSECURE (plaintext, no tokens)';
 }
 
 async function poll() {
@@ -46,9 +94,15 @@ async function poll() {
       getJSON('/v1/metrics-summary?scope=cluster').catch(() => null),
     ]);
     render(cluster.nodes || [], self, summary ? summary.nodes || [] : []);
+    renderSecurity(self);
     setConn(true, 'live · ' + new Date().toLocaleTimeString());
   } catch (e) {
-    setConn(false, 'node not answering: ' + e.message);
+    if (e instanceof AuthError) {
+      setConn(false, 'token needed: ' + e.message);
+      showLogin(e.message);
+    } else {
+      setConn(false, 'node not answering: ' + e.message);
+    }
   } finally {
     busy = false;
   }

@@ -64,6 +64,13 @@ func run(forceLocal bool, binary string) int {
 	outDir := filepath.Join(repo, "experiments", "run")
 	ctx := context.Background()
 
+	// TLS and tokens on, as in production: certs/ is made where missing
+	// (as `make certs` does) and the harness reads with its read-only token.
+	creds, err := dockertest.LoadCreds(repo)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	var c cluster
 	mode := "Docker"
 	if !forceLocal {
@@ -74,7 +81,7 @@ func run(forceLocal bool, binary string) int {
 				fmt.Fprintf(os.Stderr, "removing leftovers of an earlier run: %v\n", err)
 				return 1
 			}
-			c = &dockerCluster{d: d, a: dockertest.NewAPI(dockertest.ContainerAddrs(d), 2*time.Second)}
+			c = &dockerCluster{d: d, a: dockertest.NewAPI(dockertest.ContainerAddrs(d), creds, 2*time.Second)}
 		} else if !errors.Is(err, dockertest.ErrNoEngine) {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -108,7 +115,7 @@ func run(forceLocal bool, binary string) int {
 	env := []string{"RAFT_DURATION=" + strconv.Itoa(int(dur.Seconds()))}
 	started := time.Now()
 	if c == nil {
-		lc, err := startLocal(repo, binary, filepath.Join(outDir, "logs"), env)
+		lc, err := startLocal(repo, binary, filepath.Join(outDir, "logs"), env, creds)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -122,6 +129,9 @@ func run(forceLocal bool, binary string) int {
 	for i, url := range dashboards(c, repo) {
 		fmt.Printf("%s: dashboard and HTTP API at %s\n", dockertest.Nodes[i], url)
 	}
+	fmt.Printf("TLS and tokens are on: the dashboard links carry the read-only token in their #fragment (never sent to a server); "+
+		"your browser does not know the cluster CA (%s): accept its warning or import it. The CLI: %s\n",
+		certs.CAPath(dockertest.CertsDir), cliHint(c))
 	// Ctrl-C: tear down, then leave.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -160,13 +170,17 @@ func leftovers(persist string) []string {
 // 18000+i), locally hostfile.local.json's addresses.
 func dashboards(c cluster, repo string) []string {
 	var urls []string
+	fragment := ""
+	if tok, err := certs.ReadToken("@" + certs.TokenPath(filepath.Join(repo, dockertest.CertsDir), "read-only")); err == nil {
+		fragment = "#token=" + tok
+	}
 	if _, ok := c.(*dockerCluster); ok {
 		for i := range dockertest.Nodes {
 			port := os.Getenv(fmt.Sprintf("RAFT_HTTP_PORT_%d", i))
 			if port == "" {
 				port = strconv.Itoa(18000 + i)
 			}
-			urls = append(urls, "http://localhost:"+port+"/")
+			urls = append(urls, "https://localhost:"+port+"/"+fragment)
 		}
 		return urls
 	}
@@ -175,7 +189,7 @@ func dashboards(c cluster, repo string) []string {
 		return nil
 	}
 	for _, a := range hf.HTTPAddrs() {
-		urls = append(urls, "http://"+a+"/")
+		urls = append(urls, "https://"+a+"/"+fragment)
 	}
 	return urls
 }
@@ -369,7 +383,7 @@ type proc struct {
 	log    *os.File
 }
 
-func startLocal(repo, binary, logDir string, env []string) (*localCluster, error) {
+func startLocal(repo, binary, logDir string, env []string, creds dockertest.Creds) (*localCluster, error) {
 	hf, err := config.LoadHostfile(filepath.Join(repo, "hostfile.local.json"))
 	if err != nil {
 		return nil, err
@@ -382,7 +396,7 @@ func startLocal(repo, binary, logDir string, env []string) (*localCluster, error
 		addrs[n] = hf.HTTPAddrs()[i]
 	}
 	c := &localCluster{procs: map[string]*proc{}}
-	c.a = dockertest.NewAPI(func(_ context.Context, name string) (string, error) { return addrs[name], nil }, 2*time.Second)
+	c.a = dockertest.NewAPI(func(_ context.Context, name string) (string, error) { return addrs[name], nil }, creds, 2*time.Second)
 	start := func(name string, args ...string) error {
 		logf, err := os.Create(filepath.Join(logDir, name+".log"))
 		if err != nil {
@@ -407,13 +421,15 @@ func startLocal(repo, binary, logDir string, env []string) (*localCluster, error
 	for _, n := range dockertest.Nodes {
 		cert, key := certs.NodePaths(dockertest.CertsDir, n)
 		if err := start(n, "node", "--name", n, "--hostfile", "hostfile.local.json", "--data", "persistence",
-			"--cacert", certs.CAPath(dockertest.CertsDir), "--cert", cert, "--key", key); err != nil {
+			"--cacert", certs.CAPath(dockertest.CertsDir), "--cert", cert, "--key", key,
+			"--tokens", certs.TokensPath(dockertest.CertsDir)); err != nil {
 			c.teardown(context.Background())
 			return nil, err
 		}
 	}
 	for _, n := range dockertest.Clients {
-		if err := start(n, "client", "--name", n, "--hostfile", "hostfile.local.json", "--data", "persistence"); err != nil {
+		if err := start(n, "client", "--name", n, "--hostfile", "hostfile.local.json", "--data", "persistence",
+			"--cacert", certs.CAPath(dockertest.CertsDir), "--token", "@"+certs.TokenPath(dockertest.CertsDir, "read-write")); err != nil {
 			c.teardown(context.Background())
 			return nil, err
 		}
@@ -478,4 +494,22 @@ func (c *localCluster) teardown(context.Context) error {
 		}
 	}
 	return nil
+}
+
+// cliHint is how to point the CLI at the cluster from this host.
+func cliHint(c cluster) string {
+	eps := "--hostfile hostfile.local.json"
+	if _, ok := c.(*dockerCluster); ok {
+		var hp []string
+		for i := range dockertest.Nodes {
+			port := os.Getenv(fmt.Sprintf("RAFT_HTTP_PORT_%d", i))
+			if port == "" {
+				port = strconv.Itoa(18000 + i)
+			}
+			hp = append(hp, "localhost:"+port)
+		}
+		eps = "--endpoints " + strings.Join(hp, ",")
+	}
+	return fmt.Sprintf("RAFTKV_CACERT=%s RAFTKV_TOKEN=@%s ./raftkv get KEY %s",
+		certs.CAPath(dockertest.CertsDir), certs.TokenPath(dockertest.CertsDir, "read-write"), eps)
 }
