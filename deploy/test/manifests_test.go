@@ -38,6 +38,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
+	"raftkv/src/api"
 	"raftkv/src/certs"
 	"raftkv/src/config"
 )
@@ -287,6 +288,9 @@ func checkInvariants(t *testing.T, objs objects, replicas int) {
 	require.NotNil(t, c.ReadinessProbe.HTTPGet)
 	assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
 	assert.Equal(t, "http", c.ReadinessProbe.HTTPGet.Port.String())
+	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+		assert.Equal(t, corev1.URISchemeHTTPS, p.HTTPGet.Scheme, "the API is HTTPS with TLS")
+	}
 
 	// Voluntary disruptions keep a quorum: minAvailable = a majority.
 	require.NotNil(t, pdb.Spec.MinAvailable)
@@ -378,6 +382,8 @@ func TestPodCommandServesProbes(t *testing.T) {
 			local := mapped[mountOf(t, c, v.Name)]
 			require.NoError(t, certs.Init(local, certs.Options{}, false))
 			require.NoError(t, certs.Node(local, pod, nil, certs.Options{}, false))
+			_, err := certs.AddToken(local, "admin", api.RoleAdmin, false)
+			require.NoError(t, err)
 		}
 	}
 	args := append([]string{}, c.Args...)
@@ -404,9 +410,10 @@ func TestPodCommandServesProbes(t *testing.T) {
 	}
 	node := startProcess(t, bin, args, env, filepath.Join(dir, "node.log"))
 
-	base := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 	for _, probe := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
-		waitHTTP200(t, node, base+probe.HTTPGet.Path)
+		scheme := strings.ToLower(string(probe.HTTPGet.Scheme))
+		require.Equal(t, "https", scheme, "the node serves HTTPS: a plaintext probe would fail")
+		waitHTTP200(t, node, fmt.Sprintf("%s://127.0.0.1:%d%s", scheme, ports[1], probe.HTTPGet.Path))
 	}
 	node.stop(t)
 }

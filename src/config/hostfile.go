@@ -21,6 +21,11 @@ type Peer struct {
 	Host     string `json:"host"`
 	RaftPort int    `json:"raft_port"`
 	HTTPPort int    `json:"http_port"`
+	// Listen, optional, is the host or IP this node binds its ports on
+	// (listen.go), when it differs from how others reach it (Host): a
+	// node behind NAT, or one that must bind one interface of several.
+	// "0.0.0.0" or "::" binds every interface. --listen overrides it.
+	Listen string `json:"listen,omitempty"`
 }
 
 // RaftAddr is where other nodes dial this node: host:raft_port.
@@ -275,7 +280,7 @@ func (p *parser) hostfile() *Hostfile {
 		}
 		for i, item := range items {
 			where := fmt.Sprintf("raft[%d]", i)
-			f, ok := p.object(where, item, "name", "host", "raft_port", "http_port")
+			f, ok := p.object(where, item, "name", "host", "raft_port", "http_port", "listen")
 			if !ok {
 				continue
 			}
@@ -284,6 +289,14 @@ func (p *parser) hostfile() *Hostfile {
 				Host:     p.str(where, f, "host"),
 				RaftPort: p.port(where, f, "raft_port"),
 				HTTPPort: p.port(where, f, "http_port"),
+			}
+			if _, given := f["listen"]; given {
+				peer.Listen = p.str(where, f, "listen")
+				if peer.Listen != "" {
+					if _, err := parseListenHost(peer.Listen); err != nil {
+						p.failf(where+".listen", "%q: %v", peer.Listen, err)
+					}
+				}
 			}
 			p.name(where+".name", peer.Name)
 			p.unique(names, where+".name", peer.Name, peer.Name)

@@ -87,17 +87,36 @@ func (n *Node) HTTPListen() string {
 	return net.JoinHostPort(n.ListenHost, strconv.Itoa(n.Self().HTTPPort))
 }
 
-// listenHost picks the bind host for a hostfile host. An IP literal or
-// localhost is bound as given: a node meant for 127.0.0.1 is not reachable
-// from elsewhere. A name is not resolved and bound: in Docker it is the
+// listenHost picks the bind host for a hostfile entry: its listen field
+// when given (parsed at load), else its host. An IP literal or localhost
+// is bound as given: a node meant for 127.0.0.1 is not reachable from
+// elsewhere. A name is not resolved and bound: in Docker it is the
 // container's name, whose address changes when the container is
 // disconnected and connected again (and a listener bound to the old one
 // would never see the new), so a name means every interface.
-func listenHost(host string) string {
-	if host == "localhost" || net.ParseIP(host) != nil {
-		return host
+func listenHost(p Peer) string {
+	if p.Listen != "" {
+		h, _ := parseListenHost(p.Listen) // validated by the hostfile parser
+		return h
+	}
+	if p.Host == "localhost" || net.ParseIP(p.Host) != nil {
+		return p.Host
 	}
 	return ""
+}
+
+// parseListenHost checks a bind host (--listen, a hostfile's listen): a
+// host or IP without a port; "0.0.0.0" or "::" mean every interface ("").
+func parseListenHost(h string) (string, error) {
+	switch {
+	case h == "":
+		return "", errors.New("empty (give 0.0.0.0 for every interface)")
+	case strings.ContainsAny(h, ":") && net.ParseIP(h) == nil, strings.ContainsAny(h, " /"):
+		return "", errors.New("want a host or IP without a port (the ports come from the hostfile)")
+	case h == "0.0.0.0" || h == "::":
+		return "", nil
+	}
+	return h, nil
 }
 
 // Self returns this node's hostfile entry.
@@ -385,7 +404,7 @@ bytes of UTF-8, are refused with 400. Raft traffic (raft_port) is separate.
 		switch {
 		case ok:
 			n.ID = id
-			n.ListenHost = listenHost(n.Hostfile.Raft[id].Host)
+			n.ListenHost = listenHost(n.Hostfile.Raft[id])
 		case n.Hostfile.hasClient(n.Name):
 			s.failf("node name %q (from %s) is a client in %s, not a Raft node; its Raft nodes are %s",
 				n.Name, nameFrom, n.Hostfile.Path, strings.Join(n.Hostfile.Names(), ", "))
@@ -396,15 +415,10 @@ bytes of UTF-8, are refused with 400. Raft traffic (raft_port) is separate.
 	}
 	if s.set["listen"] {
 		h := fs.Lookup("listen").Value.String()
-		switch {
-		case h == "":
-			s.failf("--listen is empty (give 0.0.0.0 for every interface)")
-		case strings.ContainsAny(h, ":") && net.ParseIP(h) == nil, strings.ContainsAny(h, " /"):
-			s.failf("--listen %q: want a host or IP without a port (the ports come from the hostfile)", h)
-		case h == "0.0.0.0" || h == "::":
-			n.ListenHost = ""
-		default:
-			n.ListenHost = h
+		if lh, err := parseListenHost(h); err != nil {
+			s.failf("--listen %q: %v", h, err)
+		} else {
+			n.ListenHost = lh
 		}
 	}
 	if len(s.errs) > 0 {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -105,6 +106,12 @@ func TestLoadNodeListen(t *testing.T) {
 	named := writeFile(t, dir, "named.json", `{"raft": [{"name": "r0", "host": "r0", "raft_port": 7000, "http_port": 8000}]}`)
 	local := writeFile(t, dir, "local.json", `{"raft": [{"name": "r0", "host": "localhost", "raft_port": 7000, "http_port": 8000}]}`)
 	ip := writeFile(t, dir, "ip.json", goodHostfile)
+	n := 0
+	withListen := func(l string) string {
+		n++
+		return writeFile(t, dir, fmt.Sprintf("listen%d.json", n),
+			fmt.Sprintf(`{"raft": [{"name": "r0", "host": "r0.example", "raft_port": 7000, "http_port": 8000, "listen": %q}]}`, l))
+	}
 	tests := []struct {
 		name     string
 		hostfile string
@@ -120,7 +127,12 @@ func TestLoadNodeListen(t *testing.T) {
 		{"--listen ::", ip, []string{"--listen", "::"}, ":7000", ""},
 		{"--listen an IPv6 address", ip, []string{"--listen", "::1"}, "[::1]:7000", ""},
 		{"--listen with a port", ip, []string{"--listen", "127.0.0.1:9"}, "", "without a port"},
-		{"--listen empty", ip, []string{"--listen", ""}, "", "--listen is empty"},
+		{"--listen empty", ip, []string{"--listen", ""}, "", `--listen "": empty`},
+		{"the hostfile's listen", withListen("10.9.8.7"), nil, "10.9.8.7:7000", ""},
+		{"the hostfile's listen 0.0.0.0 is every interface", withListen("0.0.0.0"), nil, ":7000", ""},
+		{"--listen overrides the hostfile's", withListen("10.9.8.7"), []string{"--listen", "127.0.0.2"}, "127.0.0.2:7000", ""},
+		{"the hostfile's listen with a port", withListen("10.9.8.7:7000"), nil, "", `raft[0].listen "10.9.8.7:7000": want a host or IP without a port`},
+		{"the hostfile's listen empty", withListen(""), nil, "", `raft[0].listen "" is empty`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

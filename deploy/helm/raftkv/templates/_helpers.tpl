@@ -51,3 +51,10 @@ metadata.name); host = the pod's DNS name under the headless Service.
 {{- end -}}
 {{- dict "raft" $entries | toPrettyJson -}}
 {{- end -}}
+
+{{/*
+The scheme of the nodes' HTTP API: HTTPS with TLS, HTTP with tls.insecure.
+*/}}
+{{- define "raftkv.httpScheme" -}}
+{{- if .Values.tls.insecure -}}HTTP{{- else -}}HTTPS{{- end -}}
+{{- end }}
