@@ -16,8 +16,8 @@ import (
 // holds, besides the CA and the nodes' certificates, a token per role
 // (admin.token, read-write.token, read-only.token) and their hashes in
 // tokens.json, which the nodes load (--tokens /certs/tokens.json). The
-// client containers use read-write.token; the harness reads with
-// read-only.token.
+// client containers use read-write.token, and so does the harness (its
+// probes are writes).
 
 // Token files in certs/ (certs.TokenPath): the role names.
 var tokenRoles = []api.Role{api.RoleAdmin, api.RoleReadWrite, api.RoleReadOnly}
@@ -39,7 +39,7 @@ func ensureTokens(dir string) error {
 // Creds are what the harness presents to the nodes' HTTP APIs.
 type Creds struct {
 	TLS   *tls.Config // trusts repo/certs/ca.pem
-	Token string      // repo/certs/read-only.token
+	Token string      // repo/certs/read-write.token
 }
 
 // LoadCreds makes repo/certs where missing (EnsureCerts) and loads the
@@ -49,7 +49,7 @@ func LoadCreds(repo string) (Creds, error) {
 		return Creds{}, err
 	}
 	dir := filepath.Join(repo, CertsDir)
-	cfg, tok, err := config.ClientAuth(certs.CAPath(dir), "", "", "@"+certs.TokenPath(dir, api.RoleReadOnly.String()))
+	cfg, tok, err := config.ClientAuth(certs.CAPath(dir), "", "", "@"+certs.TokenPath(dir, api.RoleReadWrite.String()))
 	return Creds{TLS: cfg, Token: tok}, err
 }
 
