@@ -1,7 +1,9 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -59,6 +61,48 @@ func TestLoadNodeHTTPAuth(t *testing.T) {
 			assert.Equal(t, tt.want.TokensFile != "", n.Auth.Tokens != nil, "tokens loaded")
 			n.Auth.Tokens = nil
 			assert.Equal(t, tt.want, n.Auth)
+		})
+	}
+}
+
+// TestLoadClientNodeAuth: a client node takes --cacert and --token (or
+// their variables; a token as @FILE too) and refuses a token without a
+// CA, before anything is sent.
+func TestLoadClientNodeAuth(t *testing.T) {
+	dir := makeCerts(t)
+	hf := writeFile(t, dir, "hostfile.json", goodHostfile)
+	tokPath := certs.TokenPath(dir, "admin")
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		tls     bool
+		token   bool
+		wantErr string
+	}{
+		{name: "plaintext, no token", tls: false},
+		{name: "flags", args: []string{"--cacert", certs.CAPath(dir), "--token", "@" + tokPath}, tls: true, token: true},
+		{name: "variables", env: map[string]string{EnvCACert: certs.CAPath(dir), EnvToken: "@" + tokPath}, tls: true, token: true},
+		{name: "a token without a CA", args: []string{"--token", "rkv_x"}, wantErr: "a token needs HTTPS"},
+		{name: "a missing token file", args: []string{"--cacert", certs.CAPath(dir), "--token", "@" + dir + "/none"}, wantErr: "token file"},
+		{name: "a certificate without its key", args: []string{"--cacert", certs.CAPath(dir), "--cert", certs.CAPath(dir)}, wantErr: "both --cert and --key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := LoadClientNode(append([]string{"--hostfile", hf, "--name", "c0"}, tt.args...), env(tt.env), nil)
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.tls, c.TLS != nil)
+			assert.Equal(t, tt.token, c.Token != "")
+			if tt.token {
+				b, err := os.ReadFile(tokPath)
+				require.NoError(t, err)
+				assert.Equal(t, strings.TrimSpace(string(b)), c.Token, "the token, not the file name")
+			}
 		})
 	}
 }
