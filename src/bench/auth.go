@@ -48,18 +48,17 @@ func (a Auth) header() string {
 	return "Authorization: Bearer " + a.Token + "\r\n"
 }
 
-// connTLS is a worker connection's TLS config: every worker shares one
-// session cache, so that a reconnect (after an error, or to a new leader)
-// resumes its session instead of a full handshake.
-func (a Auth) connTLS() *tls.Config {
-	if a.TLS == nil {
-		return nil
+// withSessionCache returns a with one client session cache in its TLS
+// config: Run gives it to every worker, so that a reconnect (after an
+// error, or to a new leader) resumes its session instead of a full
+// handshake.
+func (a Auth) withSessionCache() Auth {
+	if a.TLS == nil || a.TLS.ClientSessionCache != nil {
+		return a
 	}
-	c := a.TLS.Clone()
-	if c.ClientSessionCache == nil {
-		c.ClientSessionCache = tls.NewLRUClientSessionCache(256)
-	}
-	return c
+	a.TLS = a.TLS.Clone()
+	a.TLS.ClientSessionCache = tls.NewLRUClientSessionCache(256)
+	return a
 }
 
 // dialTLS finishes a worker's dial with the TLS handshake, bounded by the

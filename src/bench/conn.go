@@ -54,12 +54,12 @@ type httpConn struct {
 	wbuf     []byte      // the request, written with one Write
 	long     []byte      // a response line longer than br's buffer (rare)
 	leader   string      // last Raft-Leader: returned again without allocating
-	tls      *tls.Config // HTTPS when set (Auth.connTLS)
+	tls      *tls.Config // HTTPS when set
 	extra    string      // header lines every request carries (Auth.header)
 }
 
 func newHTTPConn(ctx context.Context, auth Auth) *httpConn {
-	return &httpConn{ctx: ctx, tls: auth.connTLS(), extra: auth.header()}
+	return &httpConn{ctx: ctx, tls: auth.TLS, extra: auth.header()}
 }
 
 // do sends r to endpoint (host:port) and reads the whole response; it

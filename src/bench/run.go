@@ -146,6 +146,7 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (*Report, error)
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	opts.Auth = opts.Auth.withSessionCache()
 	seed := opts.Seed
 	if seed == 0 {
 		seed = time.Now().UnixNano()

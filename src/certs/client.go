@@ -21,7 +21,9 @@ func LoadClient(caFile, certFile, keyFile string) (*tls.Config, error) {
 	} else if !pool.AppendCertsFromPEM(b) {
 		errs = append(errs, fmt.Errorf("CA certificate %s: no PEM certificate in it", caFile))
 	}
-	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+	// The session cache lets a reconnect (to a new leader, after an
+	// error) resume instead of a full handshake.
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13, ClientSessionCache: tls.NewLRUClientSessionCache(64)}
 	switch {
 	case certFile == "" && keyFile == "":
 	case certFile == "" || keyFile == "":

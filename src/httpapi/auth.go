@@ -300,6 +300,9 @@ func newPeerClient(cfg *Config) *http.Client {
 			names[p.HTTPAddr] = p.Name
 		}
 		dialer := &net.Dialer{Timeout: time.Second}
+		// Reconnects resume their TLS session (tickets are kept per
+		// server name).
+		sessions := tls.NewLRUClientSessionCache(len(cfg.Peers))
 		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			name, ok := names[addr]
 			if !ok {
@@ -309,7 +312,9 @@ func newPeerClient(cfg *Config) *http.Client {
 			if err != nil {
 				return nil, err
 			}
-			c := tls.Client(raw, peerClientTLS(base, name))
+			tc := peerClientTLS(base, name)
+			tc.ClientSessionCache = sessions
+			c := tls.Client(raw, tc)
 			if err := c.HandshakeContext(ctx); err != nil {
 				raw.Close()
 				return nil, fmt.Errorf("TLS with %s at %s: %w", name, addr, err)
