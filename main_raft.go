@@ -39,9 +39,10 @@ commands:
   status                every node's role, term and indexes (--json)
   inspect DIR           print a node's persisted state as JSON
   bench                 load generator against a running cluster
-  certs init|node       make the cluster CA and the nodes' certificates (peer TLS)
+  certs init|node|token make the cluster CA, the nodes' certificates and API tokens
 
 Every command takes --hostfile (default hostfile.json) and --endpoints host:port,...
+and, against nodes with TLS, --cacert and --token (RAFTKV_CACERT, RAFTKV_TOKEN).
 Exit codes: 0 ok, 1 key not found, 2 usage or bad input, 3 cluster unavailable or timed out.
 `
 
