@@ -300,9 +300,13 @@ func TestForwardingOverTLS(t *testing.T) {
 	_, err = (&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: other}}).Get("https://" + f.addr + "/healthz")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "certificate signed by unknown authority")
-	// Plaintext to the HTTPS port gets no data.
-	plain := do(t, "GET", "http://"+f.addr+"/v1/kv/k", "", app)
-	assert.Equal(t, http.StatusBadRequest, plain.code, plain.body)
+	// Plaintext to the HTTPS port gets no data, and a JSON 400 that says
+	// why; the port serves TLS clients after it as before.
+	for _, method := range []string{"GET", "PUT", "DELETE"} {
+		plain := do(t, method, "http://"+f.addr+"/v1/kv/k", "x", app)
+		assert.Equal(t, http.StatusBadRequest, plain.code, plain.body)
+		assert.Contains(t, errorMessage(t, plain), "serves HTTPS")
+	}
 
 	// The status fan-out reaches the other nodes with r1's certificate.
 	cl := send(anon, "GET", "https://"+f.addr+"/v1/cluster", "", http.Header{"Authorization": {"Bearer " + p.tokens["read-only"]}})

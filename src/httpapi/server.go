@@ -158,7 +158,7 @@ func (s *Server) Start() error {
 	}
 	s.httpL = newLimitListener(l, s.cfg.MaxClientConns, s.met)
 	if s.cfg.Auth.TLS != nil {
-		go s.http.Serve(tls.NewListener(s.httpL, serverTLS(s.cfg.Auth.TLS)))
+		go s.http.Serve(tls.NewListener(guardListener{s.httpL}, serverTLS(s.cfg.Auth.TLS)))
 	} else {
 		go s.http.Serve(s.httpL)
 	}

@@ -121,10 +121,10 @@ func TestHTTPAuth(t *testing.T) {
 	_, err = (&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: otherCfg}}).Get(c.URL(f, "/healthz"))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "certificate signed by unknown authority")
-	// Plaintext to the HTTPS port: Go's 400, no data.
+	// Plaintext to the HTTPS port: a JSON 400, no data.
 	plain := send(t, &http.Client{Timeout: 5 * time.Second}, "GET", "http://"+c.Nodes[f].HTTPAddr+"/v1/kv/k", rw, "", nil)
 	assert.Equal(t, http.StatusBadRequest, plain.code)
-	assert.NotContains(t, plain.body, `"value"`)
+	assert.Contains(t, jsonError(t, plain), "serves HTTPS")
 
 	// A certificate of the cluster CA that names no member cannot carry
 	// a forwarded role to the leader, with or without a token.
