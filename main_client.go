@@ -74,7 +74,7 @@ type clusterFlags struct {
 	endpoints string
 	timeout   time.Duration
 	verbose   bool
-	auth      authFlags // main_client_auth.go
+	auth      *config.ClientAuthFlags
 }
 
 func (f *clusterFlags) register(fs *flag.FlagSet, timeout time.Duration) {
@@ -82,7 +82,7 @@ func (f *clusterFlags) register(fs *flag.FlagSet, timeout time.Duration) {
 	fs.StringVar(&f.endpoints, "endpoints", "", "host:port,... of the nodes' HTTP APIs (overrides the hostfile)")
 	fs.DurationVar(&f.timeout, "timeout", timeout, "give up after this long, retries included")
 	fs.BoolVar(&f.verbose, "verbose", false, "log every attempt to stderr (default $"+config.EnvVerbose+")")
-	f.auth.register(fs)
+	f.auth = config.RegisterClientAuthFlags(fs)
 }
 
 // cluster returns the endpoints and, from a hostfile, the node names.
@@ -117,7 +117,7 @@ func (f *clusterFlags) newClient(stderr io.Writer) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg, token, err := f.auth.load(os.Getenv)
+	tlsCfg, token, err := f.auth.Load(os.Getenv)
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,10 @@
 package main
 
-// TLS and tokens on the client side: the flags every command against the
-// cluster takes (--cacert, --cert, --key, --token and their RAFTKV_*
-// variables, CONTRACT.md), and `raftkv certs token`.
+// TLS and tokens on the client side: hints for refusals, and
+// `raftkv certs token`. (The flags, --cacert, --cert, --key, --token, are
+// config.ClientAuthFlags.)
 
 import (
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,30 +15,6 @@ import (
 	"raftkv/src/certs"
 	"raftkv/src/config"
 )
-
-// authFlags: how a command authenticates to the nodes' HTTP API.
-type authFlags struct {
-	cacert, cert, key, token string
-}
-
-func (f *authFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.cacert, "cacert", "", "the cluster CA certificate: talk HTTPS to the nodes (default $"+config.EnvCACert+")")
-	fs.StringVar(&f.cert, "cert", "", "a client certificate, for nodes run with --client-cert-auth (default $"+config.EnvCert+")")
-	fs.StringVar(&f.key, "key", "", "the client certificate's key (default $"+config.EnvKey+")")
-	fs.StringVar(&f.token, "token", "", "bearer token, or @FILE to read it from FILE (default $"+config.EnvToken+")")
-}
-
-// load resolves flags over variables (config.ClientAuth): the TLS config
-// (nil: plaintext HTTP, for nodes run --insecure) and the token.
-func (f *authFlags) load(getenv func(string) string) (*tls.Config, string, error) {
-	pick := func(v, env string) string {
-		if v != "" {
-			return v
-		}
-		return getenv(env)
-	}
-	return config.ClientAuth(pick(f.cacert, config.EnvCACert), pick(f.cert, config.EnvCert), pick(f.key, config.EnvKey), pick(f.token, config.EnvToken))
-}
 
 // authHint tells a person what to do about a 401 or 403.
 func authHint(status int) string {

@@ -104,10 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "timeout of one request")
 	fs.Int64Var(&o.Seed, "seed", 0, "random seed for keys and the mix (0: from the clock)")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
-	cacert := fs.String("cacert", "", "the cluster CA certificate: talk HTTPS (default $"+config.EnvCACert+")")
-	cert := fs.String("cert", "", "a client certificate (default $"+config.EnvCert+")")
-	key := fs.String("key", "", "its key (default $"+config.EnvKey+")")
-	token := fs.String("token", "", "bearer token, or @FILE (default $"+config.EnvToken+")")
+	auth := config.RegisterClientAuthFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: raftkv bench [flags]\n\nLoad generator against a running cluster: throughput and latency percentiles.")
 		fs.PrintDefaults()
@@ -131,15 +128,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 		}
 		o.Endpoints = hf.HTTPAddrs()
 	}
-	pick := func(v, env string) string {
-		if v != "" {
-			return v
-		}
-		return os.Getenv(env)
-	}
-	o.Auth.TLS, o.Auth.Token, err = config.ClientAuth(pick(*cacert, config.EnvCACert), pick(*cert, config.EnvCert),
-		pick(*key, config.EnvKey), pick(*token, config.EnvToken))
-	if err != nil {
+	if o.Auth.TLS, o.Auth.Token, err = auth.Load(os.Getenv); err != nil {
 		return o, err
 	}
 	if o.Total == 0 && o.Duration == 0 {

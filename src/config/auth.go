@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"strconv"
 
@@ -113,22 +114,31 @@ func ClientAuth(caFile, certFile, keyFile, token string) (*tls.Config, string, e
 	return cfg, token, nil
 }
 
-// registerClientAuthFlags adds a client's --cacert, --cert, --key, --token.
-func registerClientAuthFlags(s *settings) {
-	fs := s.fs
-	fs.String("cacert", "", "the cluster CA certificate: talk HTTPS to the nodes (default $"+EnvCACert+")")
-	fs.String("cert", "", "a client certificate, for nodes run with --client-cert-auth (default $"+EnvCert+")")
-	fs.String("key", "", "the client certificate's key (default $"+EnvKey+")")
-	fs.String("token", "", "bearer token, or @FILE to read it from FILE (default $"+EnvToken+")")
+// ClientAuthFlags are a client's --cacert, --cert, --key and --token
+// (the CLI, `raftkv client`, `raftkv bench`), over RAFTKV_CACERT,
+// RAFTKV_CERT, RAFTKV_KEY and RAFTKV_TOKEN.
+type ClientAuthFlags struct {
+	cacert, cert, key, token *string
 }
 
-// clientAuth reads the flags of registerClientAuthFlags over their
-// variables.
-func (s *settings) clientAuth() (*tls.Config, string) {
-	get := func(flagName, env string) string { v, _, _ := s.value(flagName, env); return v }
-	cfg, tok, err := ClientAuth(get("cacert", EnvCACert), get("cert", EnvCert), get("key", EnvKey), get("token", EnvToken))
-	if err != nil {
-		s.errs = append(s.errs, err)
+// RegisterClientAuthFlags adds the flags to fs.
+func RegisterClientAuthFlags(fs *flag.FlagSet) *ClientAuthFlags {
+	return &ClientAuthFlags{
+		cacert: fs.String("cacert", "", "the cluster CA certificate: talk HTTPS to the nodes (default $"+EnvCACert+")"),
+		cert:   fs.String("cert", "", "a client certificate, for nodes run with --client-cert-auth (default $"+EnvCert+")"),
+		key:    fs.String("key", "", "the client certificate's key (default $"+EnvKey+")"),
+		token:  fs.String("token", "", "bearer token, or @FILE to read it from FILE (default $"+EnvToken+")"),
 	}
-	return cfg, tok
+}
+
+// Load resolves the flags over the variables (read through getenv) with
+// ClientAuth.
+func (f *ClientAuthFlags) Load(getenv func(string) string) (*tls.Config, string, error) {
+	pick := func(v *string, env string) string {
+		if *v != "" {
+			return *v
+		}
+		return getenv(env)
+	}
+	return ClientAuth(pick(f.cacert, EnvCACert), pick(f.cert, EnvCert), pick(f.key, EnvKey), pick(f.token, EnvToken))
 }

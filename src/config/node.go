@@ -487,13 +487,16 @@ func LoadClientNode(args []string, getenv func(string) string, hostname func() (
 	fs.String("duration", "", "run this long, then stop cleanly: seconds or a Go duration; 0 = until signalled (default $"+EnvDuration+", else 0)")
 	fs.String("interval", "", "pause between commands (default $"+EnvInterval+", else "+DefaultInterval.String()+")")
 	fs.Bool("verbose", false, "debug-level logs (default $"+EnvVerbose+", else false)")
-	registerClientAuthFlags(s)
+	auth := RegisterClientAuthFlags(fs)
 	if err := s.parse(args, getenv); err != nil {
 		return nil, err
 	}
 
 	c := &ClientNode{DataDir: s.dataDir()}
-	c.TLS, c.Token = s.clientAuth()
+	var err error
+	if c.TLS, c.Token, err = auth.Load(s.getenv); err != nil {
+		s.errs = append(s.errs, err)
+	}
 	c.Duration = s.runTime()
 	c.Interval, _ = s.duration("interval", EnvInterval, DefaultInterval)
 	c.Verbose = s.verbose()
