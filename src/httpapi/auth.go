@@ -177,11 +177,13 @@ func (s *Server) authenticate(r *http.Request) (api.Role, *authError) {
 		}
 		role, who = fwd, "forwarded by "+by
 	} else if authz := r.Header["Authorization"]; len(authz) > 0 {
-		tok, ok := strings.CutPrefix(authz[0], "Bearer ")
-		if !ok || len(authz) != 1 {
+		// The scheme's name is case-insensitive (RFC 9110, 11.1).
+		const scheme = "Bearer "
+		a := authz[0]
+		if len(a) < len(scheme) || !strings.EqualFold(a[:len(scheme)], scheme) || len(authz) != 1 {
 			return api.RoleNone, &authError{http.StatusUnauthorized, "header Authorization: want one, \"Bearer TOKEN\""}
 		}
-		id, ok := s.lookupToken(strings.TrimSpace(tok))
+		id, ok := s.lookupToken(strings.TrimSpace(a[len(scheme):]))
 		if !ok {
 			return api.RoleNone, &authError{http.StatusUnauthorized, "unknown token"}
 		}

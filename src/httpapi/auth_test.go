@@ -157,6 +157,8 @@ func TestAuthenticate(t *testing.T) {
 		{name: "not bearer", method: "GET", path: "/v1/kv/a", hdr: http.Header{"Authorization": {"Basic " + p.tokens["admin"]}}, code: 401},
 		{name: "two Authorization headers", method: "GET", path: "/v1/kv/a", hdr: http.Header{"Authorization": {"Bearer " + p.tokens["admin"], "Bearer x"}}, code: 401},
 		{name: "read-only reads", method: "GET", path: "/v1/kv/a", hdr: bearer("read-only"), want: api.RoleReadOnly},
+		{name: "the scheme in any case", method: "GET", path: "/v1/kv/a", hdr: http.Header{"Authorization": {"bearer " + p.tokens["read-only"]}}, want: api.RoleReadOnly},
+		{name: "a token alone, no scheme", method: "GET", path: "/v1/kv/a", hdr: http.Header{"Authorization": {p.tokens["admin"]}}, code: 401},
 		{name: "read-only cannot put", method: "PUT", path: "/v1/kv/a", hdr: bearer("read-only"), code: 403, msg: "needs read-write"},
 		{name: "read-write puts", method: "PUT", path: "/v1/kv/a", hdr: bearer("read-write"), want: api.RoleReadWrite},
 		{name: "read-write cannot add members", method: "POST", path: "/v1/members", hdr: bearer("read-write"), code: 403, msg: "needs admin"},
