@@ -135,7 +135,9 @@ func TestHTTPAuth(t *testing.T) {
 	pair, err := tls.X509KeyPair(mc, mk)
 	require.NoError(t, err)
 	mallory := tlsCfg.Clone()
-	mallory.Certificates = []tls.Certificate{pair}
+	// A session resumed from hc's cache would carry hc's (absent)
+	// certificate, not mallory's: a new identity needs its own cache.
+	mallory.Certificates, mallory.ClientSessionCache = []tls.Certificate{pair}, nil
 	mhc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: mallory}}
 	for _, token := range []string{"", ro} {
 		forged := send(t, mhc, "PUT", c.URL(l, "/v1/kv/k"), token, "forged",
@@ -168,7 +170,9 @@ func TestHTTPClientCertAuth(t *testing.T) {
 	pair, err := tls.X509KeyPair(cc, ck)
 	require.NoError(t, err)
 	withCert := tlsCfg.Clone()
-	withCert.Certificates = []tls.Certificate{pair}
+	// Not hc's session cache: a resumed session keeps the identity it was
+	// made with (no certificate).
+	withCert.Certificates, withCert.ClientSessionCache = []tls.Certificate{pair}, nil
 	chc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: withCert}}
 	ok := send(t, chc, "PUT", c.URL(0, "/v1/kv/k"), rw, "v", nil)
 	assert.Equal(t, http.StatusOK, ok.code, ok.body)
