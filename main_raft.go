@@ -40,6 +40,8 @@ commands:
   inspect DIR           print a node's persisted state as JSON
   bench                 load generator against a running cluster
   certs init|node       make the cluster CA and the nodes' certificates (peer TLS)
+  snapshot save|status|restore   back the cluster up to a file, check it, seed a new cluster from it
+  transfer-leader [NAME]         hand leadership to NAME (or the most caught-up follower)
 
 Every command takes --hostfile (default hostfile.json) and --endpoints host:port,...
 Exit codes: 0 ok, 1 key not found, 2 usage or bad input, 3 cluster unavailable or timed out.
@@ -153,7 +155,10 @@ func runNode(args []string) int {
 		Self: raft.ID(cfg.ID), Peers: httpPeers,
 		Listen:         cfg.HTTPListen(),
 		MaxClientConns: cfg.MaxClientConns,
-		Logger:         lg,
+		// A leader hands over before it stops (SIGTERM): within two
+		// election timeouts, or it stops anyway.
+		HandoverTimeout: 2 * cfg.ElectionTimeout,
+		Logger:          lg,
 	}, rt)
 	if cfg.PprofAddr != "" {
 		go func() {

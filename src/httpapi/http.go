@@ -42,6 +42,8 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
 	mux.HandleFunc("/readyz", s.get(s.handleReadyz))
+	mux.HandleFunc("/v1/snapshot", s.get(s.handleSnapshot))
+	mux.HandleFunc("/v1/leader/transfer", s.handleTransfer)
 	// The endpoints below check their query themselves (or, through
 	// get, take none).
 	mux.HandleFunc("/metrics", s.get(s.handleMetrics))

@@ -11,6 +11,7 @@ import (
 
 	"raftkv/src/kv"
 	"raftkv/src/metrics"
+	"raftkv/src/node"
 	"raftkv/src/raft"
 )
 
@@ -39,6 +40,10 @@ type Runtime interface {
 	// PeerTLS reports whether peer traffic is mutual TLS (/v1/status).
 	PeerTLS() bool
 	Metrics() *metrics.Metrics
+	// Backup and TransferLeadership: see node.Node (GET /v1/snapshot, POST
+	// /v1/leader/transfer, and the handover before a clean stop).
+	Backup(deadline <-chan time.Time) (node.Backup, error)
+	TransferLeadership(to raft.ID, deadline <-chan time.Time) (raft.ID, error)
 }
 
 // Peer is one node of the cluster as the HTTP API sees it.
@@ -63,7 +68,15 @@ type Config struct {
 	// httpTimeouts). Tests set short ones.
 	HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
 	Logger                                             *zap.Logger
+	// HandoverTimeout bounds the leadership handover of a clean stop
+	// (handOver); 0 means DefaultHandoverTimeout.
+	HandoverTimeout time.Duration
 }
+
+// DefaultHandoverTimeout: a handover takes a round trip to catch the
+// target up and one election round; the core gives up after an election
+// timeout (1 s by default).
+const DefaultHandoverTimeout = 3 * time.Second
 
 // httpTimeouts fills in the HTTP server's timeouts left 0. Without them, a
 // client that opened a connection and sent nothing, or a body slowly,
@@ -118,6 +131,9 @@ func New(cfg Config, rt Runtime) *Server {
 	if cfg.MaxClientConns <= 0 {
 		cfg.MaxClientConns = DefaultMaxClientConns
 	}
+	if cfg.HandoverTimeout <= 0 {
+		cfg.HandoverTimeout = DefaultHandoverTimeout
+	}
 	lg := cfg.Logger.With(zap.String("node", cfg.name()))
 	s := &Server{
 		cfg: cfg, lg: lg, rt: rt, met: rt.Metrics(),
@@ -170,6 +186,7 @@ func (s *Server) Wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		s.lg.Info("shutting down")
+		s.handOver()
 	case err := <-s.rt.Failed():
 		s.lg.Error("node failed; stopping", zap.Error(err))
 	}

@@ -36,6 +36,10 @@ type Options struct {
 	// By default Start makes a CA and every node's certificate in
 	// Dir/certs and the nodes run with peer TLS.
 	Insecure bool
+	// NoStart: Start writes the hostfile (and certificates) but starts no
+	// node; StartNode starts each (e.g. once their folders were seeded by
+	// `raftkv snapshot restore`).
+	NoStart bool
 }
 
 // Node is one node process.
@@ -139,6 +143,9 @@ func Start(opts Options) (*Cluster, error) {
 		}
 	}
 	for i := range c.Nodes {
+		if opts.NoStart {
+			break
+		}
 		if err := c.StartNode(i); err != nil {
 			c.Close()
 			return nil, err

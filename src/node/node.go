@@ -169,6 +169,9 @@ type Node struct {
 	// leaderCommit: the highest commit index heard from a leader (see
 	// LeaderCommit).
 	leaderCommit atomic.Uint64
+
+	// callc runs a function in the loop (see inLoop: backups, transfers).
+	callc chan func()
 }
 
 // New opens the node's storage, recovers its state and prepares the
@@ -198,6 +201,7 @@ func New(cfg Config) (*Node, error) {
 		lostc:     make(chan raft.ID, 16),
 		snapc:     make(chan snapResult, 1),
 		campaignc: make(chan raft.ID, 16),
+		callc:     make(chan func()),
 		stopc:     make(chan struct{}),
 		fatal:     make(chan error, 1),
 		waiters:   map[uint64]*proposal{},
@@ -430,6 +434,8 @@ func (s *Node) loop() error {
 			s.onCampaignTimer(id)
 		case c := <-s.statc:
 			c <- s.core.Status()
+		case f := <-s.callc:
+			f()
 		}
 		// Take whatever else is already waiting, so that one Ready (one
 		// fsync, one message per peer) serves all of it.
