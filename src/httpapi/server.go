@@ -73,7 +73,7 @@ type Config struct {
 	HandoverTimeout time.Duration
 }
 
-// DefaultHandoverTimeout: a handover takes a round trip to catch the
+// DefaultHandoverTimeout bounds a handover when none is configured: it takes a round trip to catch the
 // target up and one election round; the core gives up after an election
 // timeout (1 s by default).
 const DefaultHandoverTimeout = 3 * time.Second
@@ -142,6 +142,7 @@ func New(cfg Config, rt Runtime) *Server {
 			DialContext: (&net.Dialer{Timeout: time.Second}).DialContext,
 		}},
 	}
+	s.met.WatchReady(func() bool { ok, _ := s.readiness().ready(); return ok })
 	read, write, idle, header := cfg.httpTimeouts()
 	s.http = &http.Server{
 		Handler:     s.routes(),

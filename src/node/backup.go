@@ -10,7 +10,7 @@ import (
 	"raftkv/src/raft"
 )
 
-// ErrNoTransferee: no follower can take over (none answered recently).
+// ErrNoTransferee is returned when no follower can take over (none answered recently).
 var ErrNoTransferee = errors.New("no follower has answered the leader recently; none can take over")
 
 // inLoop runs f in the loop, between two turns (so it sees the core, the
