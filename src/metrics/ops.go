@@ -177,14 +177,17 @@ func (m *Metrics) HTTPRequest(route, code int, d time.Duration) {
 	(*c).Inc()
 }
 
-// SetPeers names the peers by raft.ID for ObservePeerRTT.
+// SetPeers names the peers by raft.ID for ObservePeerRTT; "" marks the
+// node itself (no round trip to itself is exported).
 func (m *Metrics) SetPeers(names []string) {
 	if m == nil {
 		return
 	}
 	obs := make([]prometheus.Observer, len(names))
 	for i, n := range names {
-		obs[i] = m.ops.rtt.WithLabelValues(n)
+		if n != "" {
+			obs[i] = m.ops.rtt.WithLabelValues(n)
+		}
 	}
 	m.ops.rttPeers.Store(&obs)
 }
@@ -194,7 +197,7 @@ func (m *Metrics) ObservePeerRTT(id raft.ID, d time.Duration) {
 	if m == nil {
 		return
 	}
-	if obs := m.ops.rttPeers.Load(); obs != nil && int(id) >= 0 && int(id) < len(*obs) {
+	if obs := m.ops.rttPeers.Load(); obs != nil && int(id) >= 0 && int(id) < len(*obs) && (*obs)[id] != nil {
 		(*obs)[id].Observe(d.Seconds())
 	}
 }

@@ -22,7 +22,9 @@ func (s *Node) initMetrics() {
 	s.met.WatchPeers(s.peerSamples)
 	names := make([]string, len(s.cfg.Peers))
 	for i, p := range s.cfg.Peers {
-		names[i] = p.Name
+		if raft.ID(i) != s.cfg.ID {
+			names[i] = p.Name
+		}
 	}
 	s.met.SetPeers(names)
 	s.met.WatchState(s.kv.Len)
