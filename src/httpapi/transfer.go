@@ -83,9 +83,10 @@ func (s *Server) peerID(name string) (raft.ID, bool) {
 // HandoverTimeout) until another node leads, so that clients see a new
 // leader at once instead of after an election timeout, and no write fails
 // (writes refused during the handover are 503s, never proposed: clients
-// retry them). A follower has nothing to hand over.
+// retry them). A follower, or a single-node cluster, has nothing to hand
+// over; without a connected follower the handover gives up at once.
 func (s *Server) handOver() {
-	if s.rt.Status().Role != raft.RoleLeader {
+	if s.rt.Status().Role != raft.RoleLeader || len(s.cfg.Peers) == 1 {
 		return
 	}
 	start := time.Now()

@@ -66,10 +66,18 @@ func (s *Node) Backup(deadline <-chan time.Time) (Backup, error) {
 // heard from within the last election timeout (Raft thesis 3.10: the
 // leader stops taking proposals, catches the target up and tells it to
 // campaign at once). It returns the node that leads after the transfer,
-// once this node saw another node lead; the core gives up after an
+// once this node saw another node lead (raft.None picks only among the
+// followers connected both ways); the core gives up after an
 // election timeout, so a deadline longer than that ends in ErrTimeout with
 // this node still leading. ErrNotLeader: this node does not lead.
 func (s *Node) TransferLeadership(to raft.ID, deadline <-chan time.Time) (raft.ID, error) {
+	// A peer whose streams are both down cannot take over (it stopped, or
+	// the network is cut); its Progress may still look recent for up to an
+	// election timeout.
+	up := map[raft.ID]bool{}
+	for id, ps := range s.tr.Stats() {
+		up[id] = ps.Connected && ps.InboundConnected
+	}
 	var terr error
 	err := s.inLoop(func() {
 		st := s.core.Status()
@@ -78,7 +86,7 @@ func (s *Node) TransferLeadership(to raft.ID, deadline <-chan time.Time) (raft.I
 			return
 		}
 		if to == raft.None {
-			to = pickTransferee(st)
+			to = pickTransferee(st, up)
 			if to == raft.None {
 				terr = ErrNoTransferee
 				return
@@ -110,12 +118,12 @@ func (s *Node) TransferLeadership(to raft.ID, deadline <-chan time.Time) (raft.I
 }
 
 // pickTransferee is the follower with the highest match index among those
-// that answered within the last election timeout (ties: the lowest ID),
-// or raft.None.
-func pickTransferee(st raft.Status) raft.ID {
+// that answered within the last election timeout and are connected both
+// ways (ties: the lowest ID), or raft.None.
+func pickTransferee(st raft.Status, up map[raft.ID]bool) raft.ID {
 	best := raft.None
 	for id, pr := range st.Progress {
-		if id == st.ID || !pr.RecentActive {
+		if id == st.ID || !pr.RecentActive || !up[id] {
 			continue
 		}
 		if b, ok := st.Progress[best]; best == raft.None || !ok || pr.Match > b.Match || (pr.Match == b.Match && id < best) {
