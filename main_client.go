@@ -63,6 +63,10 @@ func runClientCommand(cmd string, args []string) int {
 		return bench.Main(args, os.Stdout, os.Stderr)
 	case "certs":
 		return runCerts(args, os.Stdout, os.Stderr)
+	case "snapshot":
+		return runSnapshot(args, os.Stdout, os.Stderr)
+	case "transfer-leader":
+		return runTransferLeader(args, os.Stdout, os.Stderr)
 	}
 	fmt.Fprintf(os.Stderr, "raftkv: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage

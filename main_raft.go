@@ -40,6 +40,8 @@ commands:
   inspect DIR           print a node's persisted state as JSON
   bench                 load generator against a running cluster
   certs init|node|token make the cluster CA, the nodes' certificates and API tokens
+  snapshot save|status|restore   back the cluster up to a file, check it, seed a new cluster from it
+  transfer-leader [NAME]         hand leadership to NAME (or the most caught-up follower)
 
 Every command takes --hostfile (default hostfile.json) and --endpoints host:port,...
 and, against nodes with TLS, --cacert and --token (RAFTKV_CACERT, RAFTKV_TOKEN).
@@ -157,7 +159,10 @@ func runNode(args []string) int {
 		Self: raft.ID(cfg.ID), Peers: httpPeers,
 		Listen:         cfg.HTTPListen(),
 		MaxClientConns: cfg.MaxClientConns,
-		Logger:         lg,
+		// A leader hands over before it stops (SIGTERM): within two
+		// election timeouts, or it stops anyway.
+		HandoverTimeout: 2 * cfg.ElectionTimeout,
+		Logger:          lg,
 		Auth: httpapi.Auth{TLS: cfg.PeerTLS, Tokens: cfg.Auth.Tokens,
 			ClientCertRequired: cfg.Auth.ClientCertAuth, HealthNeedsToken: cfg.Auth.HealthNeedsToken},
 	}, rt)

@@ -27,6 +27,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -291,6 +292,29 @@ func checkInvariants(t *testing.T, objs objects, replicas int) {
 	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
 		assert.Equal(t, corev1.URISchemeHTTPS, p.HTTPGet.Scheme, "the API is HTTPS with TLS")
 	}
+
+	// Termination: the grace period covers the preStop sleep, the
+	// leader's handover on SIGTERM (at most two election timeouts, see
+	// main_raft.go), the HTTP drain (2 s, httpapi.Server.Wait) and leaves
+	// at least 10 s for the final snapshot.
+	election := time.Second // RAFT_ELECTION_TIMEOUT's default
+	for _, e := range c.Env {
+		if e.Name == "RAFT_ELECTION_TIMEOUT" {
+			d, err := time.ParseDuration(e.Value)
+			require.NoError(t, err)
+			election = d
+		}
+	}
+	var preStop time.Duration
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+		require.NotNil(t, c.Lifecycle.PreStop.Sleep, "the image has no shell: preStop can only sleep")
+		preStop = time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+	}
+	require.NotNil(t, pod.Spec.TerminationGracePeriodSeconds)
+	grace := time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	assert.GreaterOrEqual(t, grace, preStop+2*election+2*time.Second+10*time.Second,
+		"terminationGracePeriodSeconds leaves no room for preStop, the handover, the drain and a snapshot")
+	assert.Equal(t, "/metrics", pod.Annotations["prometheus.io/path"])
 
 	// Voluntary disruptions keep a quorum: minAvailable = a majority.
 	require.NotNil(t, pdb.Spec.MinAvailable)

@@ -22,11 +22,13 @@ import (
 	"raftkv/src/certs"
 )
 
-// The compose project and its network carry a per-checkout prefix,
-// $RAFT_PREFIX (the Makefile sets raftkv-<hash of the checkout's path>;
-// default raftkv), so that two checkouts' projects and networks do not
-// collide on one engine. Container names stay the hostfile's names
-// (CONTRACT.md), so two checkouts still cannot run at the same time.
+// The compose project, its network and its containers carry a per-checkout
+// prefix, $RAFT_PREFIX (the Makefile sets raftkv-<hash of the checkout's
+// path>; default raftkv), so that two checkouts do not collide on one
+// engine. The hostfile's names stay the nodes' names, host names and DNS
+// names on the project's own network (CONTRACT.md: the hostfile's host is
+// how a node is reached); only the engine-wide container name is
+// prefixed: container r0 is $RAFT_PREFIX-r0 (ContainerName).
 var (
 	// Project is the compose project name the harness uses.
 	Project = prefix()
@@ -34,6 +36,10 @@ var (
 	// `networks.raftnet.name`).
 	NetworkName = Project + "-net"
 )
+
+// ContainerName is the engine's name of the container of node or client
+// name (docker-compose.yaml's container_name).
+func ContainerName(name string) string { return Project + "-" + name }
 
 func prefix() string {
 	if p := os.Getenv("RAFT_PREFIX"); p != "" {
@@ -198,7 +204,7 @@ func (d *Docker) Down(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	for _, name := range append(append([]string{}, Nodes...), Clients...) {
-		err := d.cli.ContainerRemove(ctx, name, container.RemoveOptions{Force: true})
+		err := d.cli.ContainerRemove(ctx, ContainerName(name), container.RemoveOptions{Force: true})
 		if err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove %s: %w", name, err))
 		}
@@ -224,7 +230,7 @@ func (d *Docker) Down(ctx context.Context) error {
 // Stop stops a container: SIGTERM (a clean shutdown), SIGKILL after grace.
 func (d *Docker) Stop(ctx context.Context, name string, grace time.Duration) error {
 	secs := int(grace.Seconds())
-	if err := d.cli.ContainerStop(ctx, name, container.StopOptions{Timeout: &secs}); err != nil {
+	if err := d.cli.ContainerStop(ctx, ContainerName(name), container.StopOptions{Timeout: &secs}); err != nil {
 		return fmt.Errorf("stop %s: %w", name, err)
 	}
 	return nil
@@ -232,7 +238,7 @@ func (d *Docker) Stop(ctx context.Context, name string, grace time.Duration) err
 
 // Kill sends SIGKILL and waits for the container to be gone.
 func (d *Docker) Kill(ctx context.Context, name string) error {
-	if err := d.cli.ContainerKill(ctx, name, "SIGKILL"); err != nil {
+	if err := d.cli.ContainerKill(ctx, ContainerName(name), "SIGKILL"); err != nil {
 		return fmt.Errorf("kill %s: %w", name, err)
 	}
 	return d.WaitExited(ctx, name)
@@ -240,7 +246,7 @@ func (d *Docker) Kill(ctx context.Context, name string) error {
 
 // Start starts a stopped container again (same persistence folder).
 func (d *Docker) Start(ctx context.Context, name string) error {
-	if err := d.cli.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+	if err := d.cli.ContainerStart(ctx, ContainerName(name), container.StartOptions{}); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	return nil
@@ -249,16 +255,17 @@ func (d *Docker) Start(ctx context.Context, name string) error {
 // Disconnect cuts a container off the project network (it keeps running,
 // with only its loopback interface).
 func (d *Docker) Disconnect(ctx context.Context, name string) error {
-	if err := d.cli.NetworkDisconnect(ctx, NetworkName, name, false); err != nil {
+	if err := d.cli.NetworkDisconnect(ctx, NetworkName, ContainerName(name), false); err != nil {
 		return fmt.Errorf("disconnect %s: %w", name, err)
 	}
 	return nil
 }
 
-// Connect puts a container back on the project network, under its name (it
-// may get a new address; the nodes resolve names again on reconnect).
+// Connect puts a container back on the project network, under its
+// hostfile name (it may get a new address; the nodes resolve names again
+// on reconnect).
 func (d *Docker) Connect(ctx context.Context, name string) error {
-	err := d.cli.NetworkConnect(ctx, NetworkName, name, &network.EndpointSettings{Aliases: []string{name}})
+	err := d.cli.NetworkConnect(ctx, NetworkName, ContainerName(name), &network.EndpointSettings{Aliases: []string{name}})
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", name, err)
 	}
@@ -276,7 +283,7 @@ type State struct {
 
 // Inspect reads a container's state.
 func (d *Docker) Inspect(ctx context.Context, name string) (State, error) {
-	info, err := d.cli.ContainerInspect(ctx, name)
+	info, err := d.cli.ContainerInspect(ctx, ContainerName(name))
 	if err != nil {
 		return State{}, fmt.Errorf("inspect %s: %w", name, err)
 	}
@@ -305,7 +312,7 @@ func (d *Docker) WaitExited(ctx context.Context, name string) error {
 
 // Logs returns a container's stdout and stderr, interleaved.
 func (d *Docker) Logs(ctx context.Context, name string) ([]byte, error) {
-	rc, err := d.cli.ContainerLogs(ctx, name, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	rc, err := d.cli.ContainerLogs(ctx, ContainerName(name), container.LogsOptions{ShowStdout: true, ShowStderr: true})
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +329,7 @@ func (d *Docker) Logs(ctx context.Context, name string) ([]byte, error) {
 // container cut off the network: that is how the harness reads an isolated
 // node's status (through its loopback interface).
 func (d *Docker) Exec(ctx context.Context, name string, cmd ...string) ([]byte, error) {
-	created, err := d.cli.ContainerExecCreate(ctx, name, container.ExecOptions{
+	created, err := d.cli.ContainerExecCreate(ctx, ContainerName(name), container.ExecOptions{
 		Cmd: cmd, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {

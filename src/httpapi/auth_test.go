@@ -132,8 +132,8 @@ func TestAuthenticate(t *testing.T) {
 	// mallory's certificate is signed by the cluster CA; LoadPeer checks
 	// that, so the chain is the one crypto/tls would verify.
 	r1, mallory := leaf(p.dir, "r1"), leaf(p.dir, "mallory")
-	s := &Server{cfg: Config{Self: 0, Peers: []Peer{{Name: "r0"}, {Name: "r1"}, {Name: "r2"}},
-		Auth: Auth{TLS: p.peerTLS(t, p.dir, "r0"), Tokens: p.tokens0(t)}}}
+	cfg := Config{Self: 0, Peers: []Peer{{Name: "r0"}, {Name: "r1"}, {Name: "r2"}},
+		Auth: Auth{TLS: p.peerTLS(t, p.dir, "r0"), Tokens: p.tokens0(t)}}
 	bearer := func(role string) http.Header { return http.Header{"Authorization": {"Bearer " + p.tokens[role]}} }
 	fwd := func(by, role string) http.Header {
 		return http.Header{forwardedHeader: {by}, forwardedRoleHeader: {role}}
@@ -183,7 +183,7 @@ func TestAuthenticate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := *s
+			srv := &Server{cfg: cfg}
 			if tt.auth != nil {
 				tt.auth(&srv.cfg.Auth)
 			}

@@ -46,6 +46,12 @@ func (r *stubRuntime) AppliedIndex() uint64          { return 1 }
 func (r *stubRuntime) LeaderCommit() uint64          { return 1 }
 func (r *stubRuntime) PeerTLS() bool                 { return false }
 func (r *stubRuntime) Metrics() *metrics.Metrics     { return nil }
+func (r *stubRuntime) Backup(<-chan time.Time) (node.Backup, error) {
+	return node.Backup{}, node.ErrNotLeader
+}
+func (r *stubRuntime) TransferLeadership(raft.ID, <-chan time.Time) (raft.ID, error) {
+	return raft.None, node.ErrNotLeader
+}
 
 // BenchmarkHandler runs the HTTP edge of a node whose runtime is a stub: routing, query parsing and header checks, up to the point where
 // a write would be proposed (here refused: no leader known, 503) or a

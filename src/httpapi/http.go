@@ -42,6 +42,8 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
 	mux.HandleFunc("/readyz", s.get(s.handleReadyz))
+	mux.HandleFunc("/v1/snapshot", s.get(s.handleSnapshot))
+	mux.HandleFunc("/v1/leader/transfer", s.handleTransfer)
 	// The endpoints below check their query themselves (or, through
 	// get, take none).
 	mux.HandleFunc("/metrics", s.get(s.handleMetrics))
@@ -61,7 +63,7 @@ func (s *Server) routes() http.Handler {
 		leaderHeaders[i] = []string{p.Name}
 	}
 	leaderHeaders[len(s.cfg.Peers)] = []string{""}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.instrument(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := s.rt.Status()
 		h := w.Header()
 		h["Raft-Node"] = nodeHeader
@@ -77,7 +79,7 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		mux.ServeHTTP(w, r)
-	})
+	}))
 }
 
 // onlyGet serves h for GET and HEAD requests, and answers others with a
@@ -315,6 +317,9 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, b
 	timer := startTimer(s.cfg.RequestTimeout)
 	defer stopTimer(timer)
 	res, err := s.rt.Propose(kv.EncodeCommand(cmd), timer.C)
+	if err != nil {
+		s.met.ProposalFailed(failReason(err))
+	}
 	switch {
 	case errors.Is(err, node.ErrBusy):
 		writeError(w, http.StatusServiceUnavailable, "node too busy to take the command; it was not proposed")

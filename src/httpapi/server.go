@@ -12,6 +12,7 @@ import (
 
 	"raftkv/src/kv"
 	"raftkv/src/metrics"
+	"raftkv/src/node"
 	"raftkv/src/raft"
 )
 
@@ -40,6 +41,10 @@ type Runtime interface {
 	// PeerTLS reports whether peer traffic is mutual TLS (/v1/status).
 	PeerTLS() bool
 	Metrics() *metrics.Metrics
+	// Backup and TransferLeadership: see node.Node (GET /v1/snapshot, POST
+	// /v1/leader/transfer, and the handover before a clean stop).
+	Backup(deadline <-chan time.Time) (node.Backup, error)
+	TransferLeadership(to raft.ID, deadline <-chan time.Time) (raft.ID, error)
 }
 
 // Peer is one node of the cluster as the HTTP API sees it.
@@ -66,7 +71,15 @@ type Config struct {
 	Logger                                             *zap.Logger
 	// Auth: HTTPS and tokens (auth.go); the zero value is plaintext, open.
 	Auth Auth
+	// HandoverTimeout bounds the leadership handover of a clean stop
+	// (handOver); 0 means DefaultHandoverTimeout.
+	HandoverTimeout time.Duration
 }
+
+// DefaultHandoverTimeout bounds a handover when none is configured: it takes a round trip to catch the
+// target up and one election round; the core gives up after an election
+// timeout (1 s by default).
+const DefaultHandoverTimeout = 3 * time.Second
 
 // httpTimeouts fills in the HTTP server's timeouts left 0. Without them, a
 // client that opened a connection and sent nothing, or a body slowly,
@@ -108,6 +121,7 @@ type Server struct {
 	http  *http.Server
 	httpL *limitListener
 	fwd   *http.Client
+	fresh freshConns // shutdown.go
 }
 
 // New prepares the HTTP API of rt; Start or Run serve it.
@@ -121,19 +135,25 @@ func New(cfg Config, rt Runtime) *Server {
 	if cfg.MaxClientConns <= 0 {
 		cfg.MaxClientConns = DefaultMaxClientConns
 	}
+	if cfg.HandoverTimeout <= 0 {
+		cfg.HandoverTimeout = DefaultHandoverTimeout
+	}
 	lg := cfg.Logger.With(zap.String("node", cfg.name()))
 	s := &Server{
 		cfg: cfg, lg: lg, rt: rt, met: rt.Metrics(),
 		fwd: newPeerClient(&cfg),
 	}
+	s.met.WatchReady(func() bool { ok, _ := s.readiness().ready(); return ok })
 	read, write, idle, header := cfg.httpTimeouts()
 	s.http = &http.Server{
 		Handler:     s.withAuth(s.routes()),
 		ReadTimeout: read, WriteTimeout: write, IdleTimeout: idle, ReadHeaderTimeout: header,
 		// net/http logs a failed TLS handshake or an Accept error here; the
 		// node's logger has them instead of the standard library's.
-		ErrorLog: zap.NewStdLog(lg.Named("http")),
+		ErrorLog:  zap.NewStdLog(lg.Named("http")),
+		ConnState: s.fresh.track,
 	}
+	s.http.RegisterOnShutdown(s.fresh.closeAll)
 	return s
 }
 
@@ -175,6 +195,7 @@ func (s *Server) Wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		s.lg.Info("shutting down")
+		s.handOver()
 	case err := <-s.rt.Failed():
 		s.lg.Error("node failed; stopping", zap.Error(err))
 	}

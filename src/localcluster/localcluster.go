@@ -40,6 +40,10 @@ type Options struct {
 	// CertsDir holds the credentials (default Dir/certs); several clusters
 	// may share one (what exists is kept).
 	CertsDir string
+	// NoStart: Start writes the hostfile (and certificates) but starts no
+	// node; StartNode starts each (e.g. once their folders were seeded by
+	// `raftkv snapshot restore`).
+	NoStart bool
 }
 
 // Node is one node process.
@@ -144,6 +148,9 @@ func Start(opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	for i := range c.Nodes {
+		if opts.NoStart {
+			break
+		}
 		if err := c.StartNode(i); err != nil {
 			c.Close()
 			return nil, err

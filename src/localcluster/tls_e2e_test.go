@@ -65,7 +65,7 @@ func refusedMetric(c *Cluster, i int, reason string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	prefix := fmt.Sprintf(`raftkv_peer_handshake_refused_total{node=%q,reason=%q} `, c.Nodes[i].Name, reason)
+	prefix := fmt.Sprintf(`raftkv_peer_handshake_refused_total{reason=%q} `, reason)
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, prefix); ok {
 			var f float64

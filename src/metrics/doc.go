@@ -15,7 +15,8 @@
 //	m.InvalidMessage()                   // a peer message the core refused
 //	http.Handle("/metrics", m.Handler())
 //
-// Metric names (every one has the label node=<name>):
+// Metric names (no node label: Prometheus's instance says which node; see
+// ops.go), besides the Go runtime's go_* and the process's process_*:
 //
 //	raftkv_role{role}                      1 for the current role (follower, pre-candidate, candidate, leader)
 //	raftkv_term, raftkv_commit_index, raftkv_applied_index, raftkv_last_log_index, raftkv_snapshot_index
@@ -27,7 +28,13 @@
 //	raftkv_peer_{sent,received}_{bytes,messages}_total{peer}, raftkv_peer_dropped_messages_total{peer}, raftkv_peer_connected{peer}
 //	raftkv_follower_lag_entries{peer}, raftkv_follower_match_index{peer}   (leader only)
 //	raftkv_http_connections, raftkv_http_connections_limit, raftkv_http_connections_limited_total
-//	raftkv_invalid_messages_total
+//	raftkv_invalid_messages_total, raftkv_peer_handshake_refused_total{reason}
+//	raftkv_node_info{name}, raftkv_has_leader, raftkv_ready
+//	raftkv_http_requests_total{route,code}, raftkv_http_request_duration_seconds{route} (histogram)
+//	raftkv_state_keys, raftkv_state_bytes (at the newest snapshot)
+//	raftkv_snapshot_duration_seconds (histogram), raftkv_snapshot_size_bytes
+//	raftkv_peer_round_trip_seconds{peer} (histogram; leader only)
+//	raftkv_proposals_failed_total{reason}, raftkv_proposals_pending
 //
 // Summary gives the cumulative values as JSON for GET /v1/metrics-summary,
 // which the dashboard turns into rates by differences.

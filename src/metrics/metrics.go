@@ -57,16 +57,18 @@ type Metrics struct {
 	mu      sync.Mutex
 	peer    *peerCollector
 	refused *refusalCollector
+	ops     *opsMetrics
 }
 
 // New creates a node's metrics and registers them in reg (a fresh
-// prometheus.NewRegistry() when reg is nil). Every metric carries the
-// constant label node=<node>.
+// prometheus.NewRegistry() when reg is nil), with the Go runtime's and the
+// process's collectors. node names the node in raftkv_node_info.
 func New(reg *prometheus.Registry, node string) *Metrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	labels := prometheus.Labels{"node": node}
+	// No constant node label: see ops.go.
+	var labels prometheus.Labels
 	gauge := func(name, help string) prometheus.Gauge {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "raftkv", Name: name, Help: help, ConstLabels: labels})
 	}
@@ -121,6 +123,7 @@ func New(reg *prometheus.Registry, node string) *Metrics {
 		"Inbound peer connections refused at the TLS or raftkv handshake, by reason (no_certificate, unknown_ca, expired, name_mismatch, ...).",
 		[]string{"reason"}, labels)}
 	reg.MustRegister(m.refused)
+	m.ops = newOpsMetrics(m, reg, node)
 	reg.MustRegister(m.term, m.commit, m.applied, m.lastIndex, m.snapIndex, roleVec,
 		m.leaderChanges, m.elections, m.proposals, m.reads, m.commitLatency, m.readLatency,
 		m.fsyncLatency, m.fsyncBatch, m.snapshotsTaken, m.snapshotsInstalled, m.peer,
@@ -157,6 +160,11 @@ func (m *Metrics) ObserveStatus(st raft.Status) {
 	m.applied.Set(float64(st.Applied))
 	m.lastIndex.Set(float64(st.LastIndex))
 	m.snapIndex.Set(float64(st.SnapshotIndex))
+	if st.Lead != raft.None {
+		m.ops.hasLeader.Set(1)
+	} else {
+		m.ops.hasLeader.Set(0)
+	}
 	if !m.started || st.Role != m.lastRole {
 		for i, r := range roleNames {
 			if r == st.Role {

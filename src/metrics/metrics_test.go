@@ -45,13 +45,13 @@ func TestObserveStatusCountsTransitions(t *testing.T) {
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
 	for _, want := range []string{
-		`raftkv_role{node="r0",role="follower"} 1`,
-		`raftkv_term{node="r0"} 6`,
-		`raftkv_elections_started_total{node="r0"} 2`,
-		`raftkv_peer_sent_bytes_total{node="r0",peer="r1"} 10`,
-		`raftkv_follower_lag_entries{node="r0",peer="r1"} 2`,
-		`raftkv_fsync_batch_entries_bucket{node="r0",le="8"} 1`,
-		`raftkv_commit_latency_seconds_count{node="r0"} 1`,
+		`raftkv_role{role="follower"} 1`,
+		`raftkv_term 6`,
+		`raftkv_elections_started_total 2`,
+		`raftkv_peer_sent_bytes_total{peer="r1"} 10`,
+		`raftkv_follower_lag_entries{peer="r1"} 2`,
+		`raftkv_fsync_batch_entries_bucket{le="8"} 1`,
+		`raftkv_commit_latency_seconds_count 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -91,10 +91,10 @@ func TestHTTPAndInvalidMessageMetrics(t *testing.T) {
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{
-		`raftkv_http_connections{node="r0"} 1`,
-		`raftkv_http_connections_limit{node="r0"} 8`,
-		`raftkv_http_connections_limited_total{node="r0"} 1`,
-		`raftkv_invalid_messages_total{node="r0"} 2`,
+		`raftkv_http_connections 1`,
+		`raftkv_http_connections_limit 8`,
+		`raftkv_http_connections_limited_total 1`,
+		`raftkv_invalid_messages_total 2`,
 	} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -112,8 +112,8 @@ func TestHandshakeRefusalsAreExported(t *testing.T) {
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
 	for _, want := range []string{
-		`raftkv_peer_handshake_refused_total{node="r0",reason="unknown_ca"} 3`,
-		`raftkv_peer_handshake_refused_total{node="r0",reason="name_mismatch"} 1`,
+		`raftkv_peer_handshake_refused_total{reason="unknown_ca"} 3`,
+		`raftkv_peer_handshake_refused_total{reason="name_mismatch"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s:\n%s", want, body)

@@ -20,6 +20,16 @@ func (s *Node) initMetrics() {
 	s.met = metrics.New(prometheus.NewRegistry(), s.cfg.name())
 	s.met.ObserveStatus(*s.status.Load())
 	s.met.WatchPeers(s.peerSamples)
+	names := make([]string, len(s.cfg.Peers))
+	for i, p := range s.cfg.Peers {
+		if raft.ID(i) != s.cfg.ID {
+			names[i] = p.Name
+		}
+	}
+	s.met.SetPeers(names)
+	s.met.WatchState(s.kv.Len)
+	s.met.SetStateBytes(s.lastSnapBytes)
+	s.rtt = newRTTTracker(len(s.cfg.Peers), s.met)
 }
 
 // peerSamples reads the transport's counters and, on the leader, the

@@ -169,6 +169,10 @@ type Node struct {
 	// leaderCommit: the highest commit index heard from a leader (see
 	// LeaderCommit).
 	leaderCommit atomic.Uint64
+
+	// callc runs a function in the loop (see inLoop: backups, transfers).
+	callc chan func()
+	rtt   rttTracker // loop-owned (see rtt.go)
 }
 
 // New opens the node's storage, recovers its state and prepares the
@@ -198,6 +202,7 @@ func New(cfg Config) (*Node, error) {
 		lostc:     make(chan raft.ID, 16),
 		snapc:     make(chan snapResult, 1),
 		campaignc: make(chan raft.ID, 16),
+		callc:     make(chan func()),
 		stopc:     make(chan struct{}),
 		fatal:     make(chan error, 1),
 		waiters:   map[uint64]*proposal{},
@@ -430,6 +435,8 @@ func (s *Node) loop() error {
 			s.onCampaignTimer(id)
 		case c := <-s.statc:
 			c <- s.core.Status()
+		case f := <-s.callc:
+			f()
 		}
 		// Take whatever else is already waiting, so that one Ready (one
 		// fsync, one message per peer) serves all of it.
@@ -461,6 +468,7 @@ func (s *Node) step(m raft.Message) {
 	err := s.core.Step(m)
 	if err == nil {
 		s.noteLeaderCommit(m)
+		s.rtt.onReceive(&m)
 	}
 	if err != nil {
 		// Every refused message is counted; the log gets at most one line a
@@ -533,6 +541,7 @@ func (s *Node) handleReady() error {
 	st := s.core.BasicStatus()
 	s.status.Store(&st)
 	s.met.ObserveStatus(st)
+	s.met.SetPendingProposals(len(s.waiters))
 	return nil
 }
 
@@ -577,6 +586,7 @@ func (a loopApp) Restore(snap *raft.Snapshot) error {
 	}
 	s.lg.Info("installed snapshot", zap.Uint64("index", snap.Index), zap.Uint64("term", snap.Term))
 	s.met.SnapshotInstalled()
+	s.met.SetStateBytes(s.lastSnapBytes)
 	return nil
 }
 
@@ -628,6 +638,7 @@ func (l loopSender) Send(msgs []raft.Message) {
 			l.s.lg.Debug("send", zap.Stringer("msg", m))
 		}
 	}
+	l.s.rtt.onSend(msgs)
 	l.s.tr.Send(msgs)
 }
 
@@ -712,6 +723,7 @@ type snapResult struct {
 	index uint64
 	keys  int
 	bytes uint64 // the size of the state machine's encoding
+	took  time.Duration
 	err   error
 }
 
@@ -723,12 +735,13 @@ func (s *Node) startSnapshot(applied uint64) {
 	term := s.appliedTerm
 	s.snapping = true
 	go func() {
+		start := time.Now()
 		var size countingWriter
 		err := s.disk.SaveSnapshotFrom(applied, term, s.peerIDs, func(w io.Writer) error {
 			size.w = w
 			return frozen.EncodeTo(&size)
 		})
-		s.snapc <- snapResult{index: applied, keys: frozen.Len(), bytes: size.n, err: err}
+		s.snapc <- snapResult{index: applied, keys: frozen.Len(), bytes: size.n, took: time.Since(start), err: err}
 	}()
 }
 
@@ -751,6 +764,7 @@ func (s *Node) finishSnapshot(r snapResult) error {
 	s.lastSnapBytes = r.bytes
 	s.logBytesSinceSnap = 0 // roughly: the entries applied while it was written are not counted
 	s.met.SnapshotTaken()
+	s.met.ObserveSnapshot(r.bytes, r.took)
 	s.lg.Info("snapshot taken", zap.Uint64("index", r.index), zap.Int("keys", r.keys))
 	return nil
 }

@@ -126,6 +126,10 @@ func run(forceLocal bool, binary string) int {
 		c.teardown(ctx)
 		return 1
 	}
+	if _, ok := c.(*dockerCluster); ok {
+		fmt.Printf("compose project %s: containers %s-{%s}, network %s\n", dockertest.Project, dockertest.Project,
+			strings.Join(append(append([]string{}, dockertest.Nodes...), dockertest.Clients...), ","), dockertest.NetworkName)
+	}
 	for i, url := range dashboards(c, repo) {
 		fmt.Printf("%s: dashboard and HTTP API at %s\n", dockertest.Nodes[i], url)
 	}
