@@ -315,6 +315,7 @@ func checkInvariants(t *testing.T, objs objects, replicas int) {
 	assert.GreaterOrEqual(t, grace, preStop+2*election+2*time.Second+10*time.Second,
 		"terminationGracePeriodSeconds leaves no room for preStop, the handover, the drain and a snapshot")
 	assert.Equal(t, "/metrics", pod.Annotations["prometheus.io/path"])
+	assert.Equal(t, "https", pod.Annotations["prometheus.io/scheme"], "the nodes serve HTTPS")
 
 	// Voluntary disruptions keep a quorum: minAvailable = a majority.
 	require.NotNil(t, pdb.Spec.MinAvailable)
