@@ -37,6 +37,14 @@ func NewRecorder() *Recorder {
 	return newRecorder(func() int64 { return int64(time.Since(start)) })
 }
 
+// NewLogicalRecorder returns an empty Recorder whose clock counts events
+// (1, 2, 3, ...): for a history simulated in one goroutine, where every
+// Begin and resolve is a distinct instant.
+func NewLogicalRecorder() *Recorder {
+	var n int64
+	return newRecorder(func() int64 { n++; return n })
+}
+
 // newRecorder lets tests drive the clock (logical time).
 func newRecorder(clock func() int64) *Recorder {
 	return &Recorder{clock: clock}
