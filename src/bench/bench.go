@@ -52,7 +52,13 @@ type Options struct {
 
 // Main runs `raftkv bench` with args; it returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	opts, err := parseFlags(args, stderr)
+	// Asked for, the usage goes to stdout with success, as every
+	// command's --help; after a mistake, to stderr.
+	usageOut := stderr
+	if helpAsked(args) {
+		usageOut = stdout
+	}
+	opts, err := parseFlags(args, usageOut)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -240,4 +246,17 @@ func newTransport(clients int) *http.Transport {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
+}
+
+// helpAsked reports whether args ask for the usage (flag's -h, -help).
+func helpAsked(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "--h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }

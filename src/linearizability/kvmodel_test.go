@@ -23,7 +23,9 @@ func seq(ops ...Op) []Op {
 
 func TestKVModel(t *testing.T) {
 	put := func(k, v string, idx uint64) Op { return Op{Kind: api.OpPut, Key: k, Value: v, Index: idx} }
-	get := func(k, v string, mod uint64) Op { return Op{Kind: api.OpGet, Key: k, Output: v, Found: true, ModIndex: mod} }
+	get := func(k, v string, mod uint64) Op {
+		return Op{Kind: api.OpGet, Key: k, Output: v, Found: true, ModIndex: mod}
+	}
 	absent := func(k string) Op { return Op{Kind: api.OpGet, Key: k} }
 	cas := func(k, v string, n, idx uint64) Op {
 		return Op{Kind: api.OpPut, Key: k, Value: v, CAS: u(n), Index: idx}
