@@ -190,7 +190,7 @@ func runKVCommand(op api.Op, args []string, stdin io.Reader, stdout, stderr io.W
 		}
 		e, _, err := c.GetEntry(ctx, key, opts...)
 		if err != nil {
-			return reportError(stderr, op, key, cf.timeout, err)
+			return hostfileHint(reportError(stderr, op, key, cf.timeout, err), cf, stderr)
 		}
 		p.entries([]api.ValueBody{e}, false)
 		return exitOK
@@ -220,7 +220,7 @@ func runKVCommand(op api.Op, args []string, stdin io.Reader, stdout, stderr io.W
 		return exitCompareFailed
 	}
 	if err != nil {
-		return reportError(stderr, op, key, cf.timeout, err)
+		return hostfileHint(reportError(stderr, op, key, cf.timeout, err), cf, stderr)
 	}
 	p.write(res, nil)
 	return exitOK
@@ -248,7 +248,7 @@ func runList(ctx context.Context, c *client.Client, key string, kf kvFlags, p pr
 			continue
 		}
 		if err != nil {
-			return reportError(stderr, api.OpGet, key, cf.timeout, err)
+			return hostfileHint(reportError(stderr, api.OpGet, key, cf.timeout, err), cf, stderr)
 		}
 		all.KVs, all.Keys = append(all.KVs, b.KVs...), append(all.Keys, b.Keys...)
 		all.Count += b.Count
@@ -420,7 +420,7 @@ func runTxn(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer cancel()
 	tb, _, err := c.Txn(ctx, t)
 	if err != nil {
-		return reportError(stderr, "txn", "", cf.timeout, err)
+		return hostfileHint(reportError(stderr, "txn", "", cf.timeout, err), cf, stderr)
 	}
 	p := printer{w: stdout, format: *out}
 	switch p.format {
@@ -517,6 +517,17 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "raftkv %s (%s%s)\n", v.Version, v.Go, rev)
 	}
 	return exitOK
+}
+
+// hostfileHint follows a failure to reach the cluster through the default
+// hostfile: its hosts are the Docker containers' names, which do not
+// resolve outside Docker, the first trap of a local cluster.
+func hostfileHint(code int, cf clusterFlags, stderr io.Writer) int {
+	if code == exitUnavailable && cf.endpoints == "" && !cf.hostfileSet {
+		fmt.Fprintf(stderr, "hint: %s names the Docker cluster's nodes; for the local cluster give --hostfile hostfile.local.json or export %s=127.0.0.1:8000,127.0.0.1:8001,127.0.0.1:8002\n",
+			cf.hostfile, envEndpoints)
+	}
+	return code
 }
 
 // endpointsFromEnv is RAFTKV_ENDPOINTS, for clusterFlags.cluster.

@@ -41,10 +41,6 @@ type RecordCommand struct {
 	Op       Op      `json:"op"`
 	Key      string  `json:"key"`
 	Value    string  `json:"value,omitempty"`
-	// CAS: a put with ?cas= (data-file "cas KEY N VALUE"); Prefix: a
-	// delete of every key under Key (data-file "delete-prefix PREFIX").
-	CAS      *uint64 `json:"cas,omitempty"`
-	Prefix   bool    `json:"prefix,omitempty"`
 	ClientID string  `json:"client_id"`
 	Seq      uint64  `json:"seq,omitempty"`
 	Outcome  Outcome `json:"outcome"`
@@ -59,4 +55,9 @@ type RecordCommand struct {
 	// linearizability check.
 	Start string `json:"start"`
 	End   string `json:"end"`
+
+	// CAS: a put with ?cas= (data-file "cas KEY N VALUE"); Prefix: a
+	// delete of every key under Key (data-file "delete-prefix PREFIX").
+	CAS    *uint64 `json:"cas,omitempty"`
+	Prefix bool    `json:"prefix,omitempty"`
 }
