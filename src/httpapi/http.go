@@ -402,7 +402,7 @@ func (s *Server) forwardIfFollower(w http.ResponseWriter, r *http.Request, body 
 		return true
 	}
 	defer resp.Body.Close()
-	for _, h := range []string{"Content-Type", "Raft-Node", "Raft-Leader", "Retry-After"} {
+	for _, h := range []string{"Content-Type", "Raft-Node", "Raft-Leader", "Retry-After", "Raft-Index"} {
 		if v := resp.Header.Get(h); v != "" {
 			w.Header().Set(h, v)
 		}

@@ -258,6 +258,10 @@ func TestKVAPIThroughFollower(t *testing.T) {
 	require.Equal(t, 200, r.code, r.body)
 	lst := decode[api.ListBody](t, do(t, "GET", base+"f/?prefix&keys", "", nil))
 	assert.Equal(t, []string{"f/1", "f/2"}, lst.Keys)
+	fwd, err := testHTTP.Get(base + "f/1")
+	require.NoError(t, err)
+	fwd.Body.Close()
+	assert.NotEmpty(t, fwd.Header.Get("Raft-Index"), "a forwarded read passes the leader's Raft-Index on")
 	idx := decode[api.TxnBody](t, r).Index
 	eventually(t, 5*time.Second, "the follower applies", func() bool { return f.rt.AppliedIndex() >= idx })
 	req, _ := http.NewRequest("GET", base+"f/?prefix&consistency=stale", nil)

@@ -18,7 +18,8 @@ import (
 // runLinKVClient is a client of TestLinearizableUnderFaults that uses the
 // second-wave API on the keys p/0..p/2: gets that report mod_index,
 // compare-and-swap puts and deletes with the mod_index it last saw,
-// listings of p/, transactions, and appends that record their index. A
+// listings of p/, transactions, deletes of the whole prefix, and appends
+// that record their index. A
 // 409 is a definite "not applied" with the key's state; a 503 is "not
 // applied"; anything else unanswered is an unknown outcome.
 func runLinKVClient(ctx context.Context, c *Cluster, rec *linearizability.Recorder, id int, rng *rand.Rand) {
@@ -98,7 +99,7 @@ func runLinKVClient(ctx context.Context, c *Cluster, rec *linearizability.Record
 				p.Unknown()
 				failover()
 			}
-		case r < 17: // a transaction: if the key still holds what we saw, move on to the next key
+		case r < 16: // a transaction: if the key still holds what we saw, move on to the next key
 			other := keys[(rng.Intn(2)+1+indexOf(keys, key))%len(keys)]
 			cmp := api.TxnCompare{Key: key, Target: api.TargetValue, Value: lastVal[key]}
 			if lastVal[key] == "" {
@@ -117,6 +118,11 @@ func runLinKVClient(ctx context.Context, c *Cluster, rec *linearizability.Record
 				json.Unmarshal([]byte(rp.body), &tb)
 			}
 			write(p, rp, err, func(o *linearizability.Op) { o.TxnOut = &tb })
+		case r == 19: // delete the whole prefix
+			seq++
+			p := rec.BeginOp(id, linearizability.Op{Kind: api.OpDelete, Key: "p/", IsPrefix: true})
+			rp, err := doWith(linClient, http.MethodDelete, ep, "p/", "prefix", nil, session(clientID, seq))
+			write(p, rp, err, func(o *linearizability.Op) { o.Index = rp.index })
 		default: // append, recording its index
 			seq++
 			p := rec.BeginOp(id, linearizability.Op{Kind: api.OpAppend, Key: key, Value: val})
