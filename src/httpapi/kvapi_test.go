@@ -220,6 +220,13 @@ func TestTxnHTTP(t *testing.T) {
 	assert.Equal(t, api.TxnOpResult{Op: "get", Key: "acct/b", Found: true, Value: "10", KeyMeta: &b.KeyMeta}, eb.Results[0])
 	assert.Equal(t, "v:acct/a!", decode[api.ValueBody](t, do(t, "GET", base+"acct/a", "", nil)).Value)
 
+	// A large transaction (two values of 900 KiB, under the 2 MiB bound)
+	// goes through the log like any write.
+	v := strings.Repeat("y", 900<<10)
+	r = do(t, "POST", url, `{"then":[{"op":"put","key":"big1","value":"`+v+`"},{"op":"put","key":"big2","value":"`+v+`"}]}`, nil)
+	require.Equal(t, 200, r.code, "%.200s", r.body)
+	assert.Len(t, decode[api.ValueBody](t, do(t, "GET", base+"big2", "", nil)).Value, 900<<10)
+
 	tooMany := `{"then":[` + strings.Repeat(`{"op":"get","key":"k"},`, api.MaxTxnOps) + `{"op":"get","key":"k"}]}`
 	for _, tc := range []struct {
 		method, target, body string
