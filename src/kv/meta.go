@@ -2,7 +2,6 @@ package kv
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"raftkv/src/api"
@@ -24,17 +23,27 @@ func nextMeta(m Meta, existed bool, index uint64) Meta {
 }
 
 // deletePrefix removes every key that starts with prefix and returns how
-// many it removed. Every replica removes the same keys, in whatever order.
+// many it removed.
 func (s *Store) deletePrefix(prefix string) int {
-	n := 0
-	for k := range s.contents {
-		if strings.HasPrefix(k, prefix) {
-			delete(s.contents, k)
-			delete(s.meta, k)
-			n++
+	var keys []string
+	s.index.ascend(prefix, func(k string) bool {
+		if !strings.HasPrefix(k, prefix) {
+			return false
 		}
+		keys = append(keys, k)
+		return true
+	})
+	for _, k := range keys {
+		s.remove1(k)
 	}
-	return n
+	return len(keys)
+}
+
+// remove1 removes a present key from the map, the metadata and the index.
+func (s *Store) remove1(k string) {
+	delete(s.contents, k)
+	delete(s.meta, k)
+	s.index.remove(k)
 }
 
 // Entry returns key's value and metadata in the local state, and the
@@ -88,53 +97,37 @@ type RangeResult struct {
 // the key and value: the JSON field names and numbers.
 const entryOverhead = 96
 
-// Range returns the keys of r in key order, from the local state. It
-// scans every key (the map has no order), then sorts the matches: a
-// listing costs O(keys + matches log matches).
+// Range returns the keys of r in key order, from the local state, walking
+// the ordered index from the first key of the range: O(log keys + keys
+// listed).
 func (s *Store) Range(r RangeRequest) RangeResult {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	in := func(k string) bool {
-		if r.Prefix {
-			if !strings.HasPrefix(k, r.Start) {
-				return false
-			}
-		} else if k < r.Start || (r.End != "" && k >= r.End) {
+	res := RangeResult{Applied: s.applied}
+	from := r.Start
+	if r.HasAfter && r.After >= from {
+		from = r.After + "\x00" // the first key after it
+	}
+	size, n := 0, 0
+	s.index.ascend(from, func(k string) bool {
+		if r.Prefix && !strings.HasPrefix(k, r.Start) || !r.Prefix && r.End != "" && k >= r.End {
 			return false
 		}
-		if r.HasAfter {
-			if k <= r.After {
-				return false
-			}
-			// A one-level group already listed: skip all its keys.
-			if r.Separator != "" && strings.HasSuffix(r.After, r.Separator) && strings.HasPrefix(k, r.After) {
-				return false
-			}
+		if r.HasAfter && r.Separator != "" && strings.HasSuffix(r.After, r.Separator) && strings.HasPrefix(k, r.After) {
+			return true // in a one-level group already listed
 		}
-		return true
-	}
-	var keys []string
-	for k := range s.contents {
-		if in(k) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	res := RangeResult{Applied: s.applied}
-	size, n := 0, 0
-	for _, k := range keys {
 		item := k
 		if r.KeysOnly && r.Separator != "" {
 			if i := strings.Index(k[len(r.Start):], r.Separator); i >= 0 {
 				item = k[:len(r.Start)+i+len(r.Separator)]
 			}
 			if n > 0 && item == res.Last {
-				continue // the same group as the previous key
+				return true // the same group as the previous key
 			}
 		}
 		if r.Limit > 0 && n == r.Limit {
 			res.More = true
-			break
+			return false
 		}
 		if r.KeysOnly {
 			size += len(item) + 8
@@ -145,11 +138,13 @@ func (s *Store) Range(r RangeRequest) RangeResult {
 			res.Entries = append(res.Entries, api.ValueBody{Key: k, Value: v, KeyMeta: s.meta[k]})
 		}
 		if r.MaxBytes > 0 && size > r.MaxBytes {
-			return RangeResult{TooLarge: true, Applied: s.applied}
+			res = RangeResult{TooLarge: true, Applied: s.applied}
+			return false
 		}
 		res.Last = item
 		n++
-	}
+		return true
+	})
 	return res
 }
 
@@ -355,11 +350,15 @@ func (s *Store) execTxn(index uint64, cmd Command) Result {
 		commit = testHookTxnCommit(order)
 	}
 	for _, k := range order[:commit] {
-		if st := overlay[k]; st.exists {
+		_, existed := s.contents[k]
+		switch st := overlay[k]; {
+		case st.exists:
 			s.contents[k], s.meta[k] = st.value, st.meta
-		} else {
-			delete(s.contents, k)
-			delete(s.meta, k)
+			if !existed {
+				s.index.insert(k)
+			}
+		case existed:
+			s.remove1(k)
 		}
 	}
 	res.Txn = &api.TxnBody{Succeeded: ok, Index: index, Results: results}

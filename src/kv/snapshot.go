@@ -316,11 +316,14 @@ func (s *Store) Restore(data []byte) error {
 		size += sessionSize(sess.id, sess.result)
 	}
 
+	index := newKeyIndex(snap.Contents) // sorting takes a while: outside the lock
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.applied = snap.AppliedIndex
 	s.contents = snap.Contents
 	s.meta = meta
+	s.index = index
 	s.sessions = sessions
 	s.sessionBytes = size
 	s.oldest, s.newest = oldest, newest

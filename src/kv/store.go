@@ -109,6 +109,8 @@ type Store struct {
 	// meta holds every key's metadata. Invariant: its keys are contents'
 	// keys, and 1 <= CreateIndex <= ModIndex <= applied, Version >= 1.
 	meta     map[string]Meta
+	// index holds contents' keys in order (Range, deletes by prefix).
+	index keyIndex
 	sessions map[string]*session
 	// sessionBytes is the sum of sessionSize over sessions.
 	// Invariant: sessionBytes <= opts.MaxSessionBytes after every Apply.
@@ -278,6 +280,9 @@ func (s *Store) exec(index uint64, cmd Command) Result {
 		}
 		s.contents[cmd.Key] = cmd.Value
 		s.meta[cmd.Key] = nextMeta(s.meta[cmd.Key], found, index)
+		if !found {
+			s.index.insert(cmd.Key)
+		}
 	case OpAppend:
 		if len(old)+len(cmd.Value) > MaxValueBytes {
 			res.Err = ErrTooLarge
@@ -285,11 +290,17 @@ func (s *Store) exec(index uint64, cmd Command) Result {
 		}
 		s.contents[cmd.Key] = old + cmd.Value
 		s.meta[cmd.Key] = nextMeta(s.meta[cmd.Key], found, index)
+		if !found {
+			s.index.insert(cmd.Key)
+		}
 	case OpGet:
 		res.Value = old
 	case OpDelete:
-		delete(s.contents, cmd.Key)
-		delete(s.meta, cmd.Key)
+		if found {
+			delete(s.contents, cmd.Key)
+			delete(s.meta, cmd.Key)
+			s.index.remove(cmd.Key)
+		}
 	default:
 		// DecodeCommand refuses unknown ops.
 		panic(fmt.Sprintf("kv: exec of unknown op %q", cmd.Op))
