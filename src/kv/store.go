@@ -108,9 +108,9 @@ type Store struct {
 	contents map[string]string // the key-value map
 	// meta holds every key's metadata. Invariant: its keys are contents'
 	// keys, and 1 <= CreateIndex <= ModIndex <= applied, Version >= 1.
-	meta     map[string]Meta
+	meta map[string]Meta
 	// index holds contents' keys in order (Range, deletes by prefix).
-	index keyIndex
+	index    keyIndex
 	sessions map[string]*session
 	// sessionBytes is the sum of sessionSize over sessions.
 	// Invariant: sessionBytes <= opts.MaxSessionBytes after every Apply.
