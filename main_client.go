@@ -50,9 +50,13 @@ const (
 // of CONTRACT.md: 0 ok, 1 not found, 2 usage or bad input, 3 unavailable.
 func runClientCommand(cmd string, args []string) int {
 	if op, err := api.ParseOp(cmd); err == nil {
-		return runKV(op, args, os.Stdout, os.Stderr)
+		return runKVCommand(op, args, os.Stdin, os.Stdout, os.Stderr)
 	}
 	switch cmd {
+	case "txn":
+		return runTxn(args, os.Stdin, os.Stdout, os.Stderr)
+	case "version":
+		return runVersion(args, os.Stdout, os.Stderr)
 	case "status":
 		return runStatus(args, os.Stdout, os.Stderr)
 	case "client":
@@ -79,11 +83,18 @@ type clusterFlags struct {
 	timeout   time.Duration
 	verbose   bool
 	auth      *config.ClientAuthFlags
+
+	// hostfileSet: --hostfile was given, and wins over $RAFTKV_ENDPOINTS.
+	hostfileSet bool
 }
 
 func (f *clusterFlags) register(fs *flag.FlagSet, timeout time.Duration) {
-	fs.StringVar(&f.hostfile, "hostfile", config.DefaultHostfile, "the cluster's hostfile")
-	fs.StringVar(&f.endpoints, "endpoints", "", "host:port,... of the nodes' HTTP APIs (overrides the hostfile)")
+	f.hostfile = config.DefaultHostfile
+	fs.Func("hostfile", "the cluster's hostfile (default "+config.DefaultHostfile+")", func(s string) error {
+		f.hostfile, f.hostfileSet = s, true
+		return nil
+	})
+	fs.StringVar(&f.endpoints, "endpoints", "", "host:port,... of the nodes' HTTP APIs (overrides the hostfile; default $"+envEndpoints+")")
 	fs.DurationVar(&f.timeout, "timeout", timeout, "give up after this long, retries included")
 	fs.BoolVar(&f.verbose, "verbose", false, "log every attempt to stderr (default $"+config.EnvVerbose+")")
 	f.auth = config.RegisterClientAuthFlags(fs)
@@ -91,6 +102,9 @@ func (f *clusterFlags) register(fs *flag.FlagSet, timeout time.Duration) {
 
 // cluster returns the endpoints and, from a hostfile, the node names.
 func (f *clusterFlags) cluster() (endpoints, names []string, err error) {
+	if f.endpoints == "" && !f.hostfileSet {
+		f.endpoints = endpointsFromEnv()
+	}
 	if f.endpoints != "" {
 		eps, err := config.ParseEndpoints(f.endpoints)
 		if err != nil {
@@ -188,80 +202,6 @@ func usageError(stderr io.Writer, fs *flag.FlagSet, synopsis string, err error) 
 	return exitUsage
 }
 
-// runKV runs put, append, get or delete.
-func runKV(op api.Op, args []string, stdout, stderr io.Writer) int {
-	cmd := op.String()
-	synopsis := cmd + " [flags] KEY"
-	if op.HasValue() {
-		synopsis += " VALUE"
-	}
-	fs := newFlagSet(cmd)
-	var cf clusterFlags
-	cf.register(fs, defaultCommandTimeout)
-	var stale bool
-	if op == api.OpGet {
-		fs.BoolVar(&stale, "stale", false, "read the answering node's local copy: fast, needs no quorum, may miss recent writes")
-	}
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, synopsis)
-		return exitOK
-	}
-	if err != nil {
-		return usageError(stderr, fs, synopsis, err)
-	}
-	want := 1
-	if op.HasValue() {
-		want = 2
-	}
-	if len(pos) != want {
-		hint := ""
-		if want == 2 && len(pos) > 2 {
-			hint = " (quote a VALUE that holds spaces)"
-		}
-		return usageError(stderr, fs, synopsis, fmt.Errorf("want %d arguments, got %d%s", want, len(pos), hint))
-	}
-	key := pos[0]
-	if key == "" {
-		return usageError(stderr, fs, synopsis, errors.New("KEY is empty"))
-	}
-	c, err := cf.newClient(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "raftkv %s: %v\n", cmd, err)
-		return exitUsage
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
-	defer cancel()
-
-	var value string
-	if op.HasValue() {
-		value = pos[1]
-	}
-	var opts []client.GetOption
-	if stale {
-		opts = append(opts, client.WithStale())
-	}
-	read, res, err := c.Do(ctx, op, key, value, opts...)
-	if err != nil {
-		return reportError(stderr, op, key, cf.timeout, err)
-	}
-	if !op.IsWrite() {
-		fmt.Fprintln(stdout, read)
-		return exitOK
-	}
-	leader := res.Leader
-	if leader == "" {
-		leader = res.Node
-	}
-	if leader == "" {
-		fmt.Fprintf(stdout, "OK (index %d)\n", res.Index)
-	} else {
-		fmt.Fprintf(stdout, "OK (leader %s, index %d)\n", leader, res.Index)
-	}
-	return exitOK
-}
-
 // reportError explains a failed command to a person and returns its exit
 // code.
 func reportError(stderr io.Writer, cmd api.Op, key string, timeout time.Duration, err error) int {
@@ -304,8 +244,13 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("status")
 	var cf clusterFlags
 	cf.register(fs, defaultStatusTimeout)
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table (= -w json)")
+	out := registerOutput(fs, outTable)
 	pos, err := parseInterleaved(fs, args)
+	if err == nil {
+		err = checkOutput(*out)
+		*asJSON = *asJSON || *out == outJSON
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		printUsage(stdout, fs, synopsis)
 		return exitOK

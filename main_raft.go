@@ -32,10 +32,13 @@ const usage = `usage: raftkv <command> [flags]
 commands:
   node                  run one Raft node
   client                run a client node that replays its data file
-  put KEY VALUE         set a key
+  put KEY VALUE         set a key (--cas N: only if its mod_index is N; VALUE - reads stdin)
   append KEY VALUE      append to a key's value (creates it)
-  get KEY               read a key (linearizable; --stale for the local copy)
-  delete KEY            remove a key
+  get KEY               read a key (linearizable; --stale for the local copy;
+                        --prefix, --range-end, --keys-only, --limit list keys)
+  delete KEY            remove a key (--prefix: every key under it; --cas N)
+  txn [FILE|-]          run a transaction (JSON compares, then/else operations)
+  version               print the version
   status                every node's role, term and indexes (--json)
   inspect DIR           print a node's persisted state as JSON
   bench                 load generator against a running cluster
@@ -43,9 +46,12 @@ commands:
   snapshot save|status|restore   back the cluster up to a file, check it, seed a new cluster from it
   transfer-leader [NAME]         hand leadership to NAME (or the most caught-up follower)
 
-Every command takes --hostfile (default hostfile.json) and --endpoints host:port,...
-and, against nodes with TLS, --cacert and --token (RAFTKV_CACERT, RAFTKV_TOKEN).
-Exit codes: 0 ok, 1 key not found, 2 usage or bad input, 3 cluster unavailable or timed out.
+The commands against the cluster take --hostfile (default hostfile.json) and
+--endpoints host:port,... (default $RAFTKV_ENDPOINTS), and, against nodes with
+TLS, --cacert and --token (RAFTKV_CACERT, RAFTKV_TOKEN); put, append, get,
+delete, txn, status and version take -w simple|json|table.
+Exit codes: 0 ok, 1 key not found, 2 usage or bad input, 3 cluster unavailable or
+timed out, 4 compare-and-swap failed (nothing applied).
 `
 
 func main() {

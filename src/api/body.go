@@ -20,8 +20,10 @@ type WriteBody struct {
 	Index uint64 `json:"index"`
 }
 
-// ValueBody answers a successful GET /v1/kv/{key}.
+// ValueBody answers a successful GET /v1/kv/{key}, with the key's metadata
+// (KeyMeta, kv.go); it is also one entry of a listing.
 type ValueBody struct {
 	Key   string `json:"key"`
 	Value string `json:"value"`
+	KeyMeta
 }

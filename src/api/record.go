@@ -55,4 +55,9 @@ type RecordCommand struct {
 	// linearizability check.
 	Start string `json:"start"`
 	End   string `json:"end"`
+
+	// CAS: a put with ?cas= (data-file "cas KEY N VALUE"); Prefix: a
+	// delete of every key under Key (data-file "delete-prefix PREFIX").
+	CAS    *uint64 `json:"cas,omitempty"`
+	Prefix bool    `json:"prefix,omitempty"`
 }

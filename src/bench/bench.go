@@ -40,9 +40,13 @@ type Options struct {
 	Endpoints        []string // HTTP host:port of the nodes
 	Clients          int      // concurrent clients, each with its connection and one request in flight
 	Put, Append, Get float64  // operation mix, relative weights
-	KeySize, ValSize int      // bytes
-	Keys             int      // key space: keys 0..Keys-1, zero-padded to KeySize
-	Total            int      // stop after this many requests (0: use Duration)
+	// List weighs listings of ListKeys keys: GET of a random prefix of
+	// KeySize-2 characters with ?prefix, which holds 100 keys when every
+	// key of the key space exists (the preload).
+	List             float64
+	KeySize, ValSize int // bytes
+	Keys             int // key space: keys 0..Keys-1, zero-padded to KeySize
+	Total            int // stop after this many requests (0: use Duration)
 	Duration         time.Duration
 	Consistency      string // "linearizable" or "stale", for gets
 	Timeout          time.Duration
@@ -53,7 +57,13 @@ type Options struct {
 
 // Main runs `raftkv bench` with args; it returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	opts, err := parseFlags(args, stderr)
+	// Asked for, the usage goes to stdout with success, as every
+	// command's --help; after a mistake, to stderr.
+	usageOut := stderr
+	if helpAsked(args) {
+		usageOut = stdout
+	}
+	opts, err := parseFlags(args, usageOut)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -95,6 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.Float64Var(&o.Put, "put", 1, "weight of puts in the mix")
 	fs.Float64Var(&o.Append, "append", 0, "weight of appends in the mix")
 	fs.Float64Var(&o.Get, "get", 0, "weight of gets in the mix")
+	fs.Float64Var(&o.List, "list", 0, "weight of listings of 100 keys in the mix (GET ?prefix of a key without its last two digits)")
 	fs.IntVar(&o.KeySize, "key-size", 8, "key size in bytes")
 	fs.IntVar(&o.ValSize, "val-size", 256, "value size in bytes")
 	fs.IntVar(&o.Keys, "keys", 100000, "number of distinct keys")
@@ -146,8 +157,11 @@ func (o *Options) validate() error {
 	if o.Clients < 1 {
 		bad("--clients %d: want at least 1", o.Clients)
 	}
-	if o.Put < 0 || o.Append < 0 || o.Get < 0 || o.Put+o.Append+o.Get <= 0 {
-		bad("--put %g --append %g --get %g: weights must be >= 0 and not all 0", o.Put, o.Append, o.Get)
+	if o.Put < 0 || o.Append < 0 || o.Get < 0 || o.List < 0 || o.Put+o.Append+o.Get+o.List <= 0 {
+		bad("--put %g --append %g --get %g --list %g: weights must be >= 0 and not all 0", o.Put, o.Append, o.Get, o.List)
+	}
+	if o.List > 0 && o.KeySize < 3 {
+		bad("--list needs --key-size of at least 3 (a listing drops the last two digits)")
 	}
 	if o.KeySize < 1 || o.KeySize > 1024 {
 		bad("--key-size %d: want 1..1024", o.KeySize)
@@ -188,20 +202,22 @@ const (
 	opPut opKind = iota
 	opAppend
 	opGet
+	opList
 	numOps
 )
 
-var opNames = [numOps]string{string(api.OpPut), string(api.OpAppend), string(api.OpGet)}
+var opNames = [numOps]string{string(api.OpPut), string(api.OpAppend), string(api.OpGet), "list"}
 
 // mix picks an operation by weight.
 type mix struct{ cum [numOps]float64 }
 
 func newMix(o Options) mix {
 	var m mix
-	total := o.Put + o.Append + o.Get
+	total := o.Put + o.Append + o.Get + o.List
 	m.cum[opPut] = o.Put / total
 	m.cum[opAppend] = (o.Put + o.Append) / total
-	m.cum[opGet] = 1
+	m.cum[opGet] = (o.Put + o.Append + o.Get) / total
+	m.cum[opList] = 1
 	return m
 }
 
@@ -245,4 +261,17 @@ func newTransport(clients int) *http.Transport {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
+}
+
+// helpAsked reports whether args ask for the usage (flag's -h, -help).
+func helpAsked(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "--h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }

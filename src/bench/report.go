@@ -39,6 +39,7 @@ type Report struct {
 		Put         float64 `json:"put"`
 		Append      float64 `json:"append"`
 		Get         float64 `json:"get"`
+		List        float64 `json:"list,omitempty"`
 		KeySize     int     `json:"key_size"`
 		ValSize     int     `json:"val_size"`
 		Keys        int     `json:"keys"`
@@ -62,7 +63,7 @@ type Report struct {
 func buildReport(o Options, workers []*worker, elapsed time.Duration, leader string) *Report {
 	r := &Report{Leader: leader, Seconds: elapsed.Seconds(), ByOperation: map[string]Latency{}, ErrorsByKind: map[string]uint64{}}
 	w := &r.Workload
-	w.Clients, w.Put, w.Append, w.Get = o.Clients, o.Put, o.Append, o.Get
+	w.Clients, w.Put, w.Append, w.Get, w.List = o.Clients, o.Put, o.Append, o.Get, o.List
 	w.KeySize, w.ValSize, w.Keys, w.Total, w.Consistency = o.KeySize, o.ValSize, o.Keys, o.Total, o.Consistency
 	if o.Duration > 0 {
 		w.Duration = o.Duration.String()
@@ -104,14 +105,14 @@ func (r *Report) WriteText(w io.Writer) {
 	for _, p := range []struct {
 		name string
 		v    float64
-	}{{"put", wl.Put}, {"append", wl.Append}, {"get", wl.Get}} {
+	}{{"put", wl.Put}, {"append", wl.Append}, {"get", wl.Get}, {"list", wl.List}} {
 		if p.v > 0 {
 			mix = append(mix, fmt.Sprintf("%s %g", p.name, p.v))
 		}
 	}
 	fmt.Fprintf(w, "Workload: %d clients, one connection per client, mix %s, key %d B over %d keys, value %d B",
 		wl.Clients, strings.Join(mix, " / "), wl.KeySize, wl.Keys, wl.ValSize)
-	if wl.Get > 0 {
+	if wl.Get > 0 || wl.List > 0 {
 		fmt.Fprintf(w, ", %s reads", wl.Consistency)
 	}
 	fmt.Fprintf(w, "; leader %s\n", orDash(r.Leader))

@@ -232,6 +232,12 @@ func (w *worker) one(ctx context.Context, opts Options, m mix, finder *leaderFin
 			r.path = append(r.path, "?consistency=stale"...)
 		}
 		r.method, r.clientID, r.seq, r.body = http.MethodGet, "", 0, nil
+	case opList:
+		r.path = append(r.path[:len(r.path)-2], "?prefix"...)
+		if opts.Consistency == "stale" {
+			r.path = append(r.path, "&consistency=stale"...)
+		}
+		r.method, r.clientID, r.seq, r.body = http.MethodGet, "", 0, nil
 	}
 	t0 := time.Now()
 	// A request ends at its timeout or with the run, whichever is first.

@@ -16,7 +16,7 @@ import (
 type Row struct {
 	Workload    string  `json:"workload"`
 	Clients     int     `json:"clients"`
-	Op          string  `json:"op"` // "put" or "get"
+	Op          string  `json:"op"` // "put", "get" or "list"
 	Consistency string  `json:"consistency,omitempty"`
 	Seconds     float64 `json:"seconds"`
 	OK          uint64  `json:"ok"`
@@ -43,7 +43,7 @@ func NewRow(name, op string, rep *Report, clusterCPU, clientCPU time.Duration) R
 		P50: rep.Latency.P50, P99: rep.Latency.P99, Max: rep.Latency.Max,
 		ClusterCPU: clusterCPU.Seconds(), ClientCPU: clientCPU.Seconds(),
 	}
-	if op == "get" {
+	if op == "get" || op == "list" {
 		r.Consistency = rep.Workload.Consistency
 	}
 	if rep.OK > 0 {

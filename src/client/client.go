@@ -32,9 +32,10 @@ const (
 	DefaultBackoffMax     = time.Second
 )
 
-// maxResponseBytes bounds a response body: a value is at most 1 MiB, and
-// JSON escaping can at most sextuple it.
-const maxResponseBytes = 8 << 20
+// maxResponseBytes bounds a response body: a value is at most 1 MiB and a
+// listing's keys and values at most api.MaxListBytes, and JSON escaping can
+// at most sextuple them.
+const maxResponseBytes = 6*api.MaxListBytes + 1<<20
 
 var (
 	// ErrNotFound: the key does not exist (404 to a get).
@@ -418,22 +419,30 @@ func (c *Client) write(ctx context.Context, method, key, query, value string) (R
 	if key == "" {
 		return Result{}, &BadRequestError{Msg: "key is empty"}
 	}
+	var body api.WriteBody
+	res, err := c.writeReq(ctx, request{method: method, path: kvPath(key), query: query, body: value}, &body)
+	if err != nil {
+		return res, err
+	}
+	res.Index = body.Index
+	return res, nil
+}
+
+// writeReq runs r as one logical write: it waits for the write slot, takes
+// a fresh sequence number and sends it on every attempt; out gets the
+// answer's JSON.
+func (c *Client) writeReq(ctx context.Context, r request, out any) (Result, error) {
 	select {
 	case c.writeSlot <- struct{}{}:
 	case <-ctx.Done():
 		return Result{}, fmt.Errorf("%w: waiting for this client's previous write: %w", ErrUnavailable, ctx.Err())
 	}
 	defer func() { <-c.writeSlot }()
-	seq := c.nextSeq
+	r.seq = c.nextSeq
 	c.nextSeq++
-	var body api.WriteBody
-	res, err := c.do(ctx, request{method: method, path: kvPath(key), query: query, body: value, seq: seq}, &body)
-	res.Seq = seq
-	if err != nil {
-		return res, err
-	}
-	res.Index = body.Index
-	return res, nil
+	res, err := c.do(ctx, r, out)
+	res.Seq = r.seq
+	return res, err
 }
 
 // request is one logical request; seq != 0 marks a write.
@@ -583,6 +592,8 @@ func (c *Client) attempt(ctx context.Context, endpoint string, r request, out an
 		a.final = true
 	case resp.StatusCode == http.StatusNotFound && r.method == http.MethodGet && r.path != "/v1/status" && r.path != "/v1/cluster":
 		a.err, a.final = ErrNotFound, true
+	case resp.StatusCode == http.StatusConflict:
+		a.err, a.final = conflictError(data), true
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
 		a.err, a.final = &BadRequestError{Status: resp.StatusCode, Msg: errorMessage(data)}, true
 	default:

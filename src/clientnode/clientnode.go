@@ -159,11 +159,25 @@ func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // runCommand sends one data-file command and describes what happened.
 func runCommand(ctx context.Context, c *client.Client, cmd datafile.Command) api.RecordCommand {
-	e := api.RecordCommand{Line: cmd.Line, Op: cmd.Op, Key: cmd.Key, Value: cmd.Value, ClientID: c.ClientID()}
+	e := api.RecordCommand{Line: cmd.Line, Op: cmd.Op, Key: cmd.Key, Value: cmd.Value, CAS: cmd.CAS, Prefix: cmd.Prefix, ClientID: c.ClientID()}
 	cctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
 	start := time.Now()
-	read, res, err := c.Do(cctx, cmd.Op, cmd.Key, cmd.Value)
+	var (
+		read string
+		res  client.Result
+		err  error
+	)
+	switch {
+	case cmd.CAS != nil:
+		// A failed compare (a *client.CASError) is a definite "not
+		// applied": recorded as an error.
+		res, err = c.PutCAS(cctx, cmd.Key, cmd.Value, *cmd.CAS)
+	case cmd.Prefix:
+		_, res, err = c.DeletePrefix(cctx, cmd.Key)
+	default:
+		read, res, err = c.Do(cctx, cmd.Op, cmd.Key, cmd.Value)
+	}
 	e.Start, e.End = timestamp(start), timestamp(time.Now())
 	e.Seq, e.Index, e.Node, e.Leader, e.Attempts = res.Seq, res.Index, res.Node, res.Leader, res.Attempts
 	if !cmd.Op.IsWrite() {

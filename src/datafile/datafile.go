@@ -5,6 +5,8 @@
 //	append KEY VALUE
 //	get KEY
 //	delete KEY
+//	cas KEY N VALUE       put VALUE only if KEY's mod_index is N (0: only if absent)
+//	delete-prefix PREFIX  delete every key that starts with PREFIX
 //
 // Blank lines and lines whose first non-blank character is '#' are skipped.
 // The operation and KEY are separated by runs of spaces or tabs; VALUE is the
@@ -19,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -37,10 +40,27 @@ type Command struct {
 	Op    api.Op // put, append, get or delete
 	Key   string
 	Value string // put and append only; never empty for them
+	// CAS: a put only if Key's mod_index is *CAS (a "cas" line).
+	CAS *uint64
+	// Prefix: a delete of every key that starts with Key (a
+	// "delete-prefix" line).
+	Prefix bool
 }
+
+// The data-file words of the conditional put and the delete by prefix.
+const (
+	wordCAS          = "cas"
+	wordDeletePrefix = "delete-prefix"
+)
 
 // String returns the command as a data-file line.
 func (c Command) String() string {
+	switch {
+	case c.CAS != nil:
+		return fmt.Sprintf("%s %s %d %s", wordCAS, c.Key, *c.CAS, c.Value)
+	case c.Prefix:
+		return wordDeletePrefix + " " + c.Key
+	}
 	if c.Op.HasValue() {
 		return string(c.Op) + " " + c.Key + " " + c.Value
 	}
@@ -151,6 +171,32 @@ func parseLine(line string) (cmd Command, ok bool, err error) {
 			return Command{}, false, fmt.Errorf("%s takes only KEY, got extra %q", op, extra)
 		}
 		cmd = Command{Op: op, Key: key}
+	case wordCAS:
+		key, rest, _ := cut(rest)
+		n, value, found := cut(strings.TrimLeft(rest, " \t"))
+		if key == "" || n == "" {
+			return Command{}, false, errors.New("cas needs KEY, N (a mod_index; 0: absent) and VALUE")
+		}
+		cas, err := strconv.ParseUint(n, 10, 64)
+		if err != nil {
+			return Command{}, false, fmt.Errorf("cas %s: N %q is not a mod_index (an integer, 0: absent)", key, n)
+		}
+		if !found || value == "" {
+			return Command{}, false, fmt.Errorf("cas %s %s: VALUE is missing", key, n)
+		}
+		if len(value) > api.MaxValueBytes {
+			return Command{}, false, fmt.Errorf("cas %s: VALUE is %d bytes, more than %d", key, len(value), api.MaxValueBytes)
+		}
+		cmd = Command{Op: api.OpPut, Key: key, Value: value, CAS: &cas}
+	case wordDeletePrefix:
+		key, extra, _ := cut(rest)
+		if key == "" {
+			return Command{}, false, errors.New("delete-prefix needs PREFIX (deleting every key is not offered)")
+		}
+		if extra = strings.TrimRight(extra, " \t"); extra != "" {
+			return Command{}, false, fmt.Errorf("delete-prefix takes only PREFIX, got extra %q", extra)
+		}
+		cmd = Command{Op: api.OpDelete, Key: key, Prefix: true}
 	default:
 		return Command{}, false, fmt.Errorf("unknown command %q", op)
 	}

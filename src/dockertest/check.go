@@ -24,6 +24,9 @@ type Op struct {
 	Start, End string
 	// InFlight: sent when the client was stopped, never recorded.
 	InFlight bool
+	// Prefix: a delete of every key that starts with Key (CheckHistories
+	// checks it as a delete of each such key it knows).
+	Prefix bool
 }
 
 func (o Op) isWrite() bool { return o.Kind.IsWrite() }
@@ -82,6 +85,7 @@ func (r CheckResult) Print(w io.Writer) {
 // none of those is "unknown").
 func CheckHistories(final map[string]string, histories []ClientHistory) CheckResult {
 	var res CheckResult
+	histories = expandPrefixDeletes(final, histories)
 	// Per key, per client, the writes in client order.
 	perKey := map[string]map[string][]Op{}
 	var clients []string
@@ -426,4 +430,45 @@ func appendHints(seqs [][]Op, final string) []string {
 		}
 	}
 	return hints
+}
+
+// expandPrefixDeletes replaces every delete by prefix with a delete of
+// each key under the prefix that a client wrote or the final state holds:
+// per key, that is what it did (a delete of an absent key changes
+// nothing), so the per-key check applies.
+func expandPrefixDeletes(final map[string]string, histories []ClientHistory) []ClientHistory {
+	keys := map[string]bool{}
+	for k := range final {
+		keys[k] = true
+	}
+	for _, h := range histories {
+		for _, op := range h.Ops {
+			if op.isWrite() && !op.Prefix {
+				keys[op.Key] = true
+			}
+		}
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	out := make([]ClientHistory, len(histories))
+	for i, h := range histories {
+		out[i] = ClientHistory{Client: h.Client}
+		for _, op := range h.Ops {
+			if !op.Prefix {
+				out[i].Ops = append(out[i].Ops, op)
+				continue
+			}
+			for _, k := range sorted {
+				if strings.HasPrefix(k, op.Key) {
+					d := op
+					d.Key, d.Prefix = k, false
+					out[i].Ops = append(out[i].Ops, d)
+				}
+			}
+		}
+	}
+	return out
 }

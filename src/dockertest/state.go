@@ -158,7 +158,7 @@ func History(r *api.ClientRecord, datafilePath string) (ClientHistory, error) {
 	h := ClientHistory{Client: r.Client}
 	for _, c := range r.Commands {
 		h.Ops = append(h.Ops, Op{
-			Client: r.Client, Line: c.Line, Kind: c.Op, Key: c.Key, Value: c.Value,
+			Client: r.Client, Line: c.Line, Kind: c.Op, Key: c.Key, Value: c.Value, Prefix: c.Prefix,
 			Outcome: c.Outcome, Found: c.Found, Read: c.Read, Start: c.Start, End: c.End,
 		})
 	}
@@ -174,7 +174,7 @@ func History(r *api.ClientRecord, datafilePath string) (ClientHistory, error) {
 	if n := len(r.Commands); n < len(cmds) {
 		c := cmds[n]
 		if c.Op.IsWrite() {
-			h.Ops = append(h.Ops, Op{Client: r.Client, Line: c.Line, Kind: c.Op, Key: c.Key, Value: c.Value,
+			h.Ops = append(h.Ops, Op{Client: r.Client, Line: c.Line, Kind: c.Op, Key: c.Key, Value: c.Value, Prefix: c.Prefix,
 				Outcome: api.OutcomeUnknown, InFlight: true})
 		}
 	}

@@ -280,7 +280,7 @@ func TestForwardingOverTLS(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, ro.code, ro.body)
 	read := send(anon, "GET", "https://"+f.addr+"/v1/kv/k", "", http.Header{"Authorization": {"Bearer " + p.tokens["read-only"]}})
 	assert.Equal(t, http.StatusOK, read.code, read.body)
-	assert.JSONEq(t, `{"key":"k","value":"v1"}`, read.body)
+	assert.Contains(t, read.body, `"key":"k","value":"v1"`)
 
 	forged := http.Header{forwardedHeader: {"r1"}, forwardedRoleHeader: {"admin"}}
 	for _, tc := range []struct {

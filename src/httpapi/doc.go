@@ -28,8 +28,12 @@
 //	GET /v1/kv/k --> handleKV --> linearizableGet
 //	  follower: forwardIfFollower --HTTP--> the leader
 //	  leader:   Runtime.Read(timer): a quorum confirmed leadership and the read index is applied
-//	            --> Runtime.Get(k) --> 200 {"key":..,"value":..} or 404; no quorum in time --> 503
+//	            --> Runtime.Entry(k) --> 200 {"key":..,"value":..,"create_index":..,"mod_index":..,"version":..} or 404; no quorum in time --> 503
 //
-// A stale read (?consistency=stale) is Runtime.Get on whichever node it
-// reaches.
+// A stale read (?consistency=stale) is Runtime.Entry on whichever node it
+// reaches; Raft-Index says which applied index it reflects. Listings
+// (?prefix, ?range_end=) take the same path to Runtime.Range (kvapi.go).
+// ?cas=, DELETE ?prefix and POST /v1/txn are writes like any other: the
+// compare runs in the state machine when the entry applies, and a failed
+// one is a 409 with the key's metadata.
 package httpapi

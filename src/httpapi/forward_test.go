@@ -1,12 +1,15 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"raftkv/src/api"
 )
 
 // TestFollowerForwardsToLeader: a write and a linearizable read sent to a
@@ -28,7 +31,9 @@ func TestFollowerForwardsToLeader(t *testing.T) {
 
 	get := do(t, "GET", "http://"+f.addr+"/v1/kv/k", "", nil)
 	require.Equal(t, http.StatusOK, get.code, get.body)
-	assert.JSONEq(t, `{"key":"k","value":"v"}`, get.body)
+	var gb api.ValueBody
+	require.NoError(t, json.Unmarshal([]byte(get.body), &gb))
+	assert.Equal(t, api.ValueBody{Key: "k", Value: "v", KeyMeta: api.KeyMeta{CreateIndex: gb.ModIndex, ModIndex: gb.ModIndex, Version: 1}}, gb)
 
 	eventually(t, 5*time.Second, "the follower applies", func() bool { _, ok := f.rt.Get("k"); return ok })
 	stale := do(t, "GET", "http://"+f.addr+"/v1/kv/k?consistency=stale", "", nil)

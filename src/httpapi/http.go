@@ -44,6 +44,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/readyz", s.get(s.handleReadyz))
 	mux.HandleFunc("/v1/snapshot", s.get(s.handleSnapshot))
 	mux.HandleFunc("/v1/leader/transfer", s.handleTransfer)
+	mux.HandleFunc("/v1/txn", s.handleTxn)
 	// The endpoints below check their query themselves (or, through
 	// get, take none).
 	mux.HandleFunc("/metrics", s.get(s.handleMetrics))
@@ -166,34 +167,20 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "key is not a valid escaped path: "+err.Error())
 		return
 	}
+	if key == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		s.handleGet(w, r, key) // GET /v1/kv/?prefix lists every key
+		return
+	}
 	if err := kv.ValidateKey(key); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		q := [...]queryParam{{name: "consistency"}}
-		if err := parseQuery(r.URL.RawQuery, q[:], "GET /v1/kv/{key}"); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		// A read runs in no session, but the headers follow the same rules
-		// as on writes, so that a client learns of a bad one at once.
-		if _, _, err := clientSession(r); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		switch c := q[0]; {
-		case c.value == "stale":
-			s.serveValue(w, key)
-		case !c.given || c.value == "linearizable":
-			s.linearizableGet(w, r, key)
-		default:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter \"consistency\" is %q: want linearizable or stale", c.value))
-		}
+		s.handleGet(w, r, key)
 	case http.MethodPut:
 		op := kv.OpPut
-		q := [...]queryParam{{name: "op"}}
+		q := [...]queryParam{{name: "op"}, {name: "cas"}}
 		if err := parseQuery(r.URL.RawQuery, q[:], "PUT /v1/kv/{key}"); err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
@@ -204,6 +191,11 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 			op = kv.OpAppend
 		default:
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter \"op\" is %q: want put or append", o.value))
+			return
+		}
+		cas, err := parseCAS(q[1], op)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		body, err := readBody(w, r)
@@ -219,13 +211,9 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 		// The body is this request's own buffer and nothing writes to it:
 		// the command can share its bytes instead of copying them (the
 		// encoded entry is a copy).
-		s.write(w, r, kv.Command{Op: op, Key: key, Value: unsafe.String(unsafe.SliceData(body), len(body))}, body)
+		s.write(w, r, kv.Command{Op: op, Key: key, Value: unsafe.String(unsafe.SliceData(body), len(body)), CAS: cas}, body)
 	case http.MethodDelete:
-		if err := noQuery(r.URL.RawQuery, "DELETE /v1/kv/{key}"); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		s.write(w, r, kv.Command{Op: kv.OpDelete, Key: key}, nil)
+		s.handleDelete(w, r, key)
 	default:
 		w.Header().Set("Allow", "GET, PUT, DELETE")
 		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
@@ -233,12 +221,17 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveValue(w http.ResponseWriter, key string) {
-	if v, ok := s.rt.Get(key); ok {
+	v, m, ok, applied := s.rt.Entry(key)
+	var ib [20]byte
+	// The applied index the answer reflects: on a stale read, this node's.
+	w.Header()["Raft-Index"] = []string{string(strconv.AppendUint(ib[:0], applied, 10))}
+	if ok {
 		bp := replyBufs.Get().(*[]byte)
 		b := append((*bp)[:0], `{"key":`...)
 		b = kv.AppendJSONString(b, key)
 		b = append(b, `,"value":`...)
 		b = kv.AppendJSONString(b, v)
+		b = appendMetaJSON(b, m)
 		b = append(b, "}\n"...)
 		writeJSONBytes(w, http.StatusOK, b)
 		*bp = b
@@ -335,8 +328,13 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, b
 		writeError(w, http.StatusGatewayTimeout, err.Error()+"; the command's outcome is unknown")
 	case errors.Is(res.Err, kv.ErrTooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, res.Err.Error())
+	case res.Err == kv.ErrCASFailed:
+		writeConflict(w, cmd, res)
 	case res.Err != nil:
 		writeError(w, http.StatusBadRequest, res.Err.Error())
+	case res.Txn != nil || cmd.Prefix:
+		s.met.ObserveCommit(start)
+		writeWriteResult(w, cmd, res)
 	default:
 		s.met.ObserveCommit(start)
 		var b [40]byte
@@ -414,7 +412,7 @@ func (s *Server) forwardIfFollower(w http.ResponseWriter, r *http.Request, body 
 		return true
 	}
 	defer resp.Body.Close()
-	for _, h := range []string{"Content-Type", "Raft-Node", "Raft-Leader", "Retry-After"} {
+	for _, h := range []string{"Content-Type", "Raft-Node", "Raft-Leader", "Retry-After", "Raft-Index"} {
 		if v := resp.Header.Get(h); v != "" {
 			w.Header().Set(h, v)
 		}

@@ -89,7 +89,8 @@ func TestQueryParamsStrict(t *testing.T) {
 		{"PUT", "/v1/kv/k?op=", "op", "want put or append"},
 		{"PUT", "/v1/kv/k?op", "op", "want put or append"},
 		{"PUT", "/v1/kv/k?consistency=stale", "consistency", "PUT /v1/kv/{key}"},
-		{"PUT", "/v1/kv/k?cas=0", "cas", "is not supported"},
+		{"PUT", "/v1/kv/k?cas=x", "cas", "want the key's mod_index"},
+		{"PUT", "/v1/kv/k?cas=1&op=append", "cas", "not append"},
 		{"PUT", "/v1/kv/k?ttl=10s", "ttl", "is not supported"},
 		{"PUT", "/v1/kv/k?index=3", "index", "is not supported"},
 		{"PUT", "/v1/kv/k?flags=1", "flags", "is not supported"},
@@ -98,8 +99,10 @@ func TestQueryParamsStrict(t *testing.T) {
 		{"PUT", "/v1/kv/k?%zz=1", "%zz", "malformed"},
 		{"PUT", "/v1/kv/k?op=append&", "", "stray"},
 		// DELETE /v1/kv/{key}
-		{"DELETE", "/v1/kv/k?op=put", "op", "it takes none"},
-		{"DELETE", "/v1/kv/k?cas=1", "cas", "is not supported"},
+		{"DELETE", "/v1/kv/k?op=put", "op", "it takes cas, prefix"},
+		{"DELETE", "/v1/kv/k?cas=-1", "cas", "want the key's mod_index"},
+		{"DELETE", "/v1/kv/k?prefix=a", "prefix", "takes no value"},
+		{"DELETE", "/v1/kv/k?prefix&cas=3", "prefix", "exclude each other"},
 		{"DELETE", "/v1/kv/k?recurse", "recurse", "is not supported"},
 		// GET /v1/kv/{key}
 		{"GET", "/v1/kv/k?op=append", "op", "it takes consistency"},
@@ -108,7 +111,16 @@ func TestQueryParamsStrict(t *testing.T) {
 		{"GET", "/v1/kv/k?consistency=stale&consistency=stale", "consistency", "more than once"},
 		{"GET", "/v1/kv/k?consistency=stale;x", "consistency", `";"`},
 		{"GET", "/v1/kv/k?recurse", "recurse", "is not supported"},
-		{"GET", "/v1/kv/k?prefix", "prefix", "is not supported"},
+		{"GET", "/v1/kv/k?keys", "keys", "give ?prefix"},
+		{"GET", "/v1/kv/k?limit=3", "limit", "give ?prefix"},
+		{"GET", "/v1/kv/k?prefix=a", "prefix", "takes no value"},
+		{"GET", "/v1/kv/k?prefix&range_end=z", "prefix", "exclude each other"},
+		{"GET", "/v1/kv/k?prefix&separator=/", "separator", `needs "keys"`},
+		{"GET", "/v1/kv/k?prefix&limit=0", "limit", "want an integer"},
+		{"GET", "/v1/kv/k?prefix&limit=x", "limit", "want an integer"},
+		{"GET", "/v1/kv/k?prefix&continue=%25%25", "continue", "not a token"},
+		{"GET", "/v1/kv/?recurse", "recurse", "use ?prefix"},
+		{"GET", "/v1/kv/", "", "key is empty"},
 		{"GET", "/v1/kv/k?index=5&wait=1s", "index", "is not supported"},
 		{"GET", "/v1/kv/k?stale", "stale", "is not supported"},
 		// The other endpoints take nothing, or scope.
@@ -136,7 +148,7 @@ func TestQueryParamsStrict(t *testing.T) {
 	// Nothing was proposed, nothing changed.
 	assert.Equal(t, commit, n.rt.Status().Commit, "a refused request reached the log")
 	r := do(t, "GET", base+"/v1/kv/k", "", nil)
-	assert.Equal(t, `{"key":"k","value":"orig"}`+"\n", r.body)
+	assert.Equal(t, `{"key":"k","value":"orig","create_index":`, r.body[:len(`{"key":"k","value":"orig","create_index":`)])
 
 	// The queries that mean something still work.
 	for _, ok := range []struct{ method, target, want string }{

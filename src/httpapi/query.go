@@ -25,9 +25,13 @@ type queryParam struct {
 // version does not have. They are refused by name, not ignored: ignoring
 // ?cas= would turn a compare-and-swap into a blind write.
 var unsupportedParams = []string{
-	"cas", "recurse", "index", "wait", "ttl", "prefix", "keys", "separator",
-	"range_end", "limit", "lease", "since", "flags", "acquire", "release",
+	"recurse", "index", "wait", "ttl", "lease", "since", "flags", "acquire", "release",
 	"stale", "consistent", "dc", "raw", "to",
+}
+
+// paramHints say what to use instead of a parameter of another store.
+var paramHints = map[string]string{
+	"recurse": "use ?prefix (GET /v1/kv/{prefix}?prefix lists a subtree; GET /v1/kv/?prefix every key)",
 }
 
 // parseQuery parses raw (a URL's RawQuery) into params, for the endpoint
@@ -66,6 +70,9 @@ func parseQuery(raw string, params []queryParam, where string) error {
 		case p != nil:
 			p.value, p.given = value, true
 		case isUnsupported(name):
+			if h := paramHints[name]; h != "" {
+				return fmt.Errorf("query parameter %q is not supported: %s", name, h)
+			}
 			return fmt.Errorf("query parameter %q is not supported", name)
 		default:
 			return fmt.Errorf("query parameter %q is not accepted by %s (it takes %s)", name, where, paramNames(params))

@@ -34,6 +34,7 @@ type Runtime interface {
 	// local state machine.
 	Status() *raft.Status
 	Get(key string) (string, bool)
+	KVReader // key metadata and listings (kvapi.go)
 	AppliedIndex() uint64
 	// LeaderCommit is the highest commit index heard from a leader (0 if
 	// none yet): a lower bound of the leader's commit index (/readyz).

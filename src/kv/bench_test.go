@@ -145,3 +145,20 @@ func BenchmarkCommandEncodingJSONBaseline(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRange100 lists 100 keys by prefix out of 100,000: the cost of
+// a listing is a scan of every key (the map has no order) plus a sort of
+// the matches.
+func BenchmarkRange100(b *testing.B) {
+	s := New(Options{})
+	for i := range 100000 {
+		s.Apply(uint64(i+1), EncodeCommand(Command{Op: OpPut, Key: fmt.Sprintf("%08d", i), Value: "v"}))
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		r := s.Range(RangeRequest{Start: fmt.Sprintf("%06d", i%1000), Prefix: true})
+		if len(r.Entries) != 100 {
+			b.Fatalf("%d entries", len(r.Entries))
+		}
+	}
+}

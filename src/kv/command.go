@@ -34,6 +34,9 @@ const (
 	OpAppend = api.OpAppend // append Value to Key's value; creates Key if absent
 	OpGet    = api.OpGet    // read Key at this point of the log
 	OpDelete = api.OpDelete // remove Key; deleting an absent key is not an error
+	// OpTxn runs Command.Txn (a transaction); it exists in log entries
+	// only, never as a CLI command or a data-file line.
+	OpTxn Op = "txn"
 )
 
 // Command is what a log entry carries.
@@ -46,6 +49,13 @@ type Command struct {
 	ClientID string
 	// Seq is the client's request number, increasing per client.
 	Seq uint64
+	// CAS, when set, makes a put or delete conditional: it applies only if
+	// Key's mod_index is *CAS (0: Key is absent); else ErrCASFailed.
+	CAS *uint64
+	// Prefix makes a delete remove every key that starts with Key.
+	Prefix bool
+	// Txn is the transaction of an OpTxn command (Key is then empty).
+	Txn *api.TxnRequest
 }
 
 // Sentinel errors. Result.Err is always nil or one of these.
@@ -61,6 +71,11 @@ var (
 	ErrStaleRequest = errors.New("kv: stale request: a later request of this client was already applied")
 	// ErrBadCommand: a log entry does not decode to a command; nothing was applied.
 	ErrBadCommand = errors.New("kv: malformed command")
+	// ErrCASFailed: a compare-and-swap found another mod_index than asked;
+	// nothing was applied and Result.Meta holds the key's metadata (HTTP 409).
+	ErrCASFailed = errors.New("kv: compare-and-swap failed: the key's mod_index is not the one given")
+	// ErrBadTxn: a transaction is malformed or too large (HTTP 400).
+	ErrBadTxn = errors.New("kv: malformed transaction")
 	// ErrBadClientID: a client id is empty, longer than MaxClientIDBytes or
 	// not valid UTF-8 (HTTP 400). It is never a Result.Err: Apply runs a
 	// command with such an id without a session instead.
@@ -141,6 +156,24 @@ func EncodeCommand(c Command) []byte {
 		b = append(b, `,"seq":`...)
 		b = strconv.AppendUint(b, c.Seq, 10)
 	}
+	if c.CAS != nil {
+		b = append(b, `,"cas":`...)
+		b = strconv.AppendUint(b, *c.CAS, 10)
+	}
+	if c.Prefix {
+		b = append(b, `,"prefix":true`...)
+	}
+	if c.Txn != nil {
+		// encoding/json writes struct fields in declaration order and
+		// escapes like appendString (plus the HTML escapes), so the bytes
+		// depend on the transaction only.
+		t, err := json.Marshal(c.Txn)
+		if err != nil {
+			panic(fmt.Sprintf("kv: encode transaction: %v", err)) // strings and numbers only
+		}
+		b = append(b, `,"txn":`...)
+		b = append(b, t...)
+	}
 	return append(b, '}')
 }
 
@@ -157,7 +190,7 @@ func DecodeCommand(b []byte) (Command, error) {
 			return Command{}, err
 		}
 	}
-	if !c.Op.Valid() {
+	if !c.Op.Valid() && c.Op != OpTxn {
 		return Command{}, fmt.Errorf("kv: decode command: unknown op %q", c.Op)
 	}
 	return c, nil
@@ -172,6 +205,9 @@ type wireCommand struct {
 	Value    string          `json:"value"`
 	ClientID json.RawMessage `json:"client"`
 	Seq      uint64          `json:"seq"`
+	CAS      *uint64         `json:"cas"`
+	Prefix   bool            `json:"prefix"`
+	Txn      *api.TxnRequest `json:"txn"`
 }
 
 // decodeSlow decodes with encoding/json whatever decodeFast did not take:
@@ -198,7 +234,7 @@ func decodeSlow(b []byte) (Command, error) {
 		// client's session: the command runs without one.
 		client = ""
 	}
-	return Command{Op: Op(w.Op), Key: w.Key, Value: w.Value, ClientID: client, Seq: w.Seq}, nil
+	return Command{Op: Op(w.Op), Key: w.Key, Value: w.Value, ClientID: client, Seq: w.Seq, CAS: w.CAS, Prefix: w.Prefix, Txn: w.Txn}, nil
 }
 
 // decodeFast decodes the exact shape EncodeCommand writes when no string

@@ -31,8 +31,26 @@
 //
 // and snapshots and restores the whole state:
 //
-//	data, err := st.Snapshot() // {"Contents": {...}, "Sessions": {...}, "AppliedIndex": N}
+//	data, err := st.Snapshot() // {"Contents": {...}, "Meta": {...}, "Sessions": {...}, "AppliedIndex": N}
 //	err = st.Restore(data)
+//
+// # Key metadata, compare-and-swap, ranges, transactions
+//
+// Every key has a Meta: create_index (the entry that created it since it
+// was last absent), mod_index (its last write) and version (writes since
+// creation); an absent key's is zero. The map of values stays a plain
+// map[string]string (the snapshot's "Contents", which people diff with
+// jq); the metadata is a map beside it ("Meta").
+//
+// Conditions are evaluated in Apply, on the replicated state at the
+// entry's index, never by the proposer on its local copy (which may lag):
+// a Command with CAS writes only if the key's mod_index is *CAS, else
+// ErrCASFailed with the current Meta; an OpTxn evaluates its compares,
+// then stages one branch's operations and commits them together, or
+// nothing if one fails. Both run in the client's session like any write, so
+// a retry gets the first result even though the state has changed since.
+// Range lists keys in order from the local state (the caller makes it
+// linearizable first, as for Get).
 //
 // # Exactly-once sessions (Raft thesis 6.3)
 //
@@ -64,8 +82,9 @@
 // # Errors
 //
 // Result.Err is nil or one of the sentinel errors of this package, so that
-// it can be remembered in a session and sent to the client: ErrBadKey and
-// ErrBadValue map to HTTP 400, ErrTooLarge to 413. A log entry that does not
+// it can be remembered in a session and sent to the client: ErrBadKey,
+// ErrBadValue and ErrBadTxn map to HTTP 400, ErrTooLarge to 413,
+// ErrCASFailed to 409. A log entry that does not
 // decode is answered with ErrBadCommand on every replica; it never panics.
 // Limits hold inside Apply too: an append that would make a value exceed
 // MaxValueBytes is refused with ErrTooLarge and changes nothing.

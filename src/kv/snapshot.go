@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"raftkv/src/api"
 )
 
 // errCodes names the sentinel errors in snapshots.
@@ -23,6 +25,8 @@ var errCodes = []struct {
 	{"too_large", ErrTooLarge},
 	{"stale_request", ErrStaleRequest},
 	{"bad_command", ErrBadCommand},
+	{"cas_failed", ErrCASFailed},
+	{"bad_txn", ErrBadTxn},
 }
 
 func errCode(err error) string {
@@ -47,7 +51,10 @@ func codeErr(code string) (error, bool) {
 // snapshotJSON is the snapshot's shape, for Restore. Snapshot writes the
 // same shape by hand, with sorted keys.
 type snapshotJSON struct {
-	Contents     map[string]string
+	Contents map[string]string
+	// Meta is each key's [create_index, mod_index, version]. A snapshot
+	// written before metadata existed has none: see Restore.
+	Meta         map[string][3]uint64
 	Sessions     map[string]sessionJSON
 	AppliedIndex uint64
 }
@@ -60,11 +67,17 @@ type sessionJSON struct {
 	Found bool   `json:",omitempty"`
 	Value string `json:",omitempty"`
 	Err   string `json:",omitempty"` // an error code of errCodes, or ""
+	// The rest of the result, for a failed compare-and-swap, a delete by
+	// prefix and a transaction.
+	Meta    *[3]uint64   `json:",omitempty"`
+	Deleted int          `json:",omitempty"`
+	Txn     *api.TxnBody `json:",omitempty"`
 }
 
 // Snapshot returns the whole state as a JSON object:
 //
 //	{"Contents":{"key":"value",...},
+//	 "Meta":{"key":[create_index,mod_index,version],...},
 //	 "Sessions":{"client":{"Seq":3,"LastUsed":12,"Index":12,"Found":true,"Value":"v","Err":"too_large"},...},
 //	 "AppliedIndex":12}
 //
@@ -82,7 +95,10 @@ type Frozen struct {
 	sessions []frozenSession
 }
 
-type pair struct{ key, value string }
+type pair struct {
+	key, value string
+	meta       Meta
+}
 
 type frozenSession struct {
 	id            string
@@ -98,7 +114,7 @@ func (s *Store) Freeze() *Frozen {
 	// it is left to the encoder, off the caller's goroutine.
 	f := &Frozen{applied: s.applied, pairs: make([]pair, 0, len(s.contents)), sessions: make([]frozenSession, 0, len(s.sessions))}
 	for k, v := range s.contents {
-		f.pairs = append(f.pairs, pair{k, v})
+		f.pairs = append(f.pairs, pair{k, v, s.meta[k]})
 	}
 	for id, sess := range s.sessions {
 		f.sessions = append(f.sessions, frozenSession{id: id, seq: sess.seq, lastUsed: sess.lastUsed, result: sess.result})
@@ -156,6 +172,17 @@ func (f *Frozen) EncodeTo(w io.Writer) error {
 			runtime.Gosched()
 		}
 	}
+	b = append(b, `},"Meta":{`...)
+	for i, p := range f.pairs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, p.key)
+		b = appendMeta(append(b, ':'), p.meta)
+		if err := flush(false); err != nil {
+			return err
+		}
+	}
 	b = append(b, `},"Sessions":{`...)
 	for i, sess := range f.sessions {
 		if i > 0 {
@@ -178,6 +205,20 @@ func (f *Frozen) EncodeTo(w io.Writer) error {
 		if sess.result.Err != nil {
 			b = append(b, `,"Err":`...)
 			b = appendString(b, errCode(sess.result.Err))
+		}
+		if sess.result.Meta != (Meta{}) {
+			b = appendMeta(append(b, `,"Meta":`...), sess.result.Meta)
+		}
+		if sess.result.Deleted != 0 {
+			b = append(b, `,"Deleted":`...)
+			b = strconv.AppendInt(b, int64(sess.result.Deleted), 10)
+		}
+		if sess.result.Txn != nil {
+			t, err := json.Marshal(sess.result.Txn)
+			if err != nil {
+				return fmt.Errorf("kv: encode a session's transaction result: %w", err)
+			}
+			b = append(append(b, `,"Txn":`...), t...)
 		}
 		b = append(b, '}')
 		if err := flush(false); err != nil {
@@ -216,6 +257,8 @@ func (s *Store) Restore(data []byte) error {
 			errs = append(errs, fmt.Errorf("value of key %.64q: %w", k, err))
 		}
 	}
+	meta, merrs := restoreMeta(snap)
+	errs = append(errs, merrs...)
 	sessions := make(map[string]*session, len(snap.Sessions))
 	list := make([]*session, 0, len(snap.Sessions))
 	for id, js := range snap.Sessions {
@@ -235,8 +278,11 @@ func (s *Store) Restore(data []byte) error {
 		sess := &session{
 			id:       id,
 			seq:      js.Seq,
-			result:   Result{Index: js.Index, Value: js.Value, Found: js.Found, Err: err},
+			result:   Result{Index: js.Index, Value: js.Value, Found: js.Found, Err: err, Deleted: js.Deleted, Txn: js.Txn},
 			lastUsed: js.LastUsed,
+		}
+		if js.Meta != nil {
+			sess.result.Meta = Meta{CreateIndex: js.Meta[0], ModIndex: js.Meta[1], Version: js.Meta[2]}
 		}
 		sessions[id] = sess
 		list = append(list, sess)
@@ -270,10 +316,14 @@ func (s *Store) Restore(data []byte) error {
 		size += sessionSize(sess.id, sess.result)
 	}
 
+	index := newKeyIndex(snap.Contents) // sorting takes a while: outside the lock
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.applied = snap.AppliedIndex
 	s.contents = snap.Contents
+	s.meta = meta
+	s.index = index
 	s.sessions = sessions
 	s.sessionBytes = size
 	s.oldest, s.newest = oldest, newest
@@ -288,3 +338,50 @@ func (s *Store) Restore(data []byte) error {
 
 // Len is the number of keys in the frozen state.
 func (f *Frozen) Len() int { return len(f.pairs) }
+
+// appendMeta appends m as [create_index,mod_index,version].
+func appendMeta(b []byte, m Meta) []byte {
+	b = append(b, '[')
+	b = strconv.AppendUint(b, m.CreateIndex, 10)
+	b = append(b, ',')
+	b = strconv.AppendUint(b, m.ModIndex, 10)
+	b = append(b, ',')
+	b = strconv.AppendUint(b, m.Version, 10)
+	return append(b, ']')
+}
+
+// restoreMeta returns the metadata of a snapshot's keys, and what is wrong
+// with it. A snapshot without "Meta" (written before keys had metadata)
+// gives every key create_index = mod_index = the snapshot's applied index
+// (at least 1) and version 1: true bounds ("written at or before"), and a
+// ?cas= with that mod_index works. One with "Meta" must give every key,
+// and no other, indexes that fit: 1 <= create <= mod <= applied index,
+// version >= 1; anything else is damage and is refused.
+func restoreMeta(snap snapshotJSON) (map[string]Meta, []error) {
+	meta := make(map[string]Meta, len(snap.Contents))
+	if snap.Meta == nil {
+		at := max(snap.AppliedIndex, 1)
+		for k := range snap.Contents {
+			meta[k] = Meta{CreateIndex: at, ModIndex: at, Version: 1}
+		}
+		return meta, nil
+	}
+	var errs []error
+	for k, m := range snap.Meta {
+		if _, ok := snap.Contents[k]; !ok {
+			errs = append(errs, fmt.Errorf("meta of key %.64q: the key is not in Contents", k))
+			continue
+		}
+		if m[0] < 1 || m[0] > m[1] || m[1] > snap.AppliedIndex || m[2] < 1 {
+			errs = append(errs, fmt.Errorf("meta of key %.64q: [create_index %d, mod_index %d, version %d] does not fit AppliedIndex %d",
+				k, m[0], m[1], m[2], snap.AppliedIndex))
+		}
+		meta[k] = Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}
+	}
+	for k := range snap.Contents {
+		if _, ok := snap.Meta[k]; !ok {
+			errs = append(errs, fmt.Errorf("key %.64q has no meta", k))
+		}
+	}
+	return meta, errs
+}

@@ -41,7 +41,7 @@ func TestSnapshotFormat(t *testing.T) {
 	}{
 		{
 			name: "empty",
-			want: `{"Contents":{},"Sessions":{},"AppliedIndex":0}`,
+			want: `{"Contents":{},"Meta":{},"Sessions":{},"AppliedIndex":0}`,
 		},
 		{
 			name: "keys sorted, sessions with their results",
@@ -52,7 +52,7 @@ func TestSnapshotFormat(t *testing.T) {
 				encS("c0", 9, OpPut, "", "x"),
 				encS("c2", 1, OpPut, "z", "26"),
 			},
-			want: `{"Contents":{"a":"1\n","b":"2","z":"26"},"Sessions":{` +
+			want: `{"Contents":{"a":"1\n","b":"2","z":"26"},"Meta":{"a":[2,2,1],"b":[1,1,1],"z":[5,5,1]},"Sessions":{` +
 				`"c0":{"Seq":9,"LastUsed":4,"Index":4,"Err":"bad_key"},` +
 				`"c1":{"Seq":4,"LastUsed":3,"Index":3,"Found":true,"Value":"1\n"},` +
 				`"c2":{"Seq":1,"LastUsed":5,"Index":5}},"AppliedIndex":5}`,

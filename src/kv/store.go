@@ -3,6 +3,8 @@ package kv
 import (
 	"fmt"
 	"sync"
+
+	"raftkv/src/api"
 )
 
 // Defaults for Options.
@@ -62,6 +64,13 @@ type Result struct {
 	// Found: get and delete: the key existed; put and append: the key
 	// existed before.
 	Found bool
+	// Meta is the key's metadata now, for a failed compare-and-swap
+	// (ErrCASFailed); zero otherwise.
+	Meta Meta
+	// Deleted is the number of keys a delete by prefix removed.
+	Deleted int
+	// Txn is the outcome of a transaction (OpTxn) that applied.
+	Txn *api.TxnBody
 	// Err is nil or one of the package's sentinel errors (compare with ==
 	// or errors.Is).
 	Err error
@@ -80,7 +89,15 @@ type session struct {
 
 // sessionSize is what a session counts against Options.MaxSessionBytes.
 // It depends on the replicated state only, so every replica evicts alike.
-func sessionSize(id string, r Result) int { return len(id) + len(r.Value) + sessionOverhead }
+func sessionSize(id string, r Result) int {
+	n := len(id) + len(r.Value) + sessionOverhead
+	if r.Txn != nil {
+		for _, o := range r.Txn.Results {
+			n += len(o.Key) + len(o.Value) + 64
+		}
+	}
+	return n
+}
 
 // Store is the replicated key-value state machine. See the package comment.
 type Store struct {
@@ -89,6 +106,11 @@ type Store struct {
 	mu       sync.RWMutex
 	applied  uint64            // index of the last applied entry; Invariant: only grows, except by Restore
 	contents map[string]string // the key-value map
+	// meta holds every key's metadata. Invariant: its keys are contents'
+	// keys, and 1 <= CreateIndex <= ModIndex <= applied, Version >= 1.
+	meta map[string]Meta
+	// index holds contents' keys in order (Range, deletes by prefix).
+	index    keyIndex
 	sessions map[string]*session
 	// sessionBytes is the sum of sessionSize over sessions.
 	// Invariant: sessionBytes <= opts.MaxSessionBytes after every Apply.
@@ -102,6 +124,7 @@ func New(opts Options) *Store {
 	return &Store{
 		opts:     opts.withDefaults(),
 		contents: make(map[string]string),
+		meta:     make(map[string]Meta),
 		sessions: make(map[string]*session),
 	}
 }
@@ -191,7 +214,7 @@ func (s *Store) Apply(index uint64, data []byte) Result {
 		s.sessionBytes += sessionSize(sess.id, Result{})
 	}
 	res := s.exec(index, cmd)
-	s.sessionBytes += len(res.Value) - len(sess.result.Value)
+	s.sessionBytes += sessionSize("", res) - sessionSize("", sess.result)
 	sess.seq, sess.result = cmd.Seq, res
 	s.touch(sess, index)
 	// Evict by bytes the same way as by count: least recently used first.
@@ -220,13 +243,35 @@ func (s *Store) advance(index uint64) {
 // so that every replica refuses the same commands.
 func (s *Store) exec(index uint64, cmd Command) Result {
 	res := Result{Index: index}
+	switch {
+	case cmd.Op == OpTxn:
+		return s.execTxn(index, cmd)
+	case cmd.Txn != nil || (cmd.Prefix && (cmd.Op != OpDelete || cmd.CAS != nil)) ||
+		(cmd.CAS != nil && cmd.Op != OpPut && cmd.Op != OpDelete):
+		// The API never proposes these shapes.
+		res.Err = ErrBadCommand
+		return res
+	}
 	if len(cmd.Key) == 0 || len(cmd.Key) > MaxKeyBytes {
 		// DecodeCommand yields valid UTF-8 only, so length is all to check.
 		res.Err = ErrBadKey
 		return res
 	}
+	if cmd.Prefix {
+		res.Deleted = s.deletePrefix(cmd.Key)
+		res.Found = res.Deleted > 0
+		return res
+	}
 	old, found := s.contents[cmd.Key]
 	res.Found = found
+	if cmd.CAS != nil {
+		// Compared here, at apply time, on the replicated state: never on a
+		// node's local copy before proposing, which may be stale.
+		if m := s.meta[cmd.Key]; m.ModIndex != *cmd.CAS {
+			res.Meta, res.Err = m, ErrCASFailed
+			return res
+		}
+	}
 	switch cmd.Op {
 	case OpPut:
 		if len(cmd.Value) > MaxValueBytes {
@@ -234,16 +279,28 @@ func (s *Store) exec(index uint64, cmd Command) Result {
 			return res
 		}
 		s.contents[cmd.Key] = cmd.Value
+		s.meta[cmd.Key] = nextMeta(s.meta[cmd.Key], found, index)
+		if !found {
+			s.index.insert(cmd.Key)
+		}
 	case OpAppend:
 		if len(old)+len(cmd.Value) > MaxValueBytes {
 			res.Err = ErrTooLarge
 			return res
 		}
 		s.contents[cmd.Key] = old + cmd.Value
+		s.meta[cmd.Key] = nextMeta(s.meta[cmd.Key], found, index)
+		if !found {
+			s.index.insert(cmd.Key)
+		}
 	case OpGet:
 		res.Value = old
 	case OpDelete:
-		delete(s.contents, cmd.Key)
+		if found {
+			delete(s.contents, cmd.Key)
+			delete(s.meta, cmd.Key)
+			s.index.remove(cmd.Key)
+		}
 	default:
 		// DecodeCommand refuses unknown ops.
 		panic(fmt.Sprintf("kv: exec of unknown op %q", cmd.Op))

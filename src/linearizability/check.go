@@ -3,6 +3,7 @@ package linearizability
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -48,12 +49,12 @@ func (r Result) String() string {
 // It panics on an Op that breaks Op's invariants (both Ok and Unknown, an
 // invalid kind, Return before Call): that is a bug in the caller.
 func Check(ops []Op, timeout time.Duration) Result {
-	history := toPorcupine(ops)
-	res, info := porcupine.CheckOperationsVerbose(Model(), history, timeout)
+	model, history, parts := modelFor(ops)
+	res, info := porcupine.CheckOperationsVerbose(model, history, timeout)
 	return Result{
 		Linearizable: res == porcupine.Ok,
 		Unknown:      res == porcupine.Unknown,
-		Keys:         len(partition(history)),
+		Keys:         parts,
 		Ops:          len(history),
 		Info:         info,
 	}
@@ -67,11 +68,54 @@ const visualizeTimeout = time.Minute
 // each key's operations on a time line, and the longest linearizations the
 // checker found (for a non-linearizable history, where they stop).
 func Visualize(ops []Op, path string) error {
-	_, info := porcupine.CheckOperationsVerbose(Model(), toPorcupine(ops), visualizeTimeout)
-	if err := porcupine.VisualizePath(Model(), info, path); err != nil {
+	model, history, _ := modelFor(ops)
+	_, info := porcupine.CheckOperationsVerbose(model, history, visualizeTimeout)
+	if err := porcupine.VisualizePath(model, info, path); err != nil {
 		return fmt.Errorf("linearizability: visualize to %s: %w", path, err)
 	}
 	return nil
+}
+
+// modelFor picks the model for a history: the per-key Model, fast, for
+// put / append / get / delete alone; KVModel when any operation is of the
+// second wave (CAS, metadata, listings, transactions). It returns the
+// history in that model's terms and its number of partitions.
+func modelFor(ops []Op) (porcupine.Model, []porcupine.Operation, int) {
+	if !slices.ContainsFunc(ops, Op.extended) {
+		h := toPorcupine(ops)
+		return Model(), h, len(partition(h))
+	}
+	h := toPorcupineKV(ops)
+	return KVModel(), h, len(partitionKV(h))
+}
+
+// toPorcupineKV is toPorcupine for KVModel: every operation is its own
+// *Op, as input and output.
+func toPorcupineKV(ops []Op) []porcupine.Operation {
+	history := make([]porcupine.Operation, 0, len(ops))
+	for _, op := range ops {
+		if !validKind(op.Kind) {
+			panic(fmt.Sprintf("linearizability: op with invalid kind: %v", op))
+		}
+		if op.Ok && op.Unknown {
+			panic(fmt.Sprintf("linearizability: op both Ok and Unknown: %v", op))
+		}
+		if (op.Kind == KindTxn) != (op.Txn != nil) || (op.Ok && op.Kind == KindTxn && op.TxnOut == nil) {
+			panic(fmt.Sprintf("linearizability: transaction without Txn or TxnOut: %v", op))
+		}
+		o := op
+		switch {
+		case op.Ok:
+			if op.Return < op.Call {
+				panic(fmt.Sprintf("linearizability: op returns before its call: %v", op))
+			}
+			history = append(history, porcupine.Operation{ClientId: op.ClientID, Input: &o, Call: op.Call, Output: &o, Return: op.Return})
+		case op.Unknown && op.Kind != api.OpGet && op.Kind != KindList:
+			history = append(history, porcupine.Operation{ClientId: op.ClientID, Input: &o, Call: op.Call, Output: &o, Return: infinity,
+				Metadata: fmt.Sprintf("outcome unknown; client gave up at %d", op.Return)})
+		}
+	}
+	return history
 }
 
 func toPorcupine(ops []Op) []porcupine.Operation {

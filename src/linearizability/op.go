@@ -2,6 +2,7 @@ package linearizability
 
 import (
 	"fmt"
+	"strings"
 
 	"raftkv/src/api"
 )
@@ -34,6 +35,30 @@ type Op struct {
 
 	Output string // what a Get returned (when Found)
 	Found  bool   // false: the Get answered "not found" (404)
+
+	// The second-wave operations (KVModel). A history with any of these is
+	// checked with KVModel, one without with Model.
+
+	// CAS makes a put or delete conditional (?cas=*CAS).
+	CAS *uint64
+	// Conflict (with Ok): a CAS answered 409, nothing was applied; Found
+	// and ModIndex are the key's state the answer reported.
+	Conflict bool
+	// Index is an Ok write's log index, the key's mod_index after it (0:
+	// not recorded).
+	Index uint64
+	// ModIndex is the mod_index an Ok Get (Found) or a Conflict reported
+	// (0: not recorded).
+	ModIndex uint64
+	// IsPrefix makes a delete remove every key starting with Key.
+	IsPrefix bool
+	// Prefix and List: a KindList of Prefix, and the entries it returned
+	// (key order).
+	Prefix string
+	List   []api.ValueBody
+	// Txn and TxnOut: a KindTxn, and its answer when Ok.
+	Txn    *api.TxnRequest
+	TxnOut *api.TxnBody
 }
 
 func (o Op) String() string {
@@ -47,6 +72,29 @@ func (o Op) String() string {
 		out = fmt.Sprintf(" -> %q", o.Output)
 	case o.Kind == api.OpGet:
 		out = " -> absent"
+	case o.Conflict:
+		out = fmt.Sprintf(" -> conflict (found %v, mod %d)", o.Found, o.ModIndex)
+	case o.Kind == KindList:
+		var ks []string
+		for _, e := range o.List {
+			ks = append(ks, fmt.Sprintf("%q=%q@%d", e.Key, e.Value, e.ModIndex))
+		}
+		out = " -> [" + strings.Join(ks, " ") + "]"
+	case o.Kind == KindTxn && o.TxnOut != nil:
+		out = fmt.Sprintf(" -> succeeded %v at %d", o.TxnOut.Succeeded, o.TxnOut.Index)
+	case o.Index != 0:
+		out = fmt.Sprintf(" -> @%d", o.Index)
 	}
-	return fmt.Sprintf("c%d [%d,%d] %s%s", o.ClientID, o.Call, o.Return, describeInput(input{o.Kind, o.Key, o.Value}), out)
+	in := describeInput(input{o.Kind, o.Key, o.Value})
+	switch {
+	case o.Kind == KindList:
+		in = fmt.Sprintf("list(%q)", o.Prefix)
+	case o.Kind == KindTxn:
+		in = fmt.Sprintf("txn(%+v)", *o.Txn)
+	case o.IsPrefix:
+		in = fmt.Sprintf("delete-prefix(%q)", o.Key)
+	case o.CAS != nil:
+		in += fmt.Sprintf(" cas=%d", *o.CAS)
+	}
+	return fmt.Sprintf("c%d [%d,%d] %s%s", o.ClientID, o.Call, o.Return, in, out)
 }

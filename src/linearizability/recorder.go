@@ -37,6 +37,14 @@ func NewRecorder() *Recorder {
 	return newRecorder(func() int64 { return int64(time.Since(start)) })
 }
 
+// NewLogicalRecorder returns an empty Recorder whose clock counts events
+// (1, 2, 3, ...): for a history simulated in one goroutine, where every
+// Begin and resolve is a distinct instant.
+func NewLogicalRecorder() *Recorder {
+	var n int64
+	return newRecorder(func() int64 { n++; return n })
+}
+
 // newRecorder lets tests drive the clock (logical time).
 func newRecorder(clock func() int64) *Recorder {
 	return &Recorder{clock: clock}
@@ -58,6 +66,39 @@ func (r *Recorder) Begin(client int, kind api.Op, key, value string) *Pending {
 	p.op = Op{ClientID: client, Kind: kind, Key: key, Value: value, Call: r.clock()}
 	r.ops = append(r.ops, p)
 	return p
+}
+
+// BeginOp is Begin for any operation, the second wave's included (CAS,
+// delete by prefix, KindList, KindTxn): op holds the call (Kind, Key,
+// Value, CAS, IsPrefix, Prefix, Txn); ClientID and Call are set here.
+func (r *Recorder) BeginOp(client int, op Op) *Pending {
+	if !validKind(op.Kind) || (op.Kind == KindTxn) != (op.Txn != nil) {
+		panic(fmt.Sprintf("linearizability: BeginOp with invalid operation %v", op))
+	}
+	p := &Pending{r: r}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	op.ClientID, op.Call = client, r.clock()
+	p.op = op
+	r.ops = append(r.ops, p)
+	return p
+}
+
+// OkWith records that the operation was acknowledged; fill sets what it
+// returned (Index, Output, Found, ModIndex, List, TxnOut).
+func (p *Pending) OkWith(fill func(*Op)) {
+	p.resolve("Ok", func(op *Op) {
+		op.Ok = true
+		fill(op)
+	})
+}
+
+// Conflict records a compare-and-swap refused with 409: not applied; found
+// and mod are the key's state the answer reported.
+func (p *Pending) Conflict(found bool, mod uint64) {
+	p.resolve("Conflict", func(op *Op) {
+		op.Ok, op.Conflict, op.Found, op.ModIndex = true, true, found, mod
+	})
 }
 
 // Ok records that the operation was acknowledged. For a Get, output and found

@@ -94,7 +94,7 @@ func TestHTTPAuth(t *testing.T) {
 		require.Equal(t, http.StatusOK, put.code, put.body)
 		get := send(t, hc, "GET", c.URL(i, "/v1/kv/k"), ro, "", nil)
 		require.Equal(t, http.StatusOK, get.code, get.body)
-		assert.JSONEq(t, `{"key":"k","value":"v"}`, get.body)
+		assert.Contains(t, get.body, `"key":"k","value":"v"`)
 	}
 
 	rwAdmin := send(t, hc, "POST", c.URL(f, "/v1/leader/transfer"), rw, "", nil)
@@ -146,7 +146,7 @@ func TestHTTPAuth(t *testing.T) {
 		assert.Contains(t, jsonError(t, forged), "cluster member")
 	}
 	get := send(t, hc, "GET", c.URL(l, "/v1/kv/k"), ro, "", nil)
-	assert.JSONEq(t, `{"key":"k","value":"v"}`, get.body, "no forged write applied")
+	assert.Contains(t, get.body, `"key":"k","value":"v"`, "no forged write applied")
 }
 
 // TestHTTPClientCertAuth: a node run with --client-cert-auth and

@@ -32,8 +32,9 @@ func envSeconds(t *testing.T, name string, def int) time.Duration {
 	return time.Duration(def) * time.Second
 }
 
-// TestLinearizableUnderFaults runs 5 clients doing put / append / get on 3
-// shared keys while nodes are killed, paused and restarted, and checks the
+// TestLinearizableUnderFaults runs 5 clients, three doing put / append /
+// get on 3 shared keys and two compare-and-swap, listings and transactions
+// on 3 others, while nodes are killed, paused and restarted, and checks the
 // recorded history with porcupine. A timed-out write is recorded as
 // possibly applied; a 503 means "not applied" (the server's contract).
 func TestLinearizableUnderFaults(t *testing.T) {
@@ -49,7 +50,12 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			runLinClient(ctx, c, rec, id, rand.New(rand.NewSource(seed+int64(id))))
+			rng := rand.New(rand.NewSource(seed + int64(id)))
+			if id >= 3 { // two clients of the second-wave API (kvapi_lin_test.go)
+				runLinKVClient(ctx, c, rec, id, rng)
+				return
+			}
+			runLinClient(ctx, c, rec, id, rng)
 		}()
 	}
 	faults := runNemesis(ctx, t, c, rand.New(rand.NewSource(seed)))
@@ -65,6 +71,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		}
 	}
 	t.Logf("history: %d operations (%d acknowledged): %s", len(ops), ok, res)
+	t.Logf("second-wave operations: %s", kvOpCounts(ops))
 	require.Greater(t, ok, 100, "too few operations succeeded to say anything")
 	if !res.Linearizable {
 		path := filepath.Join(os.TempDir(), fmt.Sprintf("raftkv-linearizability-%d.html", seed))

@@ -38,7 +38,7 @@ import (
 type workload struct {
 	name        string
 	clients     int
-	op          string // put or get
+	op          string // put, get or list
 	consistency string
 }
 
@@ -48,6 +48,7 @@ var workloads = []workload{
 	{"put, 256 clients", 256, "put", "linearizable"},
 	{"linearizable get, 64 clients", 64, "get", "linearizable"},
 	{"stale get, 64 clients", 64, "get", "stale"},
+	{"list 100 keys, 16 clients", 16, "list", "linearizable"},
 }
 
 const (
@@ -304,9 +305,12 @@ func runWorkload(f flags, c *localcluster.Cluster, auth bench.Auth, w workload, 
 		Endpoints: c.Endpoints(), Clients: w.clients, KeySize: keySize, ValSize: valSize,
 		Keys: putKeys, Duration: f.duration, Consistency: w.consistency, Timeout: 10 * time.Second,
 	}
-	if w.op == "put" {
+	switch w.op {
+	case "put":
 		opts.Put = 1
-	} else {
+	case "list":
+		opts.List, opts.Keys = 1, f.preloadKeys
+	default:
 		opts.Get, opts.Keys = 1, f.preloadKeys
 	}
 	fmt.Fprintf(log, "=== %-30s %v ... ", w.name, f.duration)
