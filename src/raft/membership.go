@@ -288,6 +288,25 @@ func (n *Node) isVoter() bool {
 	return ok && x.Suffrage == Voter
 }
 
+// mayCampaign reports whether this node may start an election: a voter
+// may; a learner may not, nor a node whose incarnation the configuration
+// does not name (it lost its state and waits to be taken back), nor one
+// that never saw a configuration. A node that its latest configuration
+// removes may still campaign while that configuration is not committed
+// (hashicorp/raft does the same): it may hold the longest log, which the
+// remaining voters need to elect anyone, and if it wins it counts only
+// their votes and steps down once its removal commits.
+func (n *Node) mayCampaign() bool {
+	if n.isVoter() {
+		return true
+	}
+	if n.log.conf.IsEmpty() || n.log.confIndex <= n.log.committed {
+		return false
+	}
+	_, listed := n.log.conf.Member(n.id)
+	return !listed
+}
+
 // acceptSender reports whether m comes from someone this node listens to.
 // A leader's messages (append, heartbeat, snapshot, TimeoutNow) are taken
 // from anyone:
@@ -295,8 +314,9 @@ func (n *Node) isVoter() bool {
 // makes the sender leader, and Raft's safety does not rest on the follower
 // knowing it. Everything else (vote requests and answers, acknowledgements,
 // TimeoutNow) counts only from the incarnation the configuration names
-// (FAST'18: a node that lost its disk must not vote or acknowledge as if it
-// had not), and a removed node's vote requests do not even raise our term.
+// (for a vote request, the latest or the committed one; FAST'18: a node that lost its disk must not vote or acknowledge as if it
+// had not), and the vote requests of a node whose removal is committed do
+// not even raise our term.
 // A leader that hears an answer from another incarnation of a member notes
 // it: that node lost its state and asks to rejoin.
 func (n *Node) acceptSender(m *Message) bool {
@@ -309,11 +329,25 @@ func (n *Node) acceptSender(m *Message) bool {
 	if ok && x.Incarnation == m.Incarnation {
 		return true
 	}
+	if (m.Type == MsgVote || m.Type == MsgPreVote) && n.log.confIndex > n.log.committed {
+		// Our latest configuration, not committed, may remove the
+		// candidate; until it commits, the candidate may be the one that
+		// must win (its log may hold what a majority needs, and our
+		// change may never commit). Only a removal we know is committed
+		// silences it.
+		c, _ := n.log.confAt(n.log.committed)
+		if y, ok := c.Member(m.From); ok && y.Incarnation == m.Incarnation {
+			return true
+		}
+	}
 	if ok && n.role == RoleLeader && m.Term == n.term && (m.Type == MsgAppResp || m.Type == MsgHeartbeatResp) {
 		if n.rejoins == nil {
 			n.rejoins = map[ID]Incarnation{}
 		}
 		n.rejoins[m.From] = m.Incarnation
+	}
+	if ok && n.cfg.Planted == PlantCountAnyIncarnation {
+		return true
 	}
 	if n.trace != nil {
 		n.tracef("ignores %s from %d/%s: not a member of %s", m.Type, m.From, m.Incarnation.String()[12:], n.log.conf)
@@ -331,7 +365,7 @@ func (n *Node) confChangeAllowed() error {
 		return ErrProposalDropped
 	case n.log.confIndex > n.log.committed:
 		return fmt.Errorf("%w: the change at index %d is not committed yet", ErrConfChangePending, n.log.confIndex)
-	case !n.committedInTerm():
+	case !n.committedInTerm() && n.cfg.Planted != PlantConfChangeBeforeTermCommit:
 		// The errata of the thesis: without this, a leader could append a
 		// change while an uncommitted change of a previous term sits in
 		// its log, and two configurations that differ in two voters could

@@ -61,6 +61,8 @@ type Config struct {
 	// Trace, when set, receives a line for every state change and message.
 	// The simulator uses it for its replay trace.
 	Trace func(string)
+	// Planted is NoPlantedBug except in the simulator's self-test.
+	Planted PlantedBug
 }
 
 // pendingRead is a ReadIndex request waiting for a quorum to confirm the
@@ -248,6 +250,11 @@ func (n *Node) becomeLeader() {
 		n.prs[x.ID] = &Progress{Next: last + 1, inflight: newInflights(n.cfg.MaxInflight), RecentActive: true}
 		n.prInc[x.ID] = x.Incarnation
 	}
+	if n.prs[n.id] == nil {
+		// Elected while its latest configuration, not yet committed,
+		// removes it (mayCampaign): it tracks its own log all the same.
+		n.prs[n.id] = &Progress{Next: last + 1, inflight: newInflights(n.cfg.MaxInflight)}
+	}
 	n.prs[n.id].Match = n.log.stable
 	// A no-op starts each term (Raft thesis 6.4): a leader may count replicas
 	// only of current-term entries (5.4.2), so committing this one commits
@@ -347,10 +354,7 @@ func (n *Node) campaign(transfer bool) {
 	if n.role == RoleLeader {
 		return
 	}
-	if !n.isVoter() {
-		// A learner, a removed node, or a node whose incarnation the
-		// configuration does not name (it lost its state and waits to be
-		// taken back): it has no vote to ask for.
+	if !n.mayCampaign() {
 		n.tracef("does not campaign: not a voter of %s", n.log.conf)
 		return
 	}
@@ -486,11 +490,16 @@ func (n *Node) handleVote(m Message) {
 	if m.Type == MsgPreVote {
 		resp = MsgPreVoteResp
 	}
-	_, member := n.self()
-	// A node whose incarnation the configuration does not name has lost
-	// what its earlier incarnation promised, or never held anything: its
-	// vote must not count (FAST'18). acceptSender has checked the
-	// candidate's incarnation.
+	// A node that never saw a configuration (an empty folder that waits to
+	// join) knows nothing and votes for no one. Any other node votes, even
+	// one that is not a voter in its own latest configuration: that
+	// configuration may not be committed, and the candidate's may still
+	// count this node (thesis 4.1: servers answer without consulting their
+	// configuration). What keeps the vote of a node that lost its disk
+	// from counting is the candidate's side: it counts only the
+	// incarnation its configuration names (acceptSender), and a wiped disk
+	// comes back under a new one (FAST'18).
+	member := !n.log.conf.IsEmpty() || n.cfg.Planted == PlantCountAnyIncarnation
 	canVote := member && (n.vote == m.From ||
 		(n.vote == None && n.lead == None) ||
 		(m.Type == MsgPreVote && m.Term > n.term))
@@ -755,8 +764,15 @@ func (n *Node) bcastHeartbeat() {
 // figure 8: counting replicas of an older term's entry is not enough).
 func (n *Node) maybeCommit() bool {
 	// Only voters count, and the leader only while it is one (thesis 4.2.2).
-	matches := n.scratch[:len(n.voters)]
-	for i, p := range n.voters {
+	counted := n.voters
+	if n.cfg.Planted == PlantCountLearners {
+		counted = n.peers
+		if len(n.scratch) < len(counted) {
+			n.scratch = make([]uint64, len(counted))
+		}
+	}
+	matches := n.scratch[:len(counted)]
+	for i, p := range counted {
 		matches[i] = n.prs[p].Match
 	}
 	mci := quorumIndex(matches, n.quorum)
