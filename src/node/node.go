@@ -157,7 +157,14 @@ type Node struct {
 	turnRead    uint64
 	appliedTerm uint64
 	snapIndex   uint64
-	peerIDs     []raft.ID
+	// inc is this node's incarnation (its folder's, storage.Identity);
+	// appliedConf the configuration as of the applied index, which a
+	// snapshot carries; boot the bootstrap or rejoin of an empty folder
+	// (membership.go).
+	inc         raft.Incarnation
+	appliedConf raft.Membership
+	boot        bootstrapState
+	rand        *rand.Rand
 	// badMsgLog limits the log of refused peer messages (see step).
 	badMsgLog rateLimitedLog
 
@@ -203,18 +210,28 @@ func New(cfg Config) (*Node, error) {
 		waiters:   map[uint64]*proposal{},
 		reads:     map[uint64][]*readRequest{},
 	}
-	for i := range cfg.Peers {
-		s.peerIDs = append(s.peerIDs, raft.ID(i))
-	}
-
 	disk, rec, err := storage.Open(storage.Options{Dir: cfg.DataDir, Logger: lg})
 	if err != nil {
 		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
 	}
 	s.disk = disk
 	s.kv = kv.New(kv.Options{})
+	s.inc = rec.Identity.Incarnation
+	s.rand = rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID)))
+	// Incarnation 0 is a folder from before configurations were in the
+	// log: until one is, its configuration is the hostfile (upgrade path,
+	// see membership.go). Any other folder takes its configuration from
+	// its log and snapshot only, or waits for one.
+	var legacyPeers []raft.ID
+	if s.inc == 0 {
+		legacyPeers = s.hostfileIDs()
+		s.appliedConf = s.legacyConf()
+	}
 	var applied uint64
 	if rec.Snapshot != nil {
+		if rec.Snapshot.Membership != nil {
+			s.appliedConf = rec.Snapshot.Membership.Clone()
+		}
 		if err := s.kv.Restore(rec.Snapshot.Data); err != nil {
 			disk.Close()
 			return nil, fmt.Errorf("restore snapshot %d in %s: %w", rec.Snapshot.Index, cfg.DataDir, err)
@@ -224,20 +241,17 @@ func New(cfg Config) (*Node, error) {
 	}
 	lg.Info("recovered", zap.Uint64("term", rec.HardState.Term), zap.Uint64("commit", rec.HardState.Commit),
 		zap.Uint64("snapshot", applied), zap.Int("entries", len(rec.Entries)),
-		zap.Bool("clean_stop", rec.CleanStop), zap.Bool("torn_tail", rec.TornTail))
+		zap.Bool("clean_stop", rec.CleanStop), zap.Bool("torn_tail", rec.TornTail),
+		zap.Stringer("incarnation", s.inc), zap.Bool("new_incarnation", rec.Identity.Created),
+		zap.Bool("adopted_incarnation", rec.Identity.Adopted))
 
-	electionTicks := int(cfg.ElectionTimeout / cfg.Heartbeat)
-	core, err := raft.NewNode(raft.Config{
-		ID: cfg.ID, Peers: s.peerIDs,
-		ElectionTicks: electionTicks, HeartbeatTicks: 1,
-		Rand:     rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID))),
-		Snapshot: rec.Snapshot, HardState: rec.HardState, Entries: rec.Entries, Applied: applied,
-	})
+	core, err := raft.NewNode(s.coreConfig(rec.HardState, rec.Entries, rec.Snapshot, applied, legacyPeers))
 	if err != nil {
 		disk.Close()
 		return nil, err
 	}
 	s.core = core
+	s.initBootstrap(rec)
 	st := core.BasicStatus()
 	s.status.Store(&st)
 
@@ -409,6 +423,10 @@ func (s *Node) loop() error {
 			return nil
 		case <-ticker.Chan():
 			s.core.Tick()
+			if err := s.bootstrapTick(); err != nil {
+				s.failAll(err)
+				return err
+			}
 		case m := <-s.recvc:
 			s.step(m)
 		case p := <-s.propc:
@@ -457,6 +475,14 @@ func (s *Node) loop() error {
 func (s *Node) step(m raft.Message) {
 	if s.debug {
 		s.lg.Debug("recv", zap.Stringer("msg", m))
+	}
+	if m.Type == msgProbe || m.Type == msgProbeResp {
+		if err := s.onProbe(m); err != nil {
+			// Only the bootstrap's write fails: the storage is poisoned
+			// and the loop stops at its next Ready.
+			s.lg.Error("bootstrap failed", zap.Error(err))
+		}
+		return
 	}
 	err := s.core.Step(m)
 	if err == nil {
@@ -567,6 +593,9 @@ func (a loopApp) Restore(snap *raft.Snapshot) error {
 	}
 	s.appliedTerm, s.snapIndex = snap.Term, snap.Index
 	s.lastSnapBytes, s.logBytesSinceSnap = uint64(len(snap.Data)), 0
+	if snap.Membership != nil {
+		s.appliedConf = snap.Membership.Clone()
+	}
 	// Commands this node proposed as leader that the snapshot covers
 	// are never applied here one by one: their outcome is unknown.
 	for idx, w := range s.waiters {
@@ -633,9 +662,13 @@ func (l loopSender) Send(msgs []raft.Message) {
 
 func (s *Node) apply(e raft.Entry) {
 	var res kv.Result
-	if e.Type == raft.EntryNoop {
+	switch e.Type {
+	case raft.EntryNoop:
 		s.kv.ApplyNoop(e.Index)
-	} else {
+	case raft.EntryConfig:
+		s.kv.ApplyNoop(e.Index)
+		s.applyConfig(e)
+	default:
 		res = s.kv.Apply(e.Index, e.Data)
 	}
 	s.appliedTerm = e.Term
@@ -720,11 +753,15 @@ type snapResult struct {
 // the loop keeps applying entries meanwhile. finishSnapshot completes it.
 func (s *Node) startSnapshot(applied uint64) {
 	frozen := s.kv.Freeze()
-	term := s.appliedTerm
+	meta := raft.Snapshot{Index: applied, Term: s.appliedTerm}
+	if !s.appliedConf.IsEmpty() {
+		conf := s.appliedConf.Clone()
+		meta.Membership = &conf
+	}
 	s.snapping = true
 	go func() {
 		var size countingWriter
-		err := s.disk.SaveSnapshotFrom(applied, term, s.peerIDs, func(w io.Writer) error {
+		err := s.disk.SaveSnapshotFrom(meta, func(w io.Writer) error {
 			size.w = w
 			return frozen.EncodeTo(&size)
 		})
@@ -793,7 +830,7 @@ func (s *Node) finalSnapshot() error {
 	if err != nil {
 		return err
 	}
-	return writeStateMachine(s.cfg.DataDir, raft.Snapshot{Index: applied, Term: s.appliedTerm, Peers: s.peerIDs, Data: data})
+	return writeStateMachine(s.cfg.DataDir, raft.Snapshot{Index: applied, Term: s.appliedTerm, Data: data})
 }
 
 // StateMachineFile is the file in a node's folder that always holds its

@@ -308,39 +308,39 @@ func (n *Node) mayCampaign() bool {
 }
 
 // acceptSender reports whether m comes from someone this node listens to.
-// A leader's messages (append, heartbeat, snapshot, TimeoutNow) are taken
-// from anyone:
-// a learner or a joining node does not yet know the configuration that
-// makes the sender leader, and Raft's safety does not rest on the follower
-// knowing it. Everything else (vote requests and answers, acknowledgements,
-// TimeoutNow) counts only from the incarnation the configuration names
-// (for a vote request, the latest or the committed one; FAST'18: a node that lost its disk must not vote or acknowledge as if it
-// had not), and the vote requests of a node whose removal is committed do
-// not even raise our term.
-// A leader that hears an answer from another incarnation of a member notes
-// it: that node lost its state and asks to rejoin.
+// Votes and acknowledgements count only from the incarnation the
+// configuration names (FAST'18: a node that lost its disk must not vote or
+// acknowledge as if it had not): a message from another incarnation of a
+// member is ignored, even at a higher term. A leader that hears an answer
+// from another incarnation of a member notes it: that node lost its state
+// and asks to rejoin.
+//
+// A leader's messages are heard from anyone. A node our configuration does
+// not name at all may also ask for votes, as Raft thesis 4.1 says ("servers process incoming RPC requests without consulting their
+// current configurations"): a leader's messages, and vote requests too, may
+// come from a member of a configuration we have not seen yet, or from one
+// that a change in our log, not committed, removes; ignoring them
+// deadlocked elections in the simulator (seeds 920 and 4530 of an earlier
+// version). A removed node does not disturb the cluster: once it knows of
+// its removal it does not campaign (mayCampaign), and before, its
+// pre-vote needs a majority whose logs are not ahead of its own, which a
+// committed removal rules out. Answers from such nodes are ignored: only
+// members' votes and acknowledgements count.
 func (n *Node) acceptSender(m *Message) bool {
 	switch m.Type {
 	case MsgApp, MsgHeartbeat, MsgSnap, MsgTimeoutNow:
-		// A leader's, including a removed leader's hand-over.
+		// A leader's word stands whoever we think it is: a node that lost
+		// its disk, came back and was promoted may lead a configuration we
+		// have not seen yet. Leaders are made safe by the votes they got.
 		return true
 	}
 	x, ok := n.log.conf.Member(m.From)
-	if ok && x.Incarnation == m.Incarnation {
+	switch {
+	case ok && x.Incarnation == m.Incarnation:
 		return true
-	}
-	if (m.Type == MsgVote || m.Type == MsgPreVote) && n.log.confIndex > n.log.committed {
-		// Our latest configuration, not committed, may remove the
-		// candidate; until it commits, the candidate may be the one that
-		// must win (its log may hold what a majority needs, and our
-		// change may never commit). Only a removal we know is committed
-		// silences it.
-		c, _ := n.log.confAt(n.log.committed)
-		if y, ok := c.Member(m.From); ok && y.Incarnation == m.Incarnation {
-			return true
-		}
-	}
-	if ok && n.role == RoleLeader && m.Term == n.term && (m.Type == MsgAppResp || m.Type == MsgHeartbeatResp) {
+	case !ok:
+		return m.Type == MsgVote || m.Type == MsgPreVote
+	case n.role == RoleLeader && m.Term == n.term && (m.Type == MsgAppResp || m.Type == MsgHeartbeatResp):
 		if n.rejoins == nil {
 			n.rejoins = map[ID]Incarnation{}
 		}

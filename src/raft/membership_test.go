@@ -245,9 +245,10 @@ func TestRemovedLeaderStepsDownAndCannotDisrupt(t *testing.T) {
 		mn.stabilize()
 	}
 	assert.Equal(t, term, mn.nodes[3-l].term, "the removed node disturbed a member")
-	// Even a vote request it forges at a higher term is ignored.
-	require.NoError(t, mn.nodes[3-l].Step(Message{Type: MsgVote, From: 0, To: 3 - l, Term: term + 5,
-		Index: 100, LogTerm: term, Incarnation: mn.incs[0]}))
+	// A vote request from another incarnation of a member is ignored, even
+	// at a higher term.
+	require.NoError(t, mn.nodes[3-l].Step(Message{Type: MsgVote, From: l, To: 3 - l, Term: term + 5,
+		Index: 100, LogTerm: term, Incarnation: mn.incs[l] + 1}))
 	assert.Equal(t, term, mn.nodes[3-l].term)
 }
 
@@ -366,5 +367,66 @@ func TestMembershipJSON(t *testing.T) {
 	} {
 		_, err := DecodeMembership([]byte(bad))
 		assert.ErrorIs(t, err, ErrInvalidConfChange, bad)
+	}
+}
+
+// TestErrataConfChangeBeforeTermCommit replays the bug of the original
+// single-server algorithm that the thesis's errata fixed, with the fix off
+// (PlantConfChangeBeforeTermCommit) and on. Four voters. Leader 0 appends
+// C1 (without 3) and is cut off. 1 is elected by 2 and 3, and before its
+// no-op commits appends C2 (without 0), which lets 1 and 3 alone commit X.
+// Then 0, under C1, is elected by 2 alone, without X: a committed entry is
+// lost. With the fix, 1 may not append C2 until its no-op commits, which
+// needs a majority of the four.
+func TestErrataConfChangeBeforeTermCommit(t *testing.T) {
+	for _, planted := range []bool{true, false} {
+		t.Run(fmt.Sprintf("planted=%v", planted), func(t *testing.T) {
+			mn := newMemberNetwork(t, 4)
+			if planted {
+				tweak := mn.cfg
+				mn.cfg = func(c *Config) {
+					tweak(c)
+					c.Planted = PlantConfChangeBeforeTermCommit
+				}
+				for _, id := range mn.ids() {
+					mn.start(id)
+				}
+			}
+			mn.elect(0)
+			mn.isolate(0)
+			require.NoError(t, mn.change(0, func(m *Membership) { removeMember(m, 3) }), "C1 at 0")
+			mn.stabilize()
+
+			// 1 is elected by 2 and 3; its appends never reach 2.
+			mn.filter = func(m Message) bool { return !(m.From == 1 && m.To == 2 && (m.Type == MsgApp || m.Type == MsgSnap)) }
+			require.NoError(t, mn.nodes[1].Step(Message{Type: MsgTimeoutNow, From: 0, To: 1, Term: mn.nodes[1].term, Incarnation: mn.incs[0]}))
+			mn.stabilize()
+			require.Equal(t, RoleLeader, mn.nodes[1].role)
+			require.False(t, mn.nodes[1].committedInTerm(), "scenario: 1's no-op is not committed")
+			err := mn.change(1, func(m *Membership) { removeMember(m, 0) })
+			if !planted {
+				assert.ErrorIs(t, err, ErrConfChangePending, "the errata fix refuses C2")
+				return
+			}
+			require.NoError(t, err, "C2 at 1")
+			x := mn.propose(1, "X")
+			mn.stabilize()
+			require.GreaterOrEqual(t, mn.nodes[1].log.committed, x, "scenario: X committed by 1 and 3 under C2")
+
+			// Only 0 and 2 talk now; 0, under C1, needs 2's vote only.
+			mn.filter = nil
+			for _, a := range mn.ids() {
+				for _, b := range mn.ids() {
+					mn.cut[[2]ID{a, b}] = !((a == 0 && b == 2) || (a == 2 && b == 0))
+				}
+			}
+			for i := 0; mn.nodes[0].role != RoleLeader || mn.nodes[0].term <= mn.nodes[1].term; i++ {
+				require.Less(t, i, 500, "0 was not elected")
+				mn.tick(1, 0, 2)
+			}
+			l := mn.nodes[0].log
+			lost := l.lastIndex() < x || l.entries[x-l.offset-1].Data == nil || string(l.entries[x-l.offset-1].Data) != "X"
+			assert.True(t, lost, "expected the planted bug to elect a leader without the committed X")
+		})
 	}
 }

@@ -277,6 +277,14 @@ func (n *Node) Tick() {
 func (n *Node) tickElection() {
 	n.electionElapsed++
 	if n.electionElapsed >= n.randomizedTimeout {
+		if !n.mayCampaign() {
+			// A learner or a node waiting to join: it starts no election,
+			// and the clock stays expired, so that it no longer holds a
+			// silent leader's lease against the candidates that must
+			// replace it (their pre-votes need its answer).
+			n.electionElapsed = n.randomizedTimeout
+			return
+		}
 		n.electionElapsed = 0
 		n.campaign(false)
 	}

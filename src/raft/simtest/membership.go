@@ -57,14 +57,36 @@ func (s *Sim) committedConf(e raft.Entry) error {
 			sn.member = true
 		}
 	}
-	for id := range s.wiped {
-		x, ok := m.Member(id)
-		if !ok || (x.Incarnation == s.nodes[id].inc && x.Suffrage == raft.Voter) {
-			s.tracef("wipe of n%d resolved", id)
+	s.resolveWipes()
+	return nil
+}
+
+// resolveWipes ends the wipes that no configuration that may still decide
+// depends on: the wiped node is back as a voter under its new incarnation
+// in the newest committed configuration, or no undecided configuration
+// names its old incarnation any more.
+func (s *Sim) resolveWipes() {
+	if len(s.wiped) == 0 {
+		return
+	}
+	confs := s.undecidedConfs()
+	for id, old := range s.wiped {
+		if x, ok := confs[0].Member(id); ok && x.Incarnation == s.nodes[id].inc && x.Suffrage == raft.Voter {
+			s.tracef("wipe of n%d resolved: a voter again", id)
+			delete(s.wiped, id)
+			continue
+		}
+		named := false
+		for _, c := range confs {
+			if x, ok := c.Member(id); ok && x.Incarnation == old {
+				named = true
+			}
+		}
+		if !named {
+			s.tracef("wipe of n%d resolved: its old incarnation is in no configuration", id)
 			delete(s.wiped, id)
 		}
 	}
-	return nil
 }
 
 // lastConf is the newest committed configuration.
@@ -83,12 +105,10 @@ func (s *Sim) liveMembers() []*simNode {
 }
 
 // settled reports what still keeps the membership from being whole after
-// healing: a wipe not yet resolved, a staging learner not yet promoted, or
-// a member whose incarnation is gone.
+// healing: a staging learner not yet promoted, or a member whose
+// incarnation is gone (a wiped node not yet taken back). (Sim.wiped is
+// not asked: it only gates new wipes, conservatively.)
 func (s *Sim) settled() error {
-	if len(s.wiped) > 0 {
-		return fmt.Errorf("wiped voters not back: %v", s.wiped)
-	}
 	for _, x := range s.lastConf().Members {
 		switch {
 		case x.Suffrage == raft.Staging:
@@ -230,10 +250,12 @@ func (s *Sim) wipe() {
 	if sn.absent {
 		return
 	}
-	wasVoter := false
+	// A learner counts too: the leader may promote the old incarnation on
+	// the strength of what it acknowledged before the wipe.
+	wasMember := false
 	for _, c := range confs {
-		if x, ok := c.Member(sn.id); ok && x.Incarnation == sn.inc && x.Suffrage == raft.Voter {
-			wasVoter = true
+		if x, ok := c.Member(sn.id); ok && x.Incarnation == sn.inc {
+			wasMember = true
 		}
 	}
 	old := sn.inc
@@ -244,14 +266,14 @@ func (s *Sim) wipe() {
 	sn.inc = s.newInc()
 	sn.disk = durable{hs: raft.HardState{Vote: raft.None}}
 	sn.member = false
-	if wasVoter {
+	if wasMember {
 		s.wiped[sn.id] = old
 	}
 }
 
 // undecidedConfs are the configurations that may still decide: the newest
-// committed one and every configuration entry beyond the committed history
-// in any node's log.
+// committed one (first) and every configuration entry beyond the committed
+// history in any node's log.
 func (s *Sim) undecidedConfs() []raft.Membership {
 	out := []raft.Membership{s.lastConf()}
 	committed := uint64(len(s.commits))

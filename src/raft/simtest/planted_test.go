@@ -77,16 +77,19 @@ func TestPlantedMembershipBugsAreCaught(t *testing.T) {
 		// A disk is wiped and its node, back empty under a new incarnation,
 		// is counted as the node it was: its votes elect a leader that
 		// lacks committed entries.
-		{"old incarnation counted", raft.PlantCountAnyIncarnation, []int64{170, 524, 1318}, "lacks entry"},
+		{"old incarnation counted", raft.PlantCountAnyIncarnation, []int64{18, 64, 147}, "lacks entry"},
 		// A learner's acknowledgement counted towards commit: an entry on
 		// a minority of voters is taken for committed, and a leader
 		// elected without it lacks it.
 		{"learner counted", raft.PlantCountLearners, []int64{16, 24, 39}, "lacks entry"},
 		// The errata of thesis 4.1: a configuration entry appended before
-		// the leader's first commit in its term. Two leaders append two
-		// changes from the same base, both take effect, and no quorum of
-		// either can be formed any more.
-		{"configuration before the term's first commit", raft.PlantConfChangeBeforeTermCommit, []int64{340, 484, 1528}, "not committed on every member"},
+		// the leader's first commit in its term. Leaders of successive
+		// terms append changes from the same base; the nodes end in
+		// configurations whose quorums they cannot form, and the cluster
+		// stops. Only 2 of 20,000 seeds show it, and neither as a lost
+		// entry, which needs four voters and two racing leaders: see
+		// raft's TestErrataConfChangeBeforeTermCommit for that one.
+		{"configuration before the term's first commit", raft.PlantConfChangeBeforeTermCommit, []int64{5648, 8512}, "not committed on every member"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

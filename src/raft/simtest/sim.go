@@ -146,7 +146,7 @@ type Sim struct {
 
 	// Membership (see membership.go). confs are the committed configuration
 	// entries in index order, from the bootstrap one on; wiped holds the
-	// voters whose disk was wiped and who are not back as voters under
+	// members whose disk was wiped and who are not back as voters under
 	// their new incarnation (or removed) in a committed configuration.
 	confs      []confRec
 	wiped      map[raft.ID]raft.Incarnation
@@ -284,6 +284,7 @@ func (s *Sim) fault() {
 		}
 	}
 	s.retire()
+	s.resolveWipes()
 	if l := s.leader(); l != nil && !s.committedInTerm(l) && s.rng.Float64() < 0.3 {
 		// Operators race elections: a change asked of a leader that has
 		// not committed anything in its term yet (thesis 4.1's errata).
