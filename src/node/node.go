@@ -169,8 +169,11 @@ type Node struct {
 	badMsgLog rateLimitedLog
 
 	// status is the latest basic status, published by the loop for other
-	// goroutines.
-	status atomic.Pointer[raft.Status]
+	// goroutines; conf the configuration in force (confIndex the index it
+	// was published at).
+	status    atomic.Pointer[raft.Status]
+	conf      atomic.Pointer[raft.Membership]
+	confIndex uint64
 	met    *metrics.Metrics // nil-safe; see metrics.go
 
 	// leaderCommit: the highest commit index heard from a leader (see
@@ -252,6 +255,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	s.core = core
 	s.initBootstrap(rec)
+	s.publishConf()
 	st := core.BasicStatus()
 	s.status.Store(&st)
 
@@ -559,8 +563,27 @@ func (s *Node) handleReady() error {
 	st := s.core.BasicStatus()
 	s.status.Store(&st)
 	s.met.ObserveStatus(st)
+	s.publishConf()
 	return nil
 }
+
+// publishConf publishes the configuration in force when it changed.
+func (s *Node) publishConf() {
+	conf, idx := s.core.Membership()
+	if s.conf.Load() != nil && idx == s.confIndex {
+		return
+	}
+	c := conf.Clone()
+	s.conf.Store(&c)
+	s.confIndex = idx
+}
+
+// Membership is the configuration in force as the loop last published it
+// (empty while the node waits to bootstrap or to be taken in).
+func (s *Node) Membership() raft.Membership { return *s.conf.Load() }
+
+// Incarnation is this node's folder's incarnation.
+func (s *Node) Incarnation() raft.Incarnation { return s.inc }
 
 // loopApp is the runtime as the Ready handling sees it (Application):
 // the state machine and the requests waiting on it. Its methods run in the
