@@ -174,7 +174,7 @@ type Node struct {
 	status    atomic.Pointer[raft.Status]
 	conf      atomic.Pointer[raft.Membership]
 	confIndex uint64
-	met    *metrics.Metrics // nil-safe; see metrics.go
+	met       *metrics.Metrics // nil-safe; see metrics.go
 
 	// leaderCommit: the highest commit index heard from a leader (see
 	// LeaderCommit).
