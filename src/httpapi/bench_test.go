@@ -45,6 +45,8 @@ func (r *stubRuntime) Get(key string) (string, bool) { v, ok := r.kv[key]; retur
 func (r *stubRuntime) AppliedIndex() uint64          { return 1 }
 func (r *stubRuntime) LeaderCommit() uint64          { return 1 }
 func (r *stubRuntime) PeerTLS() bool                 { return false }
+func (r *stubRuntime) Membership() raft.Membership   { return raft.Membership{} }
+func (r *stubRuntime) Incarnation() raft.Incarnation { return 0 }
 func (r *stubRuntime) Metrics() *metrics.Metrics     { return nil }
 
 // BenchmarkHandler runs the HTTP edge of a node whose runtime is a stub: routing, query parsing and header checks, up to the point where

@@ -38,6 +38,10 @@ type Runtime interface {
 	LeaderCommit() uint64
 	// PeerTLS reports whether peer traffic is mutual TLS (/v1/status).
 	PeerTLS() bool
+	// Membership is the configuration in force, Incarnation this node's
+	// (/v1/members).
+	Membership() raft.Membership
+	Incarnation() raft.Incarnation
 	Metrics() *metrics.Metrics
 }
 

@@ -2,8 +2,10 @@ package node
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -271,4 +273,51 @@ func (s *Node) hostfileIDs() []raft.ID {
 		ids[i] = raft.ID(i)
 	}
 	return slices.Clip(ids)
+}
+
+// ChangeMembership changes the configuration, one server at a time (see
+// raft.Node.ProposeMembership): the loop calls edit with the configuration
+// in force and proposes what it returns, and ChangeMembership waits until
+// that entry is applied here, or failed, or deadline fired. It returns the
+// entry's index.
+//
+// Errors: an error of edit, as it returned it; ErrNotLeader, ErrBusy (not
+// proposed); raft.ErrConfChangePending and raft.ErrNotCaughtUp (not
+// proposed, retry later); raft.ErrInvalidConfChange (not proposed);
+// ErrLost (not applied); ErrTimeout, ErrStopping, ErrUnknownOutcome
+// (outcome unknown).
+func (s *Node) ChangeMembership(edit func(raft.Membership) (raft.Membership, error), deadline <-chan time.Time) (uint64, error) {
+	p := &proposal{edit: edit, done: make(chan proposalResult, 1)}
+	select {
+	case s.propc <- p:
+	case <-deadline:
+		return 0, ErrBusy
+	}
+	select {
+	case r := <-p.done:
+		return p.index, r.err
+	case <-deadline:
+		return 0, ErrTimeout
+	}
+}
+
+// proposeMembership is the loop's side of ChangeMembership.
+func (s *Node) proposeMembership(p *proposal) {
+	cur, _ := s.core.Membership()
+	next, err := p.edit(cur.Clone())
+	if err != nil {
+		p.done <- proposalResult{err: err}
+		return
+	}
+	idx, term, err := s.core.ProposeMembership(next)
+	if err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			err = ErrNotLeader
+		}
+		p.done <- proposalResult{err: err}
+		return
+	}
+	p.index, p.term = idx, term
+	s.waiters[idx] = p
+	s.lg.Info("configuration change proposed", zap.Uint64("index", idx), zap.Stringer("configuration", next))
 }

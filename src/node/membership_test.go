@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -87,3 +88,59 @@ func TestWipedFollowerRejoinsUnderNewIncarnation(t *testing.T) {
 	})
 	assert.Positive(t, c.logs.FilterMessage("a cluster exists: waiting for its leader to take this node in under its new incarnation").Len())
 }
+
+func without(id raft.ID) func(raft.Membership) (raft.Membership, error) {
+	return func(m raft.Membership) (raft.Membership, error) {
+		out := raft.Membership{}
+		for _, x := range m.Members {
+			if x.ID != id {
+				out.Members = append(out.Members, x)
+			}
+		}
+		return out, nil
+	}
+}
+
+// TestChangeMembershipRemovesTheLeader: the leader removes itself; once the
+// change is applied it steps down, the two others elect a leader among
+// themselves and commit without it.
+func TestChangeMembershipRemovesTheLeader(t *testing.T) {
+	c := makeCluster(t, 3, nil)
+	l := c.leader()
+	idx, err := c.nodes[l].ChangeMembership(without(raft.ID(l)), within(5*time.Second))
+	require.NoError(t, err)
+	assert.Positive(t, idx)
+	others := []int{(l + 1) % 3, (l + 2) % 3}
+	var nl int
+	eventually(t, 10*time.Second, "a leader among the two others", func() bool {
+		for _, i := range others {
+			if c.nodes[i].Status().Role == raft.RoleLeader {
+				nl = i
+				return true
+			}
+		}
+		return false
+	})
+	assert.Equal(t, []raft.ID{raft.ID(others[0]), raft.ID(others[1])}, sortedIDs(c.nodes[nl].Membership().Voters()))
+	c.stop(l)
+	_, err = c.nodes[nl].Propose(put("after", "removal"), within(5*time.Second))
+	require.NoError(t, err)
+}
+
+// TestChangeMembershipRefusals: two voters at once is refused, and so is a
+// change at a follower.
+func TestChangeMembershipRefusals(t *testing.T) {
+	c := makeCluster(t, 3, nil)
+	l := c.leader()
+	f := (l + 1) % 3
+	two := func(m raft.Membership) (raft.Membership, error) {
+		return raft.Membership{Members: m.Members[:1]}, nil
+	}
+	_, err := c.nodes[l].ChangeMembership(two, within(5*time.Second))
+	assert.ErrorIs(t, err, raft.ErrInvalidConfChange)
+	_, err = c.nodes[f].ChangeMembership(without(raft.ID(f)), within(5*time.Second))
+	assert.ErrorIs(t, err, ErrNotLeader)
+	assert.Len(t, c.nodes[l].Membership().Voters(), 3, "nothing changed")
+}
+
+func sortedIDs(ids []raft.ID) []raft.ID { return slices.Sorted(slices.Values(ids)) }

@@ -86,7 +86,11 @@ var (
 )
 
 type proposal struct {
-	data        []byte
+	data []byte
+	// edit, when set, makes this a configuration change: the loop applies
+	// it to the configuration in force and proposes the result (see
+	// ChangeMembership); data is unused.
+	edit        func(raft.Membership) (raft.Membership, error)
 	index, term uint64
 	done        chan proposalResult
 }
@@ -528,6 +532,10 @@ func (l *rateLimitedLog) allow(now time.Time) (suppressed int, ok bool) {
 }
 
 func (s *Node) propose(p *proposal) {
+	if p.edit != nil {
+		s.proposeMembership(p)
+		return
+	}
 	idx, term, err := s.core.Propose(p.data)
 	if err != nil {
 		p.done <- proposalResult{err: ErrNotLeader}
