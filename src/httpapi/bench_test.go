@@ -47,7 +47,10 @@ func (r *stubRuntime) LeaderCommit() uint64          { return 1 }
 func (r *stubRuntime) PeerTLS() bool                 { return false }
 func (r *stubRuntime) Membership() raft.Membership   { return raft.Membership{} }
 func (r *stubRuntime) Incarnation() raft.Incarnation { return 0 }
-func (r *stubRuntime) Metrics() *metrics.Metrics     { return nil }
+func (r *stubRuntime) ChangeMembership(func(raft.Membership) (raft.Membership, error), <-chan time.Time) (uint64, error) {
+	return 0, node.ErrNotLeader
+}
+func (r *stubRuntime) Metrics() *metrics.Metrics { return nil }
 
 // BenchmarkHandler runs the HTTP edge of a node whose runtime is a stub: routing, query parsing and header checks, up to the point where
 // a write would be proposed (here refused: no leader known, 503) or a

@@ -2,8 +2,13 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 
+	"raftkv/src/node"
 	"raftkv/src/raft"
 )
 
@@ -50,4 +55,93 @@ func (s *Server) memberName(x raft.Member) string {
 		return s.cfg.Peers[x.ID].Name
 	}
 	return ""
+}
+
+// handleMember serves the changes of one member, at the leader (a follower
+// forwards them): DELETE /v1/members/{name} removes it, POST
+// /v1/members/{name}/promote makes a learner a voter once caught up. One
+// change at a time: a change while another is pending is 409.
+func (s *Server) handleMember(w http.ResponseWriter, r *http.Request) {
+	if r.URL.RawQuery != "" {
+		if err := noQuery(r.URL.RawQuery, r.Method+" "+r.URL.Path); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	rest := strings.TrimPrefix(r.URL.Path, "/v1/members/")
+	name, action, _ := strings.Cut(rest, "/")
+	var edit func(raft.Membership) (raft.Membership, error)
+	switch {
+	case name == "":
+		writeError(w, http.StatusNotFound, "no member name in the path")
+		return
+	case r.Method == http.MethodDelete && action == "":
+		edit = func(m raft.Membership) (raft.Membership, error) {
+			i, err := s.memberIndex(m, name)
+			if err != nil {
+				return m, err
+			}
+			m.Members = append(m.Members[:i], m.Members[i+1:]...)
+			return m, nil
+		}
+	case r.Method == http.MethodPost && action == "promote":
+		edit = func(m raft.Membership) (raft.Membership, error) {
+			i, err := s.memberIndex(m, name)
+			if err != nil {
+				return m, err
+			}
+			if m.Members[i].Suffrage == raft.Voter {
+				return m, fmt.Errorf("%w: %s is already a voter", errAlready, name)
+			}
+			m.Members[i].Suffrage = raft.Voter
+			return m, nil
+		}
+	case action == "" || action == "promote":
+		w.Header().Set("Allow", map[bool]string{true: "DELETE", false: "POST"}[action == ""])
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" "+r.URL.Path+" is not supported")
+		return
+	default:
+		writeError(w, http.StatusNotFound, "unknown member action "+strconv.Quote(action))
+		return
+	}
+	if s.forwardIfFollower(w, r, nil) {
+		return
+	}
+	timer := startTimer(s.cfg.RequestTimeout)
+	defer stopTimer(timer)
+	idx, err := s.rt.ChangeMembership(edit, timer.C)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, map[string]uint64{"index": idx})
+	case errors.Is(err, errNoMember):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, raft.ErrInvalidConfChange):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, errAlready), errors.Is(err, raft.ErrConfChangePending), errors.Is(err, raft.ErrNotCaughtUp),
+		errors.Is(err, raft.ErrProposalDropped):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, node.ErrNotLeader):
+		if !s.forwardIfFollower(w, r, nil) {
+			writeError(w, http.StatusServiceUnavailable, "no leader; the change was not proposed")
+		}
+	case errors.Is(err, node.ErrBusy), errors.Is(err, node.ErrLost):
+		writeError(w, http.StatusServiceUnavailable, err.Error()+"; the change was not applied")
+	default:
+		writeError(w, http.StatusGatewayTimeout, err.Error()+"; the change's outcome is unknown")
+	}
+}
+
+var (
+	errNoMember = errors.New("no such member")
+	errAlready  = errors.New("nothing to change")
+)
+
+// memberIndex finds the member called name in m.
+func (s *Server) memberIndex(m raft.Membership, name string) (int, error) {
+	for i, x := range m.Members {
+		if s.memberName(x) == name {
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("%w: %q is not in the configuration %s", errNoMember, name, m)
 }

@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -38,4 +40,51 @@ func TestMembersList(t *testing.T) {
 	require.NoError(t, err)
 	post.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, post.StatusCode)
+}
+
+func memberReq(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	b, _ := json.Marshal(body)
+	return resp.StatusCode, string(b)
+}
+
+// TestMemberRemoveAndPromote: DELETE at a follower is forwarded to the
+// leader and removes the member; an unknown member is 404; promoting a
+// voter is 409; a bad path or method is 404 or 405.
+func TestMemberRemoveAndPromote(t *testing.T) {
+	nodes := startNodes(t, testConfigs(t, 3))
+	l := waitLeader(t, nodes)
+	f := (l + 1) % 3
+	gone := fmt.Sprintf("r%d", (l+2)%3)
+	base := "http://" + nodes[f].addr + "/v1/members/"
+
+	code, body := memberReq(t, http.MethodPost, base+fmt.Sprintf("r%d", f)+"/promote")
+	assert.Equal(t, http.StatusConflict, code, body)
+	assert.Contains(t, body, "already a voter")
+
+	code, body = memberReq(t, http.MethodDelete, base+gone)
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, "index")
+	eventually(t, 5*time.Second, "the follower applies the removal", func() bool {
+		return len(nodes[f].rt.Membership().Members) == 2
+	})
+	for _, m := range nodes[l].rt.Membership().Members {
+		assert.NotEqual(t, raft.ID((l+2)%3), m.ID)
+	}
+
+	code, body = memberReq(t, http.MethodDelete, base+gone)
+	assert.Equal(t, http.StatusNotFound, code, body)
+	code, _ = memberReq(t, http.MethodGet, base+gone)
+	assert.Equal(t, http.StatusMethodNotAllowed, code)
+	code, _ = memberReq(t, http.MethodPost, base+gone+"/demote")
+	assert.Equal(t, http.StatusNotFound, code)
+	code, _ = memberReq(t, http.MethodDelete, base+gone+"?force=1")
+	assert.Equal(t, http.StatusBadRequest, code)
 }

@@ -42,6 +42,9 @@ type Runtime interface {
 	// (/v1/members).
 	Membership() raft.Membership
 	Incarnation() raft.Incarnation
+	// ChangeMembership proposes edit's change of the configuration and
+	// waits until it applied (see node.ChangeMembership for the errors).
+	ChangeMembership(edit func(raft.Membership) (raft.Membership, error), deadline <-chan time.Time) (uint64, error)
 	Metrics() *metrics.Metrics
 }
 
