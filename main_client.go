@@ -63,6 +63,8 @@ func runClientCommand(cmd string, args []string) int {
 		return bench.Main(args, os.Stdout, os.Stderr)
 	case "certs":
 		return runCerts(args, os.Stdout, os.Stderr)
+	case "member":
+		return runMember(args, os.Stdout, os.Stderr)
 	}
 	fmt.Fprintf(os.Stderr, "raftkv: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage

@@ -1,9 +1,11 @@
 package localcluster
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +113,45 @@ func eventuallyTrue(t *testing.T, within time.Duration, what string, cond func()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestMemberCLI: `raftkv member` against real nodes: list the bootstrap
+// configuration, remove a member (asked of any node), refuse an unknown
+// name (exit 2) and the promotion of a voter (409: exit 3).
+func TestMemberCLI(t *testing.T) {
+	c := startCluster(t, 3)
+	eps := strings.Join(c.Endpoints(), ",")
+	member := func(args ...string) (string, int) {
+		cmd := exec.Command(binary, append([]string{"member", "--endpoints", eps}, args...)...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		return string(out), code
+	}
+	out, code := member("list")
+	require.Equal(t, 0, code, out)
+	assert.Equal(t, 3, strings.Count(out, "voter"), out)
+	for _, n := range c.Nodes {
+		assert.Contains(t, out, n.Name)
+	}
+
+	out, code = member("remove", c.Nodes[2].Name)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "OK (index ")
+	require.NoError(t, c.Kill(2))
+	out, code = member("list")
+	require.Equal(t, 0, code, out)
+	assert.Equal(t, 2, strings.Count(out, "voter"), out)
+	assert.NotContains(t, out, c.Nodes[2].Name)
+
+	out, code = member("remove", "nosuch")
+	assert.Equal(t, 2, code, out)
+	out, code = member("promote", c.Nodes[0].Name)
+	assert.Equal(t, 3, code, out)
+	assert.Contains(t, out, "already a voter")
 }

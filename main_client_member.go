@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"text/tabwriter"
+	"time"
+
+	"raftkv/src/httpapi"
+)
+
+const memberSynopsis = "member list | member remove NAME | member promote NAME"
+
+// runMember is `raftkv member`: the configuration (GET /v1/members) and
+// changes of one member (DELETE /v1/members/NAME, POST
+// /v1/members/NAME/promote), asked of each endpoint in turn until one
+// answers; a follower forwards a change to the leader.
+func runMember(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("member")
+	var cf clusterFlags
+	cf.register(fs, defaultCommandTimeout)
+	asJSON := fs.Bool("json", false, "list: print JSON instead of a table")
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout, fs, memberSynopsis)
+		return exitOK
+	}
+	if err != nil {
+		return usageError(stderr, fs, memberSynopsis, err)
+	}
+	var method, path string
+	switch {
+	case len(pos) == 1 && pos[0] == "list":
+		method, path = http.MethodGet, "/v1/members"
+	case len(pos) == 2 && pos[0] == "remove":
+		method, path = http.MethodDelete, "/v1/members/"+url.PathEscape(pos[1])
+	case len(pos) == 2 && pos[0] == "promote":
+		method, path = http.MethodPost, "/v1/members/"+url.PathEscape(pos[1])+"/promote"
+	case len(pos) >= 1 && pos[0] == "add":
+		fmt.Fprintln(stderr, "raftkv member add: not supported yet: a node outside the hostfile cannot be reached")
+		return exitUsage
+	default:
+		return usageError(stderr, fs, memberSynopsis, fmt.Errorf("want list, remove NAME or promote NAME, got %q", pos))
+	}
+	eps, _, err := cf.cluster()
+	if err != nil {
+		fmt.Fprintf(stderr, "raftkv member: %v\n", err)
+		return exitUsage
+	}
+	if cf.timeout <= 0 {
+		fmt.Fprintf(stderr, "raftkv member: --timeout %v must be positive\n", cf.timeout)
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+	defer cancel()
+	code, body, err := memberRequest(ctx, eps, method, path)
+	if err != nil {
+		fmt.Fprintf(stderr, "raftkv member: %v\n", err)
+		return exitUnavailable
+	}
+	if code != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		json.Unmarshal(body, &e)
+		fmt.Fprintf(stderr, "raftkv member: %s (HTTP %d)\n", e.Error, code)
+		switch code {
+		case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed:
+			return exitUsage
+		}
+		return exitUnavailable // 409: another change pending or not caught up; 503, 504
+	}
+	if method != http.MethodGet {
+		var r struct {
+			Index uint64 `json:"index"`
+		}
+		json.Unmarshal(body, &r)
+		fmt.Fprintf(stdout, "OK (index %d)\n", r.Index)
+		return exitOK
+	}
+	if *asJSON {
+		stdout.Write(body)
+		return exitOK
+	}
+	var list httpapi.MembersReply
+	if err := json.Unmarshal(body, &list); err != nil {
+		fmt.Fprintf(stderr, "raftkv member: bad answer: %v\n", err)
+		return exitUnavailable
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tID\tINCARNATION\tSUFFRAGE")
+	for _, m := range list.Members {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", m.Name, m.ID, m.Incarnation, m.Suffrage)
+	}
+	tw.Flush()
+	return exitOK
+}
+
+// memberRequest sends the request to each endpoint in turn, until one
+// answers with something else than 503 (no leader known there), or ctx ends.
+func memberRequest(ctx context.Context, eps []string, method, path string) (int, []byte, error) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	var last error
+	for attempt := 0; ; attempt++ {
+		ep := eps[attempt%len(eps)]
+		req, err := http.NewRequestWithContext(ctx, method, "http://"+ep+path, nil)
+		if err != nil {
+			return 0, nil, err
+		}
+		resp, err := hc.Do(req)
+		if err == nil {
+			body, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil && resp.StatusCode != http.StatusServiceUnavailable {
+				return resp.StatusCode, body, nil
+			}
+			err = fmt.Errorf("%s: HTTP %d", ep, resp.StatusCode)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return 0, nil, fmt.Errorf("no node answered in time: %w", last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
