@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,13 +10,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"raftkv/src/httpapi"
 )
 
-const memberSynopsis = "member list | member remove NAME | member promote NAME"
+const memberSynopsis = "member list | member add NAME HOST RAFT_PORT HTTP_PORT [--learner] | member remove NAME | member promote NAME"
 
 // runMember is `raftkv member`: the configuration (GET /v1/members) and
 // changes of one member (DELETE /v1/members/NAME, POST
@@ -26,6 +28,7 @@ func runMember(args []string, stdout, stderr io.Writer) int {
 	var cf clusterFlags
 	cf.register(fs, defaultCommandTimeout)
 	asJSON := fs.Bool("json", false, "list: print JSON instead of a table")
+	learner := fs.Bool("learner", false, "add: the node stays a learner until promoted (default: promoted once caught up)")
 	pos, err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		printUsage(stdout, fs, memberSynopsis)
@@ -35,6 +38,7 @@ func runMember(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, fs, memberSynopsis, err)
 	}
 	var method, path string
+	var body []byte
 	switch {
 	case len(pos) == 1 && pos[0] == "list":
 		method, path = http.MethodGet, "/v1/members"
@@ -42,9 +46,14 @@ func runMember(args []string, stdout, stderr io.Writer) int {
 		method, path = http.MethodDelete, "/v1/members/"+url.PathEscape(pos[1])
 	case len(pos) == 2 && pos[0] == "promote":
 		method, path = http.MethodPost, "/v1/members/"+url.PathEscape(pos[1])+"/promote"
-	case len(pos) >= 1 && pos[0] == "add":
-		fmt.Fprintln(stderr, "raftkv member add: not supported yet: a node outside the hostfile cannot be reached")
-		return exitUsage
+	case len(pos) == 5 && pos[0] == "add":
+		rp, err1 := strconv.Atoi(pos[3])
+		hp, err2 := strconv.Atoi(pos[4])
+		if err1 != nil || err2 != nil {
+			return usageError(stderr, fs, memberSynopsis, fmt.Errorf("RAFT_PORT %q and HTTP_PORT %q must be numbers", pos[3], pos[4]))
+		}
+		method, path = http.MethodPost, "/v1/members"
+		body, _ = json.Marshal(httpapi.AddMemberRequest{Name: pos[1], Host: pos[2], RaftPort: rp, HTTPPort: hp, Learner: *learner})
 	default:
 		return usageError(stderr, fs, memberSynopsis, fmt.Errorf("want list, remove NAME or promote NAME, got %q", pos))
 	}
@@ -59,7 +68,7 @@ func runMember(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
-	code, body, err := memberRequest(ctx, eps, method, path)
+	code, answer, err := memberRequest(ctx, eps, method, path, body)
 	if err != nil {
 		fmt.Fprintf(stderr, "raftkv member: %v\n", err)
 		return exitUnavailable
@@ -68,7 +77,7 @@ func runMember(args []string, stdout, stderr io.Writer) int {
 		var e struct {
 			Error string `json:"error"`
 		}
-		json.Unmarshal(body, &e)
+		json.Unmarshal(answer, &e)
 		fmt.Fprintf(stderr, "raftkv member: %s (HTTP %d)\n", e.Error, code)
 		switch code {
 		case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed:
@@ -80,16 +89,16 @@ func runMember(args []string, stdout, stderr io.Writer) int {
 		var r struct {
 			Index uint64 `json:"index"`
 		}
-		json.Unmarshal(body, &r)
+		json.Unmarshal(answer, &r)
 		fmt.Fprintf(stdout, "OK (index %d)\n", r.Index)
 		return exitOK
 	}
 	if *asJSON {
-		stdout.Write(body)
+		stdout.Write(answer)
 		return exitOK
 	}
 	var list httpapi.MembersReply
-	if err := json.Unmarshal(body, &list); err != nil {
+	if err := json.Unmarshal(answer, &list); err != nil {
 		fmt.Fprintf(stderr, "raftkv member: bad answer: %v\n", err)
 		return exitUnavailable
 	}
@@ -104,21 +113,21 @@ func runMember(args []string, stdout, stderr io.Writer) int {
 
 // memberRequest sends the request to each endpoint in turn, until one
 // answers with something else than 503 (no leader known there), or ctx ends.
-func memberRequest(ctx context.Context, eps []string, method, path string) (int, []byte, error) {
+func memberRequest(ctx context.Context, eps []string, method, path string, body []byte) (int, []byte, error) {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	var last error
 	for attempt := 0; ; attempt++ {
 		ep := eps[attempt%len(eps)]
-		req, err := http.NewRequestWithContext(ctx, method, "http://"+ep+path, nil)
+		req, err := http.NewRequestWithContext(ctx, method, "http://"+ep+path, bytes.NewReader(body))
 		if err != nil {
 			return 0, nil, err
 		}
 		resp, err := hc.Do(req)
 		if err == nil {
-			body, rerr := io.ReadAll(resp.Body)
+			answer, rerr := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if rerr == nil && resp.StatusCode != http.StatusServiceUnavailable {
-				return resp.StatusCode, body, nil
+				return resp.StatusCode, answer, nil
 			}
 			err = fmt.Errorf("%s: HTTP %d", ep, resp.StatusCode)
 		}

@@ -40,7 +40,7 @@ commands:
   inspect DIR           print a node's persisted state as JSON
   bench                 load generator against a running cluster
   certs init|node       make the cluster CA and the nodes' certificates (peer TLS)
-  member list|remove NAME|promote NAME   the configuration, or change one member
+  member list|add|remove|promote   the configuration, or change one member
 
 Every command takes --hostfile (default hostfile.json) and --endpoints host:port,...
 Exit codes: 0 ok, 1 key not found, 2 usage or bad input, 3 cluster unavailable or timed out.

@@ -38,7 +38,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/status", s.get(s.handleStatus))
 	mux.HandleFunc("/v1/cluster", s.get(s.handleCluster))
-	mux.HandleFunc("/v1/members", s.get(s.handleMembers))
+	mux.HandleFunc("/v1/members", s.handleMembersRoot)
 	mux.HandleFunc("/v1/members/", s.handleMember)
 	mux.HandleFunc("/healthz", s.get(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -104,7 +107,13 @@ func (s *Server) handleMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "unknown member action "+strconv.Quote(action))
 		return
 	}
-	if s.forwardIfFollower(w, r, nil) {
+	s.changeMember(w, r, nil, edit)
+}
+
+// changeMember proposes edit at the leader (forwarding the request and its
+// body from a follower) and answers with the outcome.
+func (s *Server) changeMember(w http.ResponseWriter, r *http.Request, body []byte, edit func(raft.Membership) (raft.Membership, error)) {
+	if s.forwardIfFollower(w, r, body) {
 		return
 	}
 	timer := startTimer(s.cfg.RequestTimeout)
@@ -121,7 +130,7 @@ func (s *Server) handleMember(w http.ResponseWriter, r *http.Request) {
 		errors.Is(err, raft.ErrProposalDropped):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, node.ErrNotLeader):
-		if !s.forwardIfFollower(w, r, nil) {
+		if !s.forwardIfFollower(w, r, body) {
 			writeError(w, http.StatusServiceUnavailable, "no leader; the change was not proposed")
 		}
 	case errors.Is(err, node.ErrBusy), errors.Is(err, node.ErrLost):
@@ -144,4 +153,94 @@ func (s *Server) memberIndex(m raft.Membership, name string) (int, error) {
 		}
 	}
 	return -1, fmt.Errorf("%w: %q is not in the configuration %s", errNoMember, name, m)
+}
+
+// AddMemberRequest is the body of POST /v1/members.
+type AddMemberRequest struct {
+	Name     string `json:"name"`
+	Host     string `json:"host"`
+	RaftPort int    `json:"raft_port"`
+	HTTPPort int    `json:"http_port"`
+	// Learner: the node stays a learner until promoted by hand; otherwise
+	// the leader promotes it to voter once it has caught up.
+	Learner bool `json:"learner,omitempty"`
+}
+
+// handleMembersRoot serves GET /v1/members (the list) and POST /v1/members
+// (add a node).
+func (s *Server) handleMembersRoot(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		s.get(s.handleMembers)(w, r)
+	case http.MethodPost:
+		s.handleAddMember(w, r)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" /v1/members is not supported")
+	}
+}
+
+// maxAddMemberBody bounds the body of POST /v1/members.
+const maxAddMemberBody = 4 << 10
+
+// handleAddMember adds a node of the hostfile that is not a member (one that
+// was removed, or never bootstrapped with the others). Its incarnation is
+// not known yet: it enters under the placeholder 0, and the leader replaces
+// that by the incarnation the node answers with (raft/membership.go), then
+// promotes it once caught up unless it is to stay a learner. A node outside
+// the hostfile is refused for now: the transport reaches only the
+// hostfile's nodes.
+func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
+	if r.URL.RawQuery != "" {
+		if err := noQuery(r.URL.RawQuery, "POST /v1/members"); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAddMemberBody+1))
+	if err != nil || len(body) > maxAddMemberBody {
+		writeError(w, http.StatusBadRequest, "cannot read a request body of at most 4 KiB")
+		return
+	}
+	var req AddMemberRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	id := -1
+	for i, p := range s.cfg.Peers {
+		if p.Name == req.Name {
+			id = i
+		}
+	}
+	switch {
+	case req.Name == "":
+		writeError(w, http.StatusBadRequest, "body: name is empty")
+		return
+	case req.Host == "" || req.RaftPort <= 0 || req.RaftPort > 65535 || req.HTTPPort <= 0 || req.HTTPPort > 65535:
+		writeError(w, http.StatusBadRequest, "body: host, raft_port and http_port (1-65535) are required")
+		return
+	case id < 0:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not in the hostfile: adding a node outside the hostfile is not supported yet", req.Name))
+		return
+	}
+	meta, _ := json.Marshal(req)
+	suffrage := raft.Staging
+	if req.Learner {
+		suffrage = raft.Learner
+	}
+	edit := func(m raft.Membership) (raft.Membership, error) {
+		if _, err := s.memberIndex(m, req.Name); err == nil {
+			return m, fmt.Errorf("%w: %s is already a member", errAlready, req.Name)
+		}
+		if _, taken := m.Member(raft.ID(id)); taken {
+			return m, fmt.Errorf("%w: ID %d of %s is already a member's", errAlready, id, req.Name)
+		}
+		m.Members = append(m.Members, raft.Member{ID: raft.ID(id), Suffrage: suffrage, Meta: meta})
+		slices.SortFunc(m.Members, func(a, b raft.Member) int { return int(a.ID) - int(b.ID) })
+		return m, nil
+	}
+	s.changeMember(w, r, body, edit)
 }

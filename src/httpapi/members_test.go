@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,10 +37,18 @@ func TestMembersList(t *testing.T) {
 	require.NoError(t, err)
 	bad.Body.Close()
 	assert.Equal(t, http.StatusBadRequest, bad.StatusCode)
-	post, err := http.Post("http://"+nodes[1].addr+"/v1/members", "application/json", nil)
+	code, _ := memberReq(t, http.MethodPut, "http://"+nodes[1].addr+"/v1/members")
+	assert.Equal(t, http.StatusMethodNotAllowed, code)
+	for _, body := range []string{``, `{"name":"r1"}`, `{"name":"r9","host":"h","raft_port":1,"http_port":2}`, `{"name":"r1","host":"h","raft_port":1,"http_port":2,"x":1}`} {
+		resp, err := http.Post("http://"+nodes[1].addr+"/v1/members", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+	}
+	resp, err = http.Post("http://"+nodes[1].addr+"/v1/members", "application/json", strings.NewReader(`{"name":"r1","host":"h","raft_port":1,"http_port":2}`))
 	require.NoError(t, err)
-	post.Body.Close()
-	assert.Equal(t, http.StatusMethodNotAllowed, post.StatusCode)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusConflict, resp.StatusCode, "r1 is already a member")
 }
 
 func memberReq(t *testing.T, method, url string) (int, string) {

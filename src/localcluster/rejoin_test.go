@@ -154,4 +154,30 @@ func TestMemberCLI(t *testing.T) {
 	out, code = member("promote", c.Nodes[0].Name)
 	assert.Equal(t, 3, code, out)
 	assert.Contains(t, out, "already a voter")
+
+	// Add it back, on an empty folder: it enters under a placeholder
+	// incarnation, the leader takes the one it answers with, catches it up
+	// and promotes it.
+	require.NoError(t, os.RemoveAll(c.DataDir(2)))
+	require.NoError(t, c.StartNode(2))
+	host, rp, _ := strings.Cut(c.Nodes[2].RaftAddr, ":")
+	_, hp, _ := strings.Cut(c.Nodes[2].HTTPAddr, ":")
+	out, code = member("add", c.Nodes[2].Name, host, rp, hp)
+	require.Equal(t, 0, code, out)
+	eventuallyTrue(t, 20*time.Second, "the added node becomes a voter", func() bool {
+		out, code := member("list")
+		return code == 0 && strings.Count(out, "voter") == 3 && !strings.Contains(out, "0000000000000000")
+	})
+	// With one of the two others down, the leader and the added node
+	// commit a write: the added node counts.
+	a := waitLeader(t, c, 10*time.Second)
+	other := 1 - a
+	if a == 2 {
+		other = 0
+	}
+	require.NoError(t, c.Kill(other))
+	l := waitLeader(t, c, 20*time.Second)
+	r, err := do(http.MethodPut, c.Nodes[l].HTTPAddr, "after-add", "", []byte("yes"), session("add", 1))
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, r.code, r.body)
 }

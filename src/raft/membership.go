@@ -408,9 +408,11 @@ func (n *Node) caughtUp(id ID) bool {
 }
 
 // maybeAutoChange is the leader's own membership work, once per heartbeat:
-// replace a member that came back with a new incarnation (it lost its
-// state) by that incarnation as a staging learner, or promote a staging
-// learner that caught up. One change at a time, like any other.
+// replace a member that answers under another incarnation (it lost its
+// state, or it was added under a placeholder incarnation, 0, before its
+// own was known) by that incarnation, a voter as a staging learner, or
+// promote a staging learner that caught up. One change at a time, like any
+// other.
 func (n *Node) maybeAutoChange() {
 	if n.confChangeAllowed() != nil {
 		return
@@ -424,7 +426,12 @@ func (n *Node) maybeAutoChange() {
 		}
 		next := n.log.conf.Clone()
 		i, _ := slices.BinarySearchFunc(next.Members, id, func(x Member, id ID) int { return int(x.ID) - int(id) })
-		next.Members[i].Incarnation, next.Members[i].Suffrage = inc, Staging
+		next.Members[i].Incarnation = inc
+		if next.Members[i].Suffrage == Voter {
+			// It comes back as a learner, which the leader promotes once
+			// caught up; a learner stays one.
+			next.Members[i].Suffrage = Staging
+		}
 		if next.Validate() != nil {
 			continue // it was the last voter: nothing to replace it with
 		}
