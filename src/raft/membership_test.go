@@ -430,3 +430,31 @@ func TestErrataConfChangeBeforeTermCommit(t *testing.T) {
 		})
 	}
 }
+
+// TestAddUnderPlaceholderIncarnation: a node added before its incarnation
+// is known (placeholder 0) is taken under the one it answers with, caught
+// up and promoted; one added as a learner stays a learner.
+func TestAddUnderPlaceholderIncarnation(t *testing.T) {
+	mn := newMemberNetwork(t, 3)
+	mn.elect(0)
+	for i := range 5 {
+		mn.propose(0, fmt.Sprint(i))
+	}
+	mn.stabilize()
+	mn.fresh(3)
+	mn.fresh(4)
+	require.NoError(t, mn.change(0, func(m *Membership) { addMember(m, Member{ID: 3, Suffrage: Staging}) }))
+	mn.tick(2)
+	require.NoError(t, mn.change(0, func(m *Membership) { addMember(m, Member{ID: 4, Suffrage: Learner}) }))
+	for i := 0; ; i++ {
+		require.Less(t, i, 30, "3 was not taken in and promoted")
+		mn.tick(1)
+		s3, inc3, _ := mn.suffrage(0, 3)
+		s4, inc4, _ := mn.suffrage(0, 4)
+		if s3 == Voter && inc3 == mn.incs[3] && inc4 == mn.incs[4] {
+			assert.Equal(t, Learner, s4, "a learner stays one")
+			break
+		}
+	}
+	assert.Equal(t, mn.nodes[0].log.committed, mn.nodes[3].log.committed)
+}
