@@ -21,6 +21,12 @@ type Status struct {
 	SnapshotIndex uint64 `json:"snapshot_index"`
 	// PeerTLS: the node's peer traffic is mutual TLS (false: --insecure).
 	PeerTLS bool `json:"peer_tls"`
+	// Incarnation is the node's data folder's (16 hex digits); Suffrage
+	// what its configuration makes it: voter, learner or staging (a
+	// learner to be promoted once caught up), empty while it is no member
+	// (it waits to bootstrap or to be taken back).
+	Incarnation string `json:"incarnation,omitempty"`
+	Suffrage    string `json:"suffrage,omitempty"`
 }
 
 // String describes the status in one line, for logs and test failures.

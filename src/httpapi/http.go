@@ -421,6 +421,7 @@ func (s *Server) nodeStatus(st *raft.Status) NodeStatus {
 		Name: s.cfg.name(), ID: int(s.cfg.Self), Role: st.Role.String(), Term: st.Term,
 		Leader: s.leaderName(st), CommitIndex: st.Commit, AppliedIndex: s.rt.AppliedIndex(),
 		LastLogIndex: st.LastIndex, SnapshotIndex: st.SnapshotIndex, PeerTLS: s.rt.PeerTLS(),
+		Incarnation: s.rt.Incarnation().String(), Suffrage: s.selfSuffrage(),
 	}}
 }
 

@@ -244,3 +244,13 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	}
 	s.changeMember(w, r, body, edit)
 }
+
+// selfSuffrage is this node's suffrage in the configuration it holds, or ""
+// if that configuration does not name it under its incarnation.
+func (s *Server) selfSuffrage() string {
+	x, ok := s.rt.Membership().Member(s.cfg.Self)
+	if !ok || x.Incarnation != s.rt.Incarnation() {
+		return ""
+	}
+	return x.Suffrage.String()
+}

@@ -97,3 +97,18 @@ func TestMemberRemoveAndPromote(t *testing.T) {
 	code, _ = memberReq(t, http.MethodDelete, base+gone+"?force=1")
 	assert.Equal(t, http.StatusBadRequest, code)
 }
+
+// TestStatusShowsIncarnationAndSuffrage: /v1/status carries the node's
+// incarnation and its suffrage in its configuration.
+func TestStatusShowsIncarnationAndSuffrage(t *testing.T) {
+	nodes := startNodes(t, testConfigs(t, 3))
+	waitLeader(t, nodes)
+	resp, err := http.Get("http://" + nodes[2].addr + "/v1/status")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var st NodeStatus
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	assert.Equal(t, nodes[2].rt.Incarnation().String(), st.Incarnation)
+	assert.Len(t, st.Incarnation, 16)
+	assert.Equal(t, "voter", st.Suffrage)
+}
