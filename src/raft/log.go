@@ -31,6 +31,10 @@ type raftLog struct {
 	// Invariant: confIndex <= lastIndex().
 	conf      Membership
 	confIndex uint64
+	// confGen changes whenever conf may have: the node re-derives its
+	// voters then (a truncation may replace a configuration by another at
+	// the same index, so confIndex alone does not tell).
+	confGen uint64
 	// snapConf is the configuration as of offset: the snapshot's, or for a
 	// log that starts at 0 the bootstrap (legacy) one or none.
 	snapConf Membership
@@ -114,6 +118,7 @@ func (l *raftLog) append(ents ...Entry) {
 			// The configuration came from a removed entry: fall back to
 			// the latest one before it (thesis 4.1).
 			l.conf, l.confIndex = l.confAt(first - 1)
+			l.confGen++
 		}
 	default:
 		l.entries = append(l.entries, ents...)
@@ -121,6 +126,7 @@ func (l *raftLog) append(ents ...Entry) {
 	for i := len(ents) - 1; i >= 0; i-- {
 		if ents[i].Type == EntryConfig {
 			l.conf, l.confIndex = mustDecodeMembership(ents[i]), ents[i].Index
+			l.confGen++
 			break
 		}
 	}
@@ -241,4 +247,5 @@ func (l *raftLog) restore(snap *Snapshot) {
 	l.committed, l.applied, l.stable = snap.Index, snap.Index, snap.Index
 	l.snapConf = *snap.Membership
 	l.conf, l.confIndex = l.snapConf, snap.Index
+	l.confGen++
 }

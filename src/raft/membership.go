@@ -316,9 +316,10 @@ func (n *Node) mayCampaign() bool {
 // and asks to rejoin.
 //
 // A leader's messages are heard from anyone. A node our configuration does
-// not name at all may also ask for votes, as Raft thesis 4.1 says ("servers process incoming RPC requests without consulting their
-// current configurations"): a leader's messages, and vote requests too, may
-// come from a member of a configuration we have not seen yet, or from one
+// not name at all may also ask for votes, as Raft thesis 4.1 says ("servers
+// process incoming RPC requests without consulting their current
+// configurations"): a leader's messages, and vote requests too, may come
+// from a member of a configuration we have not seen yet, or from one
 // that a change in our log, not committed, removes; ignoring them
 // deadlocked elections in the simulator (seeds 920 and 4530 of an earlier
 // version). A removed node does not disturb the cluster: once it knows of
@@ -456,10 +457,10 @@ func (n *Node) maybeAutoChange() {
 // replicates to, and the commit index and reads, which a smaller quorum
 // may release.
 func (n *Node) confChanged() {
-	if n.log.confIndex == n.confSeen {
+	if n.log.confGen == n.confSeen {
 		return
 	}
-	n.confSeen = n.log.confIndex
+	n.confSeen = n.log.confGen
 	n.peers = n.log.conf.IDs()
 	n.voters = n.log.conf.Voters()
 	n.quorum = len(n.voters)/2 + 1

@@ -78,8 +78,8 @@ type Node struct {
 	inc Incarnation
 	// peers are the IDs of every member (voters and learners), voters the
 	// voters', both sorted; quorum is a majority of voters. They follow
-	// the configuration in force (confChanged; confSeen is the confIndex
-	// they were derived from).
+	// the configuration in force (confChanged; confSeen is the log's
+	// confGen they were derived from).
 	peers    []ID
 	voters   []ID
 	confSeen uint64
@@ -154,7 +154,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n.log.entries = slices.Clone(cfg.Entries)
 	n.log.stable = n.log.lastIndex()
 	n.log.conf, n.log.confIndex = n.log.confAt(n.log.lastIndex())
-	n.confSeen = ^uint64(0)
+	n.log.confGen++
 	n.confChanged()
 	n.log.committed = max(n.log.offset, hs.Commit)
 	n.log.applied = max(n.log.offset, cfg.Applied)
