@@ -94,7 +94,11 @@ const probeEvery = 5
 // initBootstrap sets the bootstrap state after recovery.
 func (s *Node) initBootstrap(rec *storage.Recovered) {
 	conf, _ := s.core.Membership()
-	s.boot = bootstrapState{waiting: conf.IsEmpty(), empty: rec.Empty(), incs: map[raft.ID]raft.Incarnation{}}
+	// "Empty" here is: no entry and no snapshot. A term alone promises
+	// nothing: a node with no configuration never votes, but it may have
+	// heard the term of a peer that bootstrapped first and asked for votes.
+	empty := rec.Snapshot == nil && len(rec.Entries) == 0
+	s.boot = bootstrapState{waiting: conf.IsEmpty(), empty: empty, incs: map[raft.ID]raft.Incarnation{}}
 	if rec.Snapshot == nil && len(rec.Entries) > 0 && rec.Entries[0].Index == 1 && rec.Entries[0].Type == raft.EntryConfig {
 		e := rec.Entries[0]
 		s.boot.entry = &e
@@ -216,9 +220,15 @@ func (s *Node) namesMe(e raft.Entry) bool {
 }
 
 // bootstrapWith persists the bootstrap entry, committed, and restarts the
-// core on it.
+// core on it. The term never goes back: a node may have heard a higher one
+// (a peer that bootstrapped first campaigned); it never voted (a node with
+// no configuration does not), but its vote, if any, is kept.
 func (s *Node) bootstrapWith(entry raft.Entry, why string) error {
-	hs := raft.HardState{Term: 1, Vote: raft.None, Commit: 1}
+	st := s.core.BasicStatus()
+	hs := raft.HardState{Term: max(st.Term, 1), Vote: raft.None, Commit: 1}
+	if st.Term >= 1 {
+		hs.Vote = st.Vote
+	}
 	if err := s.disk.Save(hs, []raft.Entry{entry}); err != nil {
 		return fmt.Errorf("persist bootstrap configuration: %w", err)
 	}
