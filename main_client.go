@@ -71,6 +71,8 @@ func runClientCommand(cmd string, args []string) int {
 		return runSnapshot(args, os.Stdout, os.Stderr)
 	case "transfer-leader":
 		return runTransferLeader(args, os.Stdout, os.Stderr)
+	case "member":
+		return runMember(args, os.Stdout, os.Stderr)
 	}
 	fmt.Fprintf(os.Stderr, "raftkv: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage

@@ -45,6 +45,7 @@ commands:
   certs init|node|token make the cluster CA, the nodes' certificates and API tokens
   snapshot save|status|restore   back the cluster up to a file, check it, seed a new cluster from it
   transfer-leader [NAME]         hand leadership to NAME (or the most caught-up follower)
+  member list|add|remove|promote   the configuration, or change one member
 
 The commands against the cluster take --hostfile (default hostfile.json) and
 --endpoints host:port,... (default $RAFTKV_ENDPOINTS), and, against nodes with

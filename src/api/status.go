@@ -25,6 +25,12 @@ type Status struct {
 	// (both false: --insecure, open to anyone who reaches it).
 	ClientTLS bool `json:"client_tls"`
 	Tokens    bool `json:"tokens"`
+	// Incarnation is the node's data folder's (16 hex digits); Suffrage
+	// what its configuration makes it: voter, learner or staging (a
+	// learner to be promoted once caught up), empty while it is no member
+	// (it waits to bootstrap or to be taken back).
+	Incarnation string `json:"incarnation,omitempty"`
+	Suffrage    string `json:"suffrage,omitempty"`
 }
 
 // String describes the status in one line, for logs and test failures.

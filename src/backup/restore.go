@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"raftkv/src/kv"
+	"raftkv/src/node"
 	"raftkv/src/raft"
 	"raftkv/src/storage"
 )
@@ -53,37 +54,21 @@ func CheckEmpty(dirs []string) error {
 	return errors.Join(errs...)
 }
 
-// SeedNode writes the snapshot into dir through the storage package, so
-// the folder is exactly what a node that installed this snapshot would
-// have written: the snapshot file, and a log that starts after it with the
+// seedNode writes the snapshot into the folder disk was opened on, through
+// the storage package, so the folder is exactly what a node that installed
+// this snapshot would have written: the snapshot file (carrying conf, the
+// new cluster's configuration), and a log that starts after it with the
 // hard state (term = the snapshot's term, commit = its index; no vote).
 // The storage refuses a snapshot file that no log record names, so
 // copying a snapshot file by hand would not do.
-func SeedNode(dir string, s Seed) error {
-	if err := CheckEmpty([]string{dir}); err != nil {
-		return err
-	}
-	disk, _, err := storage.Open(storage.Options{Dir: dir})
-	if err != nil {
-		return fmt.Errorf("open storage in %s: %w", dir, err)
-	}
-	peers := make([]raft.ID, len(s.Nodes))
-	for i := range s.Nodes {
-		peers[i] = raft.ID(i)
-	}
-	err = disk.SaveSnapshot(raft.Snapshot{Index: s.Index, Term: s.Term, Peers: peers, Data: s.State})
+func seedNode(disk *storage.Storage, s Seed, conf raft.Membership) error {
+	err := disk.SaveSnapshot(raft.Snapshot{Index: s.Index, Term: s.Term, Peers: conf.Voters(), Membership: &conf, Data: s.State})
 	if err == nil {
 		// A node's term is never below the term of its last entry (the
 		// core refuses messages whose log term exceeds their term).
 		err = disk.Save(raft.HardState{Term: s.Term, Vote: raft.None, Commit: s.Index}, nil)
 	}
-	if cerr := disk.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("seed %s: %w", dir, err)
-	}
-	return nil
+	return err
 }
 
 // Restore seeds dataDir/<name> for every node, after checking that none
@@ -100,9 +85,34 @@ func Restore(dataDir string, s Seed, progress io.Writer) error {
 	if err := CheckEmpty(dirs); err != nil {
 		return err
 	}
+	// Opening a folder gives it its incarnation (storage/identity.go); the
+	// seeded configuration names every node under its own, as a bootstrap
+	// would, so that each counts as the member it is.
+	disks := make([]*storage.Storage, len(dirs))
+	defer func() {
+		for _, d := range disks {
+			if d != nil {
+				d.Close()
+			}
+		}
+	}()
+	incs := make([]raft.Incarnation, len(dirs))
 	for i, d := range dirs {
-		if err := SeedNode(d, s); err != nil {
-			return fmt.Errorf("%w (folders seeded before it: %v; remove them before trying again)", err, dirs[:i])
+		disk, rec, err := storage.Open(storage.Options{Dir: d})
+		if err != nil {
+			return fmt.Errorf("open storage in %s: %w (folders opened before it: %v; remove them before trying again)", d, err, dirs[:i])
+		}
+		disks[i], incs[i] = disk, rec.Identity.Incarnation
+	}
+	conf := node.BootstrapMembership(s.Nodes, incs)
+	for i, d := range dirs {
+		err := seedNode(disks[i], s, conf)
+		if cerr := disks[i].Close(); err == nil {
+			err = cerr
+		}
+		disks[i] = nil
+		if err != nil {
+			return fmt.Errorf("seed %s: %w (remove %v before trying again)", d, err, dirs)
 		}
 		if progress != nil {
 			fmt.Fprintf(progress, "seeded %s (%d/%d)\n", d, i+1, len(dirs))

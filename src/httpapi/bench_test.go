@@ -52,6 +52,11 @@ func (r *stubRuntime) Backup(<-chan time.Time) (node.Backup, error) {
 func (r *stubRuntime) TransferLeadership(raft.ID, <-chan time.Time) (raft.ID, error) {
 	return raft.None, node.ErrNotLeader
 }
+func (r *stubRuntime) Membership() raft.Membership   { return raft.Membership{} }
+func (r *stubRuntime) Incarnation() raft.Incarnation { return 0 }
+func (r *stubRuntime) ChangeMembership(func(raft.Membership) (raft.Membership, error), <-chan time.Time) (uint64, error) {
+	return 0, node.ErrNotLeader
+}
 
 // BenchmarkHandler runs the HTTP edge of a node whose runtime is a stub: routing, query parsing and header checks, up to the point where
 // a write would be proposed (here refused: no leader known, 503) or a

@@ -38,6 +38,8 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/status", s.get(s.handleStatus))
 	mux.HandleFunc("/v1/cluster", s.get(s.handleCluster))
+	mux.HandleFunc("/v1/members", s.handleMembersRoot)
+	mux.HandleFunc("/v1/members/", s.handleMember)
 	mux.HandleFunc("/healthz", s.get(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
@@ -428,6 +430,7 @@ func (s *Server) nodeStatus(st *raft.Status) NodeStatus {
 		Leader: s.leaderName(st), CommitIndex: st.Commit, AppliedIndex: s.rt.AppliedIndex(),
 		LastLogIndex: st.LastIndex, SnapshotIndex: st.SnapshotIndex, PeerTLS: s.rt.PeerTLS(),
 		ClientTLS: s.cfg.Auth.TLS != nil, Tokens: s.cfg.Auth.Tokens != nil,
+		Incarnation: s.rt.Incarnation().String(), Suffrage: s.selfSuffrage(),
 	}}
 }
 

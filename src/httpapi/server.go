@@ -41,6 +41,13 @@ type Runtime interface {
 	LeaderCommit() uint64
 	// PeerTLS reports whether peer traffic is mutual TLS (/v1/status).
 	PeerTLS() bool
+	// Membership is the configuration in force, Incarnation this node's
+	// (/v1/members).
+	Membership() raft.Membership
+	Incarnation() raft.Incarnation
+	// ChangeMembership proposes edit's change of the configuration and
+	// waits until it applied (see node.ChangeMembership for the errors).
+	ChangeMembership(edit func(raft.Membership) (raft.Membership, error), deadline <-chan time.Time) (uint64, error)
 	Metrics() *metrics.Metrics
 	// Backup and TransferLeadership: see node.Node (GET /v1/snapshot, POST
 	// /v1/leader/transfer, and the handover before a clean stop).

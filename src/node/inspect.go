@@ -15,16 +15,21 @@ import (
 // changing any file. StateMachine has the same shape as in snapshots and
 // statemachine.json, so the same jq expressions work on all three.
 type Inspection struct {
-	Dir       string          `json:"Dir"`
-	CleanStop bool            `json:"CleanStop"`
-	TornTail  bool            `json:"TornTail"`
-	Repairs   []string        `json:"Repairs,omitempty"`
-	HardState raft.HardState  `json:"HardState"`
-	Snapshot  *snapshotInfo   `json:"Snapshot"`
-	LogFirst  uint64          `json:"LogFirstIndex"`
-	LogLast   uint64          `json:"LogLastIndex"`
-	Applied   uint64          `json:"AppliedIndex"`
-	SM        json.RawMessage `json:"StateMachine"`
+	Dir       string         `json:"Dir"`
+	CleanStop bool           `json:"CleanStop"`
+	TornTail  bool           `json:"TornTail"`
+	Repairs   []string       `json:"Repairs,omitempty"`
+	HardState raft.HardState `json:"HardState"`
+	Snapshot  *snapshotInfo  `json:"Snapshot"`
+	LogFirst  uint64         `json:"LogFirstIndex"`
+	LogLast   uint64         `json:"LogLastIndex"`
+	Applied   uint64         `json:"AppliedIndex"`
+	// Incarnation is the folder's (see storage.Identity); Membership the
+	// configuration as of AppliedIndex (absent for a folder from before
+	// configurations were in the log, or one that never got one).
+	Incarnation raft.Incarnation `json:"Incarnation"`
+	Membership  *raft.Membership `json:"Membership,omitempty"`
+	SM          json.RawMessage  `json:"StateMachine"`
 	// Error is set when the folder reads whole but lacks records that were
 	// synced (the node refuses to start on it): the rest is what is left.
 	Error string `json:"Error,omitempty"`
@@ -64,13 +69,15 @@ func Inspect(dir string) (*Inspection, error) {
 
 func inspect(dir string, rec *storage.Recovered) (*Inspection, error) {
 	store := kv.New(kv.Options{})
-	out := &Inspection{Dir: dir, CleanStop: rec.CleanStop, TornTail: rec.TornTail, Repairs: rec.Repairs, HardState: rec.HardState}
+	out := &Inspection{Dir: dir, CleanStop: rec.CleanStop, TornTail: rec.TornTail, Repairs: rec.Repairs, HardState: rec.HardState,
+		Incarnation: rec.Identity.Incarnation}
 	if rec.Snapshot != nil {
 		if err := store.Restore(rec.Snapshot.Data); err != nil {
 			return nil, fmt.Errorf("snapshot %d in %s: %w", rec.Snapshot.Index, dir, err)
 		}
 		out.Snapshot = &snapshotInfo{Index: rec.Snapshot.Index, Term: rec.Snapshot.Term}
 		out.Applied = rec.Snapshot.Index
+		out.Membership = rec.Snapshot.Membership
 	}
 	if n := len(rec.Entries); n > 0 {
 		out.LogFirst, out.LogLast = rec.Entries[0].Index, rec.Entries[n-1].Index
@@ -79,9 +86,17 @@ func inspect(dir string, rec *storage.Recovered) (*Inspection, error) {
 		if e.Index > rec.HardState.Commit {
 			break
 		}
-		if e.Type == raft.EntryNoop {
+		switch e.Type {
+		case raft.EntryNoop:
 			store.ApplyNoop(e.Index)
-		} else {
+		case raft.EntryConfig:
+			store.ApplyNoop(e.Index)
+			conf, err := raft.DecodeMembership(e.Data)
+			if err != nil {
+				return nil, fmt.Errorf("configuration entry %d in %s: %w", e.Index, dir, err)
+			}
+			out.Membership = &conf
+		default:
 			store.Apply(e.Index, e.Data)
 		}
 		out.Applied = e.Index

@@ -86,7 +86,11 @@ var (
 )
 
 type proposal struct {
-	data        []byte
+	data []byte
+	// edit, when set, makes this a configuration change: the loop applies
+	// it to the configuration in force and proposes the result (see
+	// ChangeMembership); data is unused.
+	edit        func(raft.Membership) (raft.Membership, error)
 	index, term uint64
 	done        chan proposalResult
 }
@@ -157,14 +161,24 @@ type Node struct {
 	turnRead    uint64
 	appliedTerm uint64
 	snapIndex   uint64
-	peerIDs     []raft.ID
+	// inc is this node's incarnation (its folder's, storage.Identity);
+	// appliedConf the configuration as of the applied index, which a
+	// snapshot carries; boot the bootstrap or rejoin of an empty folder
+	// (membership.go).
+	inc         raft.Incarnation
+	appliedConf raft.Membership
+	boot        bootstrapState
+	rand        *rand.Rand
 	// badMsgLog limits the log of refused peer messages (see step).
 	badMsgLog rateLimitedLog
 
 	// status is the latest basic status, published by the loop for other
-	// goroutines.
-	status atomic.Pointer[raft.Status]
-	met    *metrics.Metrics // nil-safe; see metrics.go
+	// goroutines; conf the configuration in force (confIndex the index it
+	// was published at).
+	status    atomic.Pointer[raft.Status]
+	conf      atomic.Pointer[raft.Membership]
+	confIndex uint64
+	met       *metrics.Metrics // nil-safe; see metrics.go
 
 	// leaderCommit: the highest commit index heard from a leader (see
 	// LeaderCommit).
@@ -208,18 +222,28 @@ func New(cfg Config) (*Node, error) {
 		waiters:   map[uint64]*proposal{},
 		reads:     map[uint64][]*readRequest{},
 	}
-	for i := range cfg.Peers {
-		s.peerIDs = append(s.peerIDs, raft.ID(i))
-	}
-
 	disk, rec, err := storage.Open(storage.Options{Dir: cfg.DataDir, Logger: lg})
 	if err != nil {
 		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
 	}
 	s.disk = disk
 	s.kv = kv.New(kv.Options{})
+	s.inc = rec.Identity.Incarnation
+	s.rand = rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID)))
+	// Incarnation 0 is a folder from before configurations were in the
+	// log: until one is, its configuration is the hostfile (upgrade path,
+	// see membership.go). Any other folder takes its configuration from
+	// its log and snapshot only, or waits for one.
+	var legacyPeers []raft.ID
+	if s.inc == 0 {
+		legacyPeers = s.hostfileIDs()
+		s.appliedConf = s.legacyConf()
+	}
 	var applied uint64
 	if rec.Snapshot != nil {
+		if rec.Snapshot.Membership != nil {
+			s.appliedConf = rec.Snapshot.Membership.Clone()
+		}
 		if err := s.kv.Restore(rec.Snapshot.Data); err != nil {
 			disk.Close()
 			return nil, fmt.Errorf("restore snapshot %d in %s: %w", rec.Snapshot.Index, cfg.DataDir, err)
@@ -229,20 +253,18 @@ func New(cfg Config) (*Node, error) {
 	}
 	lg.Info("recovered", zap.Uint64("term", rec.HardState.Term), zap.Uint64("commit", rec.HardState.Commit),
 		zap.Uint64("snapshot", applied), zap.Int("entries", len(rec.Entries)),
-		zap.Bool("clean_stop", rec.CleanStop), zap.Bool("torn_tail", rec.TornTail))
+		zap.Bool("clean_stop", rec.CleanStop), zap.Bool("torn_tail", rec.TornTail),
+		zap.Stringer("incarnation", s.inc), zap.Bool("new_incarnation", rec.Identity.Created),
+		zap.Bool("adopted_incarnation", rec.Identity.Adopted))
 
-	electionTicks := int(cfg.ElectionTimeout / cfg.Heartbeat)
-	core, err := raft.NewNode(raft.Config{
-		ID: cfg.ID, Peers: s.peerIDs,
-		ElectionTicks: electionTicks, HeartbeatTicks: 1,
-		Rand:     rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID))),
-		Snapshot: rec.Snapshot, HardState: rec.HardState, Entries: rec.Entries, Applied: applied,
-	})
+	core, err := raft.NewNode(s.coreConfig(rec.HardState, rec.Entries, rec.Snapshot, applied, legacyPeers))
 	if err != nil {
 		disk.Close()
 		return nil, err
 	}
 	s.core = core
+	s.initBootstrap(rec)
+	s.publishConf()
 	st := core.BasicStatus()
 	s.status.Store(&st)
 
@@ -414,6 +436,10 @@ func (s *Node) loop() error {
 			return nil
 		case <-ticker.Chan():
 			s.core.Tick()
+			if err := s.bootstrapTick(); err != nil {
+				s.failAll(err)
+				return err
+			}
 		case m := <-s.recvc:
 			s.step(m)
 		case p := <-s.propc:
@@ -465,6 +491,14 @@ func (s *Node) step(m raft.Message) {
 	if s.debug {
 		s.lg.Debug("recv", zap.Stringer("msg", m))
 	}
+	if m.Type == msgProbe || m.Type == msgProbeResp {
+		if err := s.onProbe(m); err != nil {
+			// Only the bootstrap's write fails: the storage is poisoned
+			// and the loop stops at its next Ready.
+			s.lg.Error("bootstrap failed", zap.Error(err))
+		}
+		return
+	}
 	err := s.core.Step(m)
 	if err == nil {
 		s.noteLeaderCommit(m)
@@ -506,6 +540,10 @@ func (l *rateLimitedLog) allow(now time.Time) (suppressed int, ok bool) {
 }
 
 func (s *Node) propose(p *proposal) {
+	if p.edit != nil {
+		s.proposeMembership(p)
+		return
+	}
 	idx, term, err := s.core.Propose(p.data)
 	if err != nil {
 		p.done <- proposalResult{err: ErrNotLeader}
@@ -542,8 +580,27 @@ func (s *Node) handleReady() error {
 	s.status.Store(&st)
 	s.met.ObserveStatus(st)
 	s.met.SetPendingProposals(len(s.waiters))
+	s.publishConf()
 	return nil
 }
+
+// publishConf publishes the configuration in force when it changed.
+func (s *Node) publishConf() {
+	conf, idx := s.core.Membership()
+	if s.conf.Load() != nil && idx == s.confIndex {
+		return
+	}
+	c := conf.Clone()
+	s.conf.Store(&c)
+	s.confIndex = idx
+}
+
+// Membership is the configuration in force as the loop last published it
+// (empty while the node waits to bootstrap or to be taken in).
+func (s *Node) Membership() raft.Membership { return *s.conf.Load() }
+
+// Incarnation is this node's folder's incarnation.
+func (s *Node) Incarnation() raft.Incarnation { return s.inc }
 
 // loopApp is the runtime as the Ready handling sees it (Application):
 // the state machine and the requests waiting on it. Its methods run in the
@@ -576,6 +633,9 @@ func (a loopApp) Restore(snap *raft.Snapshot) error {
 	}
 	s.appliedTerm, s.snapIndex = snap.Term, snap.Index
 	s.lastSnapBytes, s.logBytesSinceSnap = uint64(len(snap.Data)), 0
+	if snap.Membership != nil {
+		s.appliedConf = snap.Membership.Clone()
+	}
 	// Commands this node proposed as leader that the snapshot covers
 	// are never applied here one by one: their outcome is unknown.
 	for idx, w := range s.waiters {
@@ -644,9 +704,13 @@ func (l loopSender) Send(msgs []raft.Message) {
 
 func (s *Node) apply(e raft.Entry) {
 	var res kv.Result
-	if e.Type == raft.EntryNoop {
+	switch e.Type {
+	case raft.EntryNoop:
 		s.kv.ApplyNoop(e.Index)
-	} else {
+	case raft.EntryConfig:
+		s.kv.ApplyNoop(e.Index)
+		s.applyConfig(e)
+	default:
 		res = s.kv.Apply(e.Index, e.Data)
 	}
 	s.appliedTerm = e.Term
@@ -732,12 +796,16 @@ type snapResult struct {
 // the loop keeps applying entries meanwhile. finishSnapshot completes it.
 func (s *Node) startSnapshot(applied uint64) {
 	frozen := s.kv.Freeze()
-	term := s.appliedTerm
+	meta := raft.Snapshot{Index: applied, Term: s.appliedTerm}
+	if !s.appliedConf.IsEmpty() {
+		conf := s.appliedConf.Clone()
+		meta.Membership = &conf
+	}
 	s.snapping = true
 	go func() {
 		start := time.Now()
 		var size countingWriter
-		err := s.disk.SaveSnapshotFrom(applied, term, s.peerIDs, func(w io.Writer) error {
+		err := s.disk.SaveSnapshotFrom(meta, func(w io.Writer) error {
 			size.w = w
 			return frozen.EncodeTo(&size)
 		})
@@ -807,7 +875,7 @@ func (s *Node) finalSnapshot() error {
 	if err != nil {
 		return err
 	}
-	return writeStateMachine(s.cfg.DataDir, raft.Snapshot{Index: applied, Term: s.appliedTerm, Peers: s.peerIDs, Data: data})
+	return writeStateMachine(s.cfg.DataDir, raft.Snapshot{Index: applied, Term: s.appliedTerm, Data: data})
 }
 
 // StateMachineFile is the file in a node's folder that always holds its

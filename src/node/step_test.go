@@ -15,7 +15,7 @@ import (
 )
 
 // TestStepErrorsCountedAndRateLimited: a flood of messages the core
-// refuses (here from a node that is not in the cluster) counts every one
+// refuses (here with a sender ID no node has) counts every one
 // in raftkv_invalid_messages_total and logs at most a line a second.
 // Before, each one was a warning line.
 func TestStepErrorsCountedAndRateLimited(t *testing.T) {
@@ -29,7 +29,7 @@ func TestStepErrorsCountedAndRateLimited(t *testing.T) {
 	start := time.Now()
 	const flood = 2000
 	for i := range flood {
-		s.step(raft.Message{Type: raft.MsgHeartbeat, From: 99, To: 0, Term: uint64(i)})
+		s.step(raft.Message{Type: raft.MsgHeartbeat, From: -99, To: 0, Term: uint64(i)})
 	}
 	elapsed := time.Since(start)
 	assert.Equal(t, float64(flood), s.met.InvalidMessages())
@@ -37,7 +37,7 @@ func TestStepErrorsCountedAndRateLimited(t *testing.T) {
 	assert.GreaterOrEqual(t, lines, 1, "the first one is logged")
 	assert.LessOrEqual(t, lines, 1+int(elapsed/time.Second), "at most one line a second")
 	first := logs.FilterMessage("dropped peer message").All()[0]
-	assert.Equal(t, int64(99), first.ContextMap()["from"])
+	assert.Equal(t, int64(-99), first.ContextMap()["from"])
 }
 
 // TestRateLimitedLog: one line per interval; the next says how many were

@@ -15,6 +15,10 @@ const (
 	defaultMaxMsgEntries  = 4096
 	defaultMaxMsgBytes    = 1 << 20
 	defaultMaxInflight    = 256
+	// defaultPromoteLag: a learner this close to the leader's log catches
+	// up within a round trip or two of AppendEntries, so promoting it does
+	// not stall commits while it fetches the rest.
+	defaultPromoteLag = 256
 )
 
 // setDefaults fills the fields left zero. Negative values stay, for validate
@@ -34,6 +38,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxInflight == 0 {
 		c.MaxInflight = defaultMaxInflight
+	}
+	if c.PromoteLag == 0 {
+		c.PromoteLag = defaultPromoteLag
 	}
 }
 
@@ -79,8 +86,8 @@ func (c *Config) validate() error {
 	}
 
 	// The cluster.
-	if len(c.Peers) == 0 {
-		bad("Peers is empty")
+	if c.ID < 0 {
+		bad("ID %d is negative", c.ID)
 	}
 	seen := make(map[ID]bool, len(c.Peers))
 	for i, p := range c.Peers {
@@ -92,7 +99,7 @@ func (c *Config) validate() error {
 		}
 		seen[p] = true
 	}
-	if len(c.Peers) > 0 && !seen[c.ID] {
+	if len(c.Peers) > 0 && c.ID >= 0 && !seen[c.ID] {
 		bad("ID %d is not among Peers %v", c.ID, c.Peers)
 	}
 
@@ -133,8 +140,22 @@ func (c *Config) validate() error {
 	if hs.Term > maxTerm {
 		bad("HardState.Term %d cannot be incremented", hs.Term)
 	}
-	if !hs.IsEmpty() && hs.Vote != None && !seen[hs.Vote] {
-		bad("HardState.Vote %d is not among Peers %v", hs.Vote, c.Peers)
+	if hs.Vote < None {
+		bad("HardState.Vote %d is not a node's ID", hs.Vote)
+	}
+	if !c.Snapshot.IsEmpty() {
+		if err := c.snapshotMeta().Membership.Validate(); err != nil {
+			bad("Snapshot's configuration: %v", err)
+		}
+	}
+	for i, e := range c.Entries {
+		if e.Type > EntryConfig {
+			bad("Entries[%d].Type %d unknown (index %d)", i, e.Type, e.Index)
+		} else if e.Type == EntryConfig {
+			if _, err := DecodeMembership(e.Data); err != nil {
+				bad("Entries[%d] (index %d): %v", i, e.Index, err)
+			}
+		}
 	}
 	if hs.Commit > last {
 		// A node commits only entries it holds, and they are durable
@@ -146,4 +167,16 @@ func (c *Config) validate() error {
 		bad("Applied %d beyond the recovered commit index %d", c.Applied, committed)
 	}
 	return errors.Join(errs...)
+}
+
+// snapshotMeta is the recovered snapshot's metadata with its configuration
+// made explicit: a snapshot that predates configurations in the log names
+// its voters in Peers, or if it names none, they are Config.Peers.
+func (c *Config) snapshotMeta() *Snapshot {
+	s := c.Snapshot
+	if s.Membership == nil && len(s.Peers) == 0 {
+		m := legacyMembership(c.Peers)
+		return &Snapshot{Index: s.Index, Term: s.Term, Membership: &m}
+	}
+	return s.withoutData()
 }

@@ -48,7 +48,10 @@
 // AppendEntries batched by entry count and bytes and pipelined within a
 // bounded window per follower; fast backtracking by conflicting term;
 // ReadIndex reads that share one heartbeat round per batch; snapshots and
-// InstallSnapshot; leadership transfer.
+// InstallSnapshot; leadership transfer; membership changes one server at a
+// time with learners and incarnations, so that a node that lost its disk
+// rejoins without voting or acknowledging as the node it was (see
+// membership.go and ProposeMembership).
 //
 // # Messages that make no sense
 //
@@ -57,8 +60,9 @@
 // backwards): it returns an error wrapping ErrInvalidMessage that names the
 // field at fault. No message, whatever its contents, makes Step panic; the
 // FuzzStep target checks that. Raft's safety still assumes that peers are
-// who they say they are and keep what they persisted: authenticating peers
-// and handling lost disks are the runtime's and the membership layer's job.
+// who they say they are (authenticating them is the runtime's job) and that
+// an incarnation keeps what it persisted: a node that lost its disk must
+// come back under a new Config.Incarnation.
 //
 // Invariant violations (overwriting a committed entry, committing beyond the
 // log) that no message can cause are bugs and panic with a precise message.

@@ -25,6 +25,19 @@ type raftLog struct {
 	applied uint64
 	// stable is the highest index the runtime has reported durable (Advance).
 	stable uint64
+	// conf is the configuration in force: that of the last EntryConfig
+	// entry in the log, committed or not (Raft thesis 4.1), else snapConf.
+	// confIndex is that entry's index (offset when conf is snapConf).
+	// Invariant: confIndex <= lastIndex().
+	conf      Membership
+	confIndex uint64
+	// confGen changes whenever conf may have: the node re-derives its
+	// voters then (a truncation may replace a configuration by another at
+	// the same index, so confIndex alone does not tell).
+	confGen uint64
+	// snapConf is the configuration as of offset: the snapshot's, or for a
+	// log that starts at 0 the bootstrap (legacy) one or none.
+	snapConf Membership
 }
 
 func (l *raftLog) lastIndex() uint64 { return l.offset + uint64(len(l.entries)) }
@@ -101,9 +114,44 @@ func (l *raftLog) append(ents ...Entry) {
 		n := int(first - l.offset - 1)
 		l.entries = append(l.entries[:n:n], ents...)
 		l.stable = min(l.stable, first-1)
+		if l.confIndex >= first {
+			// The configuration came from a removed entry: fall back to
+			// the latest one before it (thesis 4.1).
+			l.conf, l.confIndex = l.confAt(first - 1)
+			l.confGen++
+		}
 	default:
 		l.entries = append(l.entries, ents...)
 	}
+	for i := len(ents) - 1; i >= 0; i-- {
+		if ents[i].Type == EntryConfig {
+			l.conf, l.confIndex = mustDecodeMembership(ents[i]), ents[i].Index
+			l.confGen++
+			break
+		}
+	}
+}
+
+// confAt returns the configuration in force at index i (offset <= i <=
+// lastIndex()) and the index of the entry that holds it.
+func (l *raftLog) confAt(i uint64) (Membership, uint64) {
+	for ; i > l.offset; i-- {
+		if e := &l.entries[i-l.offset-1]; e.Type == EntryConfig {
+			return mustDecodeMembership(*e), e.Index
+		}
+	}
+	return l.snapConf, l.offset
+}
+
+// mustDecodeMembership decodes a configuration entry that validation has
+// already accepted (NewNode's of the recovered log, Step's of every
+// message, ProposeMembership's of a proposal).
+func mustDecodeMembership(e Entry) Membership {
+	m, err := DecodeMembership(e.Data)
+	if err != nil {
+		panic(fmt.Sprintf("raft: configuration entry %d/t%d passed validation but does not decode: %v", e.Index, e.Term, err))
+	}
+	return m
 }
 
 // maybeAppend handles the entries of an AppendEntries request whose previous
@@ -187,12 +235,17 @@ func (l *raftLog) compact(snap *Snapshot) {
 	l.entries = append(make([]Entry, 0, max(len(rest)+64, len(l.entries))), rest...)
 	l.offset, l.offsetTerm = snap.Index, snap.Term
 	l.snapshot = snap
+	l.snapConf = *snap.Membership
 }
 
-// restore replaces the whole log with snap (a follower too far behind).
+// restore replaces the whole log with snap (a follower too far behind),
+// whose Membership is set.
 func (l *raftLog) restore(snap *Snapshot) {
 	l.snapshot = snap
 	l.offset, l.offsetTerm = snap.Index, snap.Term
 	l.entries = nil
 	l.committed, l.applied, l.stable = snap.Index, snap.Index, snap.Index
+	l.snapConf = *snap.Membership
+	l.conf, l.confIndex = l.snapConf, snap.Index
+	l.confGen++
 }

@@ -182,7 +182,8 @@ func (nw *network) compactTo(id ID, idx uint64) {
 	if idx <= n.log.offset || idx <= base || idx-base > uint64(len(d.ents)) {
 		return
 	}
-	d.snap = &Snapshot{Index: idx, Term: d.ents[idx-base-1].Term, Peers: nw.ids(), Data: fmt.Appendf(nil, "state@%d", idx)}
+	conf, _ := n.log.confAt(idx)
+	d.snap = &Snapshot{Index: idx, Term: d.ents[idx-base-1].Term, Membership: &conf, Data: fmt.Appendf(nil, "state@%d", idx)}
 	d.ents = slices.Clone(d.ents[idx-base:])
 	if err := n.Compact(idx); err != nil {
 		nw.t.Fatal(err)

@@ -24,8 +24,18 @@ type Rand interface {
 // Config describes one node. Durations are in ticks; the runtime decides how
 // long a tick is.
 type Config struct {
-	ID    ID
-	Peers []ID // every voter, this node included
+	ID ID
+	// Incarnation is this node's data folder's (see membership.go): the
+	// configuration must name it for this node to vote or campaign.
+	Incarnation Incarnation
+	// Peers is the configuration of a cluster that predates configurations
+	// in the log: every voter, this node included, all of incarnation 0.
+	// It is used only when the recovered snapshot and entries hold no
+	// configuration; empty, such a node waits to be sent one (it joins).
+	Peers []ID
+	// PromoteLag: a learner within this many entries of the leader's last
+	// index is caught up, and may become a voter.
+	PromoteLag uint64
 	// ElectionTicks is the minimum election timeout; each election waits a
 	// random number of ticks in [ElectionTicks, 2*ElectionTicks).
 	ElectionTicks int
@@ -51,6 +61,8 @@ type Config struct {
 	// Trace, when set, receives a line for every state change and message.
 	// The simulator uses it for its replay trace.
 	Trace func(string)
+	// Planted is NoPlantedBug except in the simulator's self-test.
+	Planted PlantedBug
 }
 
 // pendingRead is a ReadIndex request waiting for a quorum to confirm the
@@ -62,18 +74,30 @@ type pendingRead struct {
 // Node is one Raft participant as a deterministic state machine. It is not
 // safe for concurrent use: one goroutine owns it (see doc.go).
 type Node struct {
-	id     ID
-	peers  []ID
-	cfg    Config
-	term   uint64
-	vote   ID
-	lead   ID
-	role   Role
-	log    raftLog
-	prs    map[ID]*Progress
-	votes  map[ID]bool
-	msgs   []Message
-	quorum int
+	id  ID
+	inc Incarnation
+	// peers are the IDs of every member (voters and learners), voters the
+	// voters', both sorted; quorum is a majority of voters. They follow
+	// the configuration in force (confChanged; confSeen is the log's
+	// confGen they were derived from).
+	peers    []ID
+	voters   []ID
+	confSeen uint64
+	// prInc is the incarnation each Progress in prs was made for.
+	prInc map[ID]Incarnation
+	// rejoins: members that answered the leader under a new incarnation
+	// (they lost their state), and that incarnation (maybeAutoChange).
+	rejoins map[ID]Incarnation
+	cfg     Config
+	term    uint64
+	vote    ID
+	lead    ID
+	role    Role
+	log     raftLog
+	prs     map[ID]*Progress
+	votes   map[ID]bool
+	msgs    []Message
+	quorum  int
 	// scratch holds one value per peer for quorumIndex, reused so that the
 	// per-acknowledgement checks do not allocate.
 	scratch []uint64
@@ -109,25 +133,29 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n := &Node{
 		id:             cfg.ID,
-		peers:          slices.Clone(cfg.Peers),
+		inc:            cfg.Incarnation,
 		cfg:            cfg,
 		vote:           None,
 		lead:           None,
 		trace:          cfg.Trace,
 		rand:           cfg.Rand,
-		quorum:         len(cfg.Peers)/2 + 1,
-		scratch:        make([]uint64, len(cfg.Peers)),
 		leadTransferee: None,
 	}
-	slices.Sort(n.peers)
 	hs := cfg.HardState
 	if !cfg.Snapshot.IsEmpty() {
-		n.log.restore(cfg.Snapshot.withoutData())
+		n.log.restore(cfg.snapshotMeta())
+	} else if len(cfg.Peers) > 0 {
+		n.log.snapConf = legacyMembership(cfg.Peers)
+		n.log.conf = n.log.snapConf
 	}
 	// validate checked that the entries continue the snapshot, that the
-	// commit index is in the log and that Applied is committed.
+	// commit index is in the log and that Applied is committed, and that
+	// every configuration entry decodes.
 	n.log.entries = slices.Clone(cfg.Entries)
 	n.log.stable = n.log.lastIndex()
+	n.log.conf, n.log.confIndex = n.log.confAt(n.log.lastIndex())
+	n.log.confGen++
+	n.confChanged()
 	n.log.committed = max(n.log.offset, hs.Commit)
 	n.log.applied = max(n.log.offset, cfg.Applied)
 	if !hs.IsEmpty() {
@@ -156,6 +184,7 @@ func (n *Node) softState() SoftState { return SoftState{Lead: n.lead, Role: n.ro
 
 func (n *Node) send(m Message) {
 	m.From = n.id
+	m.Incarnation = n.inc
 	if m.Term == 0 {
 		m.Term = n.term
 	}
@@ -214,9 +243,17 @@ func (n *Node) becomeLeader() {
 	n.role = RoleLeader
 	n.lead = n.id
 	n.prs = make(map[ID]*Progress, len(n.peers))
+	n.prInc = make(map[ID]Incarnation, len(n.peers))
+	n.rejoins = nil
 	last := n.log.lastIndex()
-	for _, p := range n.peers {
-		n.prs[p] = &Progress{Next: last + 1, inflight: newInflights(n.cfg.MaxInflight), RecentActive: true}
+	for _, x := range n.log.conf.Members {
+		n.prs[x.ID] = &Progress{Next: last + 1, inflight: newInflights(n.cfg.MaxInflight), RecentActive: true}
+		n.prInc[x.ID] = x.Incarnation
+	}
+	if n.prs[n.id] == nil {
+		// Elected while its latest configuration, not yet committed,
+		// removes it (mayCampaign): it tracks its own log all the same.
+		n.prs[n.id] = &Progress{Next: last + 1, inflight: newInflights(n.cfg.MaxInflight)}
 	}
 	n.prs[n.id].Match = n.log.stable
 	// A no-op starts each term (Raft thesis 6.4): a leader may count replicas
@@ -240,6 +277,14 @@ func (n *Node) Tick() {
 func (n *Node) tickElection() {
 	n.electionElapsed++
 	if n.electionElapsed >= n.randomizedTimeout {
+		if !n.mayCampaign() {
+			// A learner or a node waiting to join: it starts no election,
+			// and the clock stays expired, so that it no longer holds a
+			// silent leader's lease against the candidates that must
+			// replace it (their pre-votes need its answer).
+			n.electionElapsed = n.randomizedTimeout
+			return
+		}
 		n.electionElapsed = 0
 		n.campaign(false)
 	}
@@ -275,16 +320,18 @@ func (n *Node) tickHeartbeat() {
 	if n.heartbeatElapsed >= n.cfg.HeartbeatTicks {
 		n.heartbeatElapsed = 0
 		n.bcastHeartbeat()
+		n.maybeAutoChange()
 	}
 }
 
 func (n *Node) quorumActive() bool {
 	active := 0
-	for _, p := range n.peers {
-		pr := n.prs[p]
-		if p == n.id || pr.RecentActive {
+	for _, p := range n.voters {
+		if p == n.id || n.prs[p].RecentActive {
 			active++
 		}
+	}
+	for _, pr := range n.prs {
 		pr.RecentActive = false
 	}
 	return active >= n.quorum
@@ -315,6 +362,10 @@ func (n *Node) campaign(transfer bool) {
 	if n.role == RoleLeader {
 		return
 	}
+	if !n.mayCampaign() {
+		n.tracef("does not campaign: not a voter of %s", n.log.conf)
+		return
+	}
 	if n.term >= maxTerm {
 		// Both a pre-vote (at term+1) and an election would need a term
 		// beyond maxTerm, and the next one would wrap to 0. Terms must never
@@ -335,7 +386,7 @@ func (n *Node) campaign(transfer bool) {
 	if n.poll(n.id, true) {
 		return
 	}
-	for _, p := range n.peers {
+	for _, p := range n.voters {
 		if p != n.id {
 			n.send(Message{Type: t, To: p, Term: term, Index: n.log.lastIndex(), LogTerm: n.log.lastTerm(), Force: transfer})
 		}
@@ -345,6 +396,10 @@ func (n *Node) campaign(transfer bool) {
 // poll records a vote and acts on the outcome; it reports whether the
 // election ended.
 func (n *Node) poll(from ID, granted bool) bool {
+	if _, voter := slices.BinarySearch(n.voters, from); !voter {
+		// A learner's answer (it may not know it is one): not a vote.
+		return false
+	}
 	if _, seen := n.votes[from]; !seen {
 		n.votes[from] = granted
 	}
@@ -364,7 +419,7 @@ func (n *Node) poll(from ID, granted bool) bool {
 			n.becomeLeader()
 		}
 		return true
-	case no >= n.quorum || len(n.peers)-no < n.quorum:
+	case no >= n.quorum || len(n.voters)-no < n.quorum:
 		n.becomeFollower(n.term, None)
 		return true
 	}
@@ -385,6 +440,9 @@ func (n *Node) Step(m Message) error {
 			n.tracef("drops: %v", err)
 		}
 		return err
+	}
+	if !n.acceptSender(&m) {
+		return nil
 	}
 	switch {
 	case m.Term > n.term:
@@ -440,9 +498,19 @@ func (n *Node) handleVote(m Message) {
 	if m.Type == MsgPreVote {
 		resp = MsgPreVoteResp
 	}
-	canVote := n.vote == m.From ||
+	// A node that never saw a configuration (an empty folder that waits to
+	// join) knows nothing and votes for no one. Any other node votes, even
+	// one that is not a voter in its own latest configuration: that
+	// configuration may not be committed, and the candidate's may still
+	// count this node (thesis 4.1: servers answer without consulting their
+	// configuration). What keeps the vote of a node that lost its disk
+	// from counting is the candidate's side: it counts only the
+	// incarnation its configuration names (acceptSender), and a wiped disk
+	// comes back under a new one (FAST'18).
+	member := !n.log.conf.IsEmpty() || n.cfg.Planted == PlantCountAnyIncarnation
+	canVote := member && (n.vote == m.From ||
 		(n.vote == None && n.lead == None) ||
-		(m.Type == MsgPreVote && m.Term > n.term)
+		(m.Type == MsgPreVote && m.Term > n.term))
 	// The election restriction (Raft 5.4.1) keeps every committed entry in
 	// the log of any future leader.
 	if canVote && n.log.isUpToDate(m.Index, m.LogTerm) {
@@ -470,6 +538,15 @@ func (n *Node) stepFollower(m Message) error {
 		n.electionElapsed = 0
 		n.lead = m.From
 		if last := n.log.lastIndex(); m.Commit > last {
+			if _, member := n.self(); !member {
+				// A node that lost its disk (or was never a member) and
+				// waits to be taken back: the leader still holds the old
+				// incarnation's Match. Nothing is wrong; say where our log
+				// ends. The leader ignores the answer of this incarnation
+				// but notes it as a request to rejoin.
+				n.send(Message{Type: MsgHeartbeatResp, To: m.From, Reject: true, RejectHint: last})
+				return nil
+			}
 			// A leader sends at most the follower's Match: entries we once
 			// acknowledged as durable. Having fewer, our log went backwards
 			// (a lost or restored disk, outside Raft's fault model), or the
@@ -516,6 +593,7 @@ func (n *Node) handleAppend(m Message) {
 		return
 	}
 	if last, ok := n.log.maybeAppend(m.Index, m.LogTerm, m.Commit, m.Entries); ok {
+		n.confChanged()
 		n.send(Message{Type: MsgAppResp, To: m.From, Index: last})
 		return
 	}
@@ -535,7 +613,20 @@ func (n *Node) handleSnapshot(m Message) {
 		n.send(Message{Type: MsgAppResp, To: m.From, Index: n.log.committed})
 	default:
 		n.tracef("restores snapshot %d/t%d", s.Index, s.Term)
+		if s.Membership == nil {
+			// From a runtime that predates configurations in the log: its
+			// Peers were the voters, or if none are named, the
+			// configuration stays as it is.
+			c := *s
+			m := n.log.conf
+			if len(s.Peers) > 0 {
+				m = legacyMembership(s.Peers)
+			}
+			c.Membership = &m
+			s = &c
+		}
 		n.log.restore(s)
+		n.confChanged()
 		n.pending.snapshot = s
 		n.send(Message{Type: MsgAppResp, To: m.From, Index: s.Index})
 	}
@@ -566,7 +657,9 @@ func (n *Node) stepLeader(m Message) {
 			case pr.State == stateSnapshot && pr.Match >= pr.PendingSnapshot:
 				pr.becomeReplicate()
 			}
-			n.maybeCommit()
+			if n.maybeCommit() && n.role != RoleLeader {
+				return // it committed its own removal (maybeStepDownRemoved)
+			}
 		}
 		if pr.State == stateReplicate {
 			pr.inflight.freeLE(m.Index)
@@ -678,8 +771,16 @@ func (n *Node) bcastHeartbeat() {
 // quorum, but only if that entry is from the current term (Raft 5.4.2,
 // figure 8: counting replicas of an older term's entry is not enough).
 func (n *Node) maybeCommit() bool {
-	matches := n.scratch[:len(n.peers)]
-	for i, p := range n.peers {
+	// Only voters count, and the leader only while it is one (thesis 4.2.2).
+	counted := n.voters
+	if n.cfg.Planted == PlantCountLearners {
+		counted = n.peers
+		if len(n.scratch) < len(counted) {
+			n.scratch = make([]uint64, len(counted))
+		}
+	}
+	matches := n.scratch[:len(counted)]
+	for i, p := range counted {
 		matches[i] = n.prs[p].Match
 	}
 	mci := quorumIndex(matches, n.quorum)
@@ -695,6 +796,7 @@ func (n *Node) maybeCommit() bool {
 		}
 		n.readsWaitNoop = nil
 	}
+	n.maybeStepDownRemoved()
 	return true
 }
 
@@ -708,6 +810,9 @@ func (n *Node) appendEntry(e Entry) uint64 {
 	e.Index = n.log.lastIndex() + 1
 	n.log.append(e)
 	n.pending.append = true
+	if e.Type == EntryConfig {
+		n.confChanged()
+	}
 	return e.Index
 }
 
@@ -747,7 +852,7 @@ func (n *Node) ReadIndex(id uint64) error {
 }
 
 func (n *Node) addRead(id uint64) {
-	if n.quorum == 1 {
+	if len(n.voters) == 1 && n.voters[0] == n.id {
 		n.readStates = append(n.readStates, ReadState{RequestID: id, Index: n.log.committed})
 		return
 	}
@@ -772,8 +877,8 @@ func (n *Node) releaseReads() {
 	if len(n.reads) == 0 {
 		return
 	}
-	acks := n.scratch[:len(n.peers)]
-	for i, p := range n.peers {
+	acks := n.scratch[:len(n.voters)]
+	for i, p := range n.voters {
 		if p == n.id {
 			acks[i] = n.readRound
 		} else {
@@ -795,8 +900,8 @@ func (n *Node) TransferLeadership(to ID) error {
 	if n.role != RoleLeader {
 		return ErrNotLeader
 	}
-	if _, ok := n.prs[to]; !ok || to == n.id {
-		return fmt.Errorf("raft: cannot transfer leadership to %d", to)
+	if _, voter := slices.BinarySearch(n.voters, to); !voter || to == n.id {
+		return fmt.Errorf("raft: cannot transfer leadership to %d: not another voter", to)
 	}
 	n.leadTransferee = to
 	n.electionElapsed = 0
@@ -823,10 +928,7 @@ func (n *Node) Compact(index uint64) error {
 		return fmt.Errorf("raft: cannot compact to %d beyond applied %d", index, n.log.applied)
 	}
 	term, _ := n.log.term(index)
-	n.log.compact(&Snapshot{Index: index, Term: term, Peers: slices.Clone(n.peers)})
+	conf, _ := n.log.confAt(index)
+	n.log.compact(&Snapshot{Index: index, Term: term, Membership: &conf})
 	return nil
-}
-
-func indexOf(ids []ID, id ID) (int, bool) {
-	return slices.BinarySearch(ids, id)
 }

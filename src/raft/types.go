@@ -19,6 +19,9 @@ const (
 	// (Raft thesis 6.4): committing it commits everything before it and lets
 	// the leader learn its commit index before serving reads.
 	EntryNoop
+	// EntryConfig carries a whole new configuration in Data
+	// (EncodeMembership); it takes effect when appended (see membership.go).
+	EntryConfig
 )
 
 func (t EntryType) String() string {
@@ -27,6 +30,8 @@ func (t EntryType) String() string {
 		return "normal"
 	case EntryNoop:
 		return "noop"
+	case EntryConfig:
+		return "config"
 	}
 	return fmt.Sprintf("EntryType(%d)", uint8(t))
 }
@@ -52,17 +57,27 @@ type HardState struct {
 func (hs HardState) IsEmpty() bool { return hs == HardState{} }
 
 // Snapshot is the state machine as of Index, the term of the entry at Index,
-// and the cluster it was taken in. Data is opaque to the core.
+// and the configuration in force at Index. Data is opaque to the core.
 type Snapshot struct {
 	Index uint64 `json:"index"`
 	Term  uint64 `json:"term"`
-	Peers []ID   `json:"peers"`
-	Data  []byte `json:"data,omitempty"`
+	// Membership is the configuration as of Index. A snapshot written
+	// before configurations were in the log has none: its Peers were the
+	// voters, all of incarnation 0 (see Config.Peers).
+	Membership *Membership `json:"membership,omitempty"`
+	Peers      []ID        `json:"peers,omitempty"`
+	Data       []byte      `json:"data,omitempty"`
 }
 
-// withoutData returns a copy of s's metadata.
+// withoutData returns a copy of s's metadata, with the configuration made
+// explicit for a snapshot that predates configurations in the log.
 func (s *Snapshot) withoutData() *Snapshot {
-	return &Snapshot{Index: s.Index, Term: s.Term, Peers: s.Peers}
+	c := &Snapshot{Index: s.Index, Term: s.Term, Membership: s.Membership, Peers: s.Peers}
+	if c.Membership == nil {
+		m := legacyMembership(s.Peers)
+		c.Membership = &m
+	}
+	return c
 }
 
 // IsEmpty reports whether s holds no snapshot.
@@ -134,10 +149,17 @@ type Message struct {
 	Context    uint64      `json:"context,omitempty"`
 	Force      bool        `json:"force,omitempty"`
 	Snapshot   *Snapshot   `json:"snapshot,omitempty"`
+	// Incarnation is the sender's (set by the core on every message): votes
+	// and acknowledgements count only from the incarnation the
+	// configuration names (see acceptSender).
+	Incarnation Incarnation `json:"incarnation,omitempty"`
 }
 
 func (m Message) String() string {
 	s := fmt.Sprintf("%d->%d %s t%d", m.From, m.To, m.Type, m.Term)
+	if m.Incarnation != 0 {
+		s = fmt.Sprintf("%d/%s->%d %s t%d", m.From, m.Incarnation.String()[12:], m.To, m.Type, m.Term)
+	}
 	switch m.Type {
 	case MsgPreVote, MsgVote:
 		s += fmt.Sprintf(" last=%d/t%d", m.Index, m.LogTerm)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // ErrInvalidMessage is wrapped by the error Step returns for a message that
@@ -44,8 +45,10 @@ func (n *Node) validate(m *Message) error {
 	if m.Type < MsgPreVote || m.Type > MsgTimeoutNow {
 		return invalidf(m, "unknown message type %d", uint8(m.Type))
 	}
-	if _, known := indexOf(n.peers, m.From); !known || m.From == n.id {
-		return invalidf(m, "From %d is not a peer of node %d", m.From, n.id)
+	// A sender outside our configuration is not invalid: it may lead a
+	// configuration we have not seen yet (see acceptSender).
+	if m.From < 0 || m.From == n.id {
+		return invalidf(m, "From %d is not another node's ID", m.From)
 	}
 	if m.To != n.id {
 		return invalidf(m, "To %d is not this node %d", m.To, n.id)
@@ -85,6 +88,15 @@ func (n *Node) validate(m *Message) error {
 			return invalidf(m, "Snapshot.Index %d out of range [1, %d]", s.Index, uint64(maxIndex))
 		case s.Term == 0 || s.Term > m.Term:
 			return invalidf(m, "Snapshot.Term %d out of range [1, message term]", s.Term)
+		case s.Membership != nil:
+			if err := s.Membership.Validate(); err != nil {
+				return invalidf(m, "Snapshot.Membership: %v", err)
+			}
+		}
+		for i, p := range s.Peers {
+			if p < 0 || slices.Contains(s.Peers[:i], p) {
+				return invalidf(m, "Snapshot.Peers %v: %d is negative or twice", s.Peers, p)
+			}
 		}
 	}
 	if m.Term < n.term {
@@ -148,6 +160,12 @@ func validateEntries(m *Message) error {
 			return invalidf(m, "Entries[%d].Term %d below the preceding term %d", i, e.Term, prevTerm)
 		case e.Term > m.Term:
 			return invalidf(m, "Entries[%d].Term %d above the message term", i, e.Term)
+		case e.Type > EntryConfig:
+			return invalidf(m, "Entries[%d].Type %d unknown", i, e.Type)
+		case e.Type == EntryConfig:
+			if _, err := DecodeMembership(e.Data); err != nil {
+				return invalidf(m, "Entries[%d] (index %d): %v", i, e.Index, err)
+			}
 		}
 		prevTerm = e.Term
 	}

@@ -81,9 +81,9 @@ func TestStepRefusesInvalidMessages(t *testing.T) {
 	}{
 		{"message of type 0", Message{Type: 0, From: L, To: F, Term: 2}, "unknown message type 0"},
 		{"message of type 11", Message{Type: 11, From: L, To: F, Term: 2}, "unknown message type 11"},
-		{"Heartbeat from unknown node 7", Message{Type: MsgHeartbeat, From: 7, To: F, Term: 2}, "From 7 is not a peer"},
-		{"Heartbeat from None", Message{Type: MsgHeartbeat, From: None, To: F, Term: 2}, "From -1 is not a peer"},
-		{"Heartbeat from the receiver itself", Message{Type: MsgHeartbeat, From: F, To: F, Term: 2}, "From 2 is not a peer"},
+		{"Heartbeat from unknown node 7", Message{Type: MsgHeartbeat, From: 7, To: F, Term: 2}, "From 7 claims to lead term 2, which node 1 leads"},
+		{"Heartbeat from None", Message{Type: MsgHeartbeat, From: None, To: F, Term: 2}, "From -1 is not another node's ID"},
+		{"Heartbeat from the receiver itself", Message{Type: MsgHeartbeat, From: F, To: F, Term: 2}, "From 2 is not another node's ID"},
 		{"Heartbeat to another node", Message{Type: MsgHeartbeat, From: L, To: 0, Term: 2}, "To 0 is not this node 2"},
 		{"App with Index 2^63", Message{Type: MsgApp, From: L, To: F, Term: 2, Index: 1 << 63, LogTerm: 2}, "Index 9223372036854775808 beyond the largest index"},
 		{"Heartbeat with Commit 2^64-1", Message{Type: MsgHeartbeat, From: L, To: F, Term: 2, Commit: math.MaxUint64}, "Commit 18446744073709551615 beyond"},

@@ -560,11 +560,12 @@ func (s *Storage) cutTornTail(t *tornTail) error {
 }
 
 type snapshotFile struct {
-	Index              *uint64         `json:"Index"`
-	Term               *uint64         `json:"Term"`
-	Peers              []raft.ID       `json:"Peers"`
-	StateMachineCRC32C *string         `json:"StateMachineCRC32C"`
-	StateMachine       json.RawMessage `json:"StateMachine"`
+	Index              *uint64          `json:"Index"`
+	Term               *uint64          `json:"Term"`
+	Peers              []raft.ID        `json:"Peers"`
+	Membership         *raft.Membership `json:"Membership"`
+	StateMachineCRC32C *string          `json:"StateMachineCRC32C"`
+	StateMachine       json.RawMessage  `json:"StateMachine"`
 }
 
 func (s *Storage) loadSnapshot(name string) (*raft.Snapshot, error) {
@@ -595,5 +596,10 @@ func (s *Storage) loadSnapshot(name string) (*raft.Snapshot, error) {
 	case fmt.Sprintf("%08x", crc32.Checksum(f.StateMachine, castagnoli)) != *f.StateMachineCRC32C:
 		return nil, s.corrupt(name, -1, "StateMachine does not match StateMachineCRC32C")
 	}
-	return &raft.Snapshot{Index: *f.Index, Term: *f.Term, Peers: f.Peers, Data: f.StateMachine}, nil
+	if f.Membership != nil {
+		if err := f.Membership.Validate(); err != nil {
+			return nil, s.corrupt(name, -1, "snapshot Membership: "+err.Error())
+		}
+	}
+	return &raft.Snapshot{Index: *f.Index, Term: *f.Term, Peers: f.Peers, Membership: f.Membership, Data: f.StateMachine}, nil
 }

@@ -67,6 +67,15 @@ type Recovered struct {
 	// Repairs lists, for people, every repair made on disk (with ReadOnly:
 	// that would be made), e.g. a torn tail cut off or a stale temp file removed.
 	Repairs []string
+	// Identity is the folder's incarnation (see identity.go).
+	Identity Identity
+}
+
+// Empty reports whether the folder holds no promise of any kind: no
+// snapshot, no entry, never a term. Such a folder is a brand-new node, or
+// one whose contents were lost.
+func (r *Recovered) Empty() bool {
+	return r.Snapshot == nil && len(r.Entries) == 0 && r.HardState.Term == 0
 }
 
 // Storage is the durable state of one node: the write-ahead log, the hard
@@ -196,6 +205,12 @@ func Open(opts Options) (*Storage, *Recovered, error) {
 		}
 		return nil, nil, err
 	}
+	id, err := loadIdentity(s.dir, rec.Empty(), s.readOnly)
+	if err != nil {
+		s.unlock()
+		return nil, nil, err
+	}
+	rec.Identity = id
 	if s.readOnly {
 		return s, rec, nil
 	}
@@ -474,7 +489,7 @@ func (s *Storage) SaveSnapshot(snap raft.Snapshot) error {
 	if !validJSON(data) {
 		return fmt.Errorf("storage: snapshot at %d: Data is not valid JSON", snap.Index)
 	}
-	return s.SaveSnapshotFrom(snap.Index, snap.Term, snap.Peers, func(w io.Writer) error {
+	return s.SaveSnapshotFrom(snap, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
@@ -485,8 +500,12 @@ func (s *Storage) SaveSnapshot(snap raft.Snapshot) error {
 // the file, so a node never holds an encoded copy of its whole state in
 // memory (it would double the heap the garbage collector paces itself on).
 // An error from encode aborts the save and leaves the stored state as it was.
-func (s *Storage) SaveSnapshotFrom(index, term uint64, peers []raft.ID, encode func(w io.Writer) error) error {
-	snap := raft.Snapshot{Index: index, Term: term, Peers: peers}
+// meta gives the snapshot's Index, Term and configuration (Membership, or
+// Peers for a cluster that predates configurations in the log); its Data
+// is ignored.
+func (s *Storage) SaveSnapshotFrom(meta raft.Snapshot, encode func(w io.Writer) error) error {
+	index := meta.Index
+	snap := raft.Snapshot{Index: index, Term: meta.Term, Peers: meta.Peers, Membership: meta.Membership}
 	s.mu.Lock()
 	done, err := s.checkSnapshot(snap)
 	s.mu.Unlock()
@@ -499,7 +518,7 @@ func (s *Storage) SaveSnapshotFrom(index, term uint64, peers []raft.ID, encode f
 	// as before.
 	name := snapshotName(index)
 	werr := writeAtomicFunc(s.dir, name, func(w io.Writer) error {
-		return writeSnapshotFile(w, index, term, peers, encode)
+		return writeSnapshotFile(w, snap, encode)
 	})
 
 	s.mu.Lock()
@@ -693,7 +712,7 @@ func (s *Storage) Err() error {
 
 func encodeSnapshot(index, term uint64, peers []raft.ID, data []byte) []byte {
 	var b bytes.Buffer
-	if err := writeSnapshotFile(&b, index, term, peers, func(w io.Writer) error {
+	if err := writeSnapshotFile(&b, raft.Snapshot{Index: index, Term: term, Peers: peers}, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	}); err != nil {
@@ -711,20 +730,25 @@ func (e encodeError) Error() string { return e.err.Error() }
 // writeSnapshotFile writes a snapshot file's content: the state machine
 // between a head and a tail, with the checksum of the state machine's
 // bytes after it, so the state can be streamed without being held whole.
-func writeSnapshotFile(w io.Writer, index, term uint64, peers []raft.ID, encode func(io.Writer) error) error {
+func writeSnapshotFile(w io.Writer, meta raft.Snapshot, encode func(io.Writer) error) error {
 	b := make([]byte, 0, 128)
 	b = append(b, `{"Index":`...)
-	b = strconv.AppendUint(b, index, 10)
+	b = strconv.AppendUint(b, meta.Index, 10)
 	b = append(b, `,"Term":`...)
-	b = strconv.AppendUint(b, term, 10)
+	b = strconv.AppendUint(b, meta.Term, 10)
 	b = append(b, `,"Peers":[`...)
-	for k, p := range peers {
+	for k, p := range meta.Peers {
 		if k > 0 {
 			b = append(b, ',')
 		}
 		b = strconv.AppendInt(b, int64(p), 10)
 	}
-	b = append(b, `],"StateMachine":`...)
+	b = append(b, ']')
+	if meta.Membership != nil {
+		b = append(b, `,"Membership":`...)
+		b = append(b, raft.EncodeMembership(*meta.Membership)...)
+	}
+	b = append(b, `,"StateMachine":`...)
 	if _, err := w.Write(b); err != nil {
 		return err
 	}

@@ -422,7 +422,7 @@ func TestSaveSnapshotFromStreams(t *testing.T) {
 
 	// An encoder that fails leaves no file and does not fail the Storage.
 	boom := errors.New("encoder failed")
-	err := s.SaveSnapshotFrom(20, testTerm(20), nil, func(w io.Writer) error {
+	err := s.SaveSnapshotFrom(raft.Snapshot{Index: 20, Term: testTerm(20)}, func(w io.Writer) error {
 		if _, err := w.Write([]byte(`{"partial":`)); err != nil {
 			return err
 		}
@@ -436,7 +436,7 @@ func TestSaveSnapshotFromStreams(t *testing.T) {
 
 	// A state written in many small pieces comes back whole, with its CRC.
 	want := snapData(30)
-	require.NoError(t, s.SaveSnapshotFrom(30, testTerm(30), []raft.ID{0, 1, 2}, func(w io.Writer) error {
+	require.NoError(t, s.SaveSnapshotFrom(raft.Snapshot{Index: 30, Term: testTerm(30), Peers: []raft.ID{0, 1, 2}}, func(w io.Writer) error {
 		for _, c := range want {
 			if _, err := w.Write([]byte{c}); err != nil {
 				return err

@@ -12,11 +12,19 @@ import (
 // The wire form of one raft.Message (the payload of one frame):
 //
 //	type      byte      (non-zero)
-//	flags     byte      bit0 Reject, bit1 Force, bit2 Snapshot present; other bits must be 0
+//	flags     byte      bit0 Reject, bit1 Force, bit2 Snapshot present,
+//	                    bit3 Incarnation present, bit4 Snapshot.Membership present;
+//	                    other bits must be 0
 //	From, To  varint    (zig-zag, so raft.None = -1 is one byte)
 //	Term, LogTerm, Index, Commit, RejectHint, Context   uvarint
+//	Incarnation (if flag) uvarint
 //	Entries   slice     each: Term uvarint, Index uvarint, Type byte, Data bytes
-//	Snapshot  (if flag) Index uvarint, Term uvarint, Peers: count + varint each, Data bytes
+//	Snapshot  (if flag) Index uvarint, Term uvarint, Peers: count + varint each, Data bytes,
+//	          then (if flag) Membership bytes (raft.EncodeMembership)
+//
+// Incarnation 0 and a snapshot without a Membership (a cluster that
+// predates configurations in the log) set no new flag, so such a node's
+// messages read the same as before the flags existed.
 //
 // A "slice" or "bytes" length is written as uvarint(n+1), with 0 meaning nil,
 // so that nil and empty survive a round trip unchanged.
@@ -26,10 +34,12 @@ import (
 // allocate more than a small multiple of the frame it was given.
 
 const (
-	flagReject   = 1 << 0
-	flagForce    = 1 << 1
-	flagSnapshot = 1 << 2
-	flagsKnown   = flagReject | flagForce | flagSnapshot
+	flagReject      = 1 << 0
+	flagForce       = 1 << 1
+	flagSnapshot    = 1 << 2
+	flagIncarnation = 1 << 3
+	flagMembership  = 1 << 4
+	flagsKnown      = flagReject | flagForce | flagSnapshot | flagIncarnation | flagMembership
 
 	// minEntrySize is the fewest bytes one encoded entry takes:
 	// Term, Index, Type and the Data length, one byte each.
@@ -51,6 +61,12 @@ func AppendMessage(buf []byte, m *raft.Message) []byte {
 	}
 	if m.Snapshot != nil {
 		flags |= flagSnapshot
+		if m.Snapshot.Membership != nil {
+			flags |= flagMembership
+		}
+	}
+	if m.Incarnation != 0 {
+		flags |= flagIncarnation
 	}
 	buf = append(buf, byte(m.Type), flags)
 	buf = binary.AppendVarint(buf, int64(m.From))
@@ -61,6 +77,9 @@ func AppendMessage(buf []byte, m *raft.Message) []byte {
 	buf = binary.AppendUvarint(buf, m.Commit)
 	buf = binary.AppendUvarint(buf, m.RejectHint)
 	buf = binary.AppendUvarint(buf, m.Context)
+	if m.Incarnation != 0 {
+		buf = binary.AppendUvarint(buf, uint64(m.Incarnation))
+	}
 
 	buf = appendLen(buf, m.Entries == nil, len(m.Entries))
 	for i := range m.Entries {
@@ -79,6 +98,9 @@ func AppendMessage(buf []byte, m *raft.Message) []byte {
 			buf = binary.AppendVarint(buf, int64(id))
 		}
 		buf = appendBytes(buf, s.Data)
+		if s.Membership != nil {
+			buf = appendBytes(buf, raft.EncodeMembership(*s.Membership))
+		}
 	}
 	return buf
 }
@@ -89,6 +111,9 @@ func EncodedSize(m *raft.Message) int {
 	n := 2 + varintLen(int64(m.From)) + varintLen(int64(m.To)) +
 		uvarintLen(m.Term) + uvarintLen(m.LogTerm) + uvarintLen(m.Index) +
 		uvarintLen(m.Commit) + uvarintLen(m.RejectHint) + uvarintLen(m.Context)
+	if m.Incarnation != 0 {
+		n += uvarintLen(uint64(m.Incarnation))
+	}
 	n += uvarintLen(uint64(len(m.Entries)) + 1)
 	for i := range m.Entries {
 		e := &m.Entries[i]
@@ -101,6 +126,12 @@ func EncodedSize(m *raft.Message) int {
 			n += varintLen(int64(id))
 		}
 		n += uvarintLen(uint64(len(s.Data))+1) + len(s.Data)
+		if s.Membership != nil {
+			// Rare (snapshots only): encoding it twice is cheaper than
+			// keeping a second encoder exact.
+			k := len(raft.EncodeMembership(*s.Membership))
+			n += uvarintLen(uint64(k)+1) + k
+		}
 	}
 	return n
 }
@@ -134,6 +165,15 @@ func DecodeMessage(b []byte) (raft.Message, error) {
 	m.Commit = d.uvarint("commit")
 	m.RejectHint = d.uvarint("reject_hint")
 	m.Context = d.uvarint("context")
+	if flags&flagIncarnation != 0 {
+		m.Incarnation = raft.Incarnation(d.uvarint("incarnation"))
+		if m.Incarnation == 0 && d.err == nil {
+			d.fail("incarnation", "flagged but zero")
+		}
+	}
+	if flags&flagMembership != 0 && flags&flagSnapshot == 0 && d.err == nil {
+		d.fail("flags", "membership without a snapshot")
+	}
 
 	if n, isNil := d.length("entries", minEntrySize); !isNil && d.err == nil {
 		m.Entries = make([]raft.Entry, n)
@@ -160,6 +200,16 @@ func DecodeMessage(b []byte) (raft.Message, error) {
 			}
 		}
 		s.Data = d.bytes("snapshot data")
+		if flags&flagMembership != 0 && d.err == nil {
+			b := d.bytes("snapshot membership")
+			if d.err == nil {
+				if mb, err := raft.DecodeMembership(b); err != nil {
+					d.fail("snapshot membership", err.Error())
+				} else {
+					s.Membership = &mb
+				}
+			}
+		}
 		m.Snapshot = s
 	}
 

@@ -46,6 +46,10 @@ func codecCases() []struct {
 		{"Snap empty", raft.Message{Type: raft.MsgSnap, From: 0, To: 1, Term: 3, Snapshot: &raft.Snapshot{}}},
 		{"Snap empty slices", raft.Message{Type: raft.MsgSnap, From: 0, To: 1, Term: 3, Snapshot: &raft.Snapshot{Peers: []raft.ID{}, Data: []byte{}}}},
 		{"TimeoutNow", raft.Message{Type: raft.MsgTimeoutNow, From: 0, To: 2, Term: 9}},
+		{"incarnation", raft.Message{Type: raft.MsgAppResp, From: 2, To: 0, Term: 3, Index: 12, Incarnation: 0xfedcba9876543210}},
+		{"Snap with membership", raft.Message{Type: raft.MsgSnap, From: 0, To: 1, Term: 3, Incarnation: 7, Snapshot: &raft.Snapshot{
+			Index: 1000, Term: 3, Data: []byte("state"), Membership: &raft.Membership{Members: []raft.Member{
+				{ID: 0, Incarnation: 7}, {ID: 4, Incarnation: 9, Suffrage: raft.Staging, Meta: []byte(`{"name":"r4"}`)}}}}}},
 		{"None and max values", raft.Message{Type: raft.MessageType(255), From: raft.None, To: math.MaxInt,
 			Term: math.MaxUint64, LogTerm: math.MaxUint64, Index: math.MaxUint64, Commit: math.MaxUint64,
 			RejectHint: math.MaxUint64, Context: math.MaxUint64, Reject: true, Force: true,
@@ -123,8 +127,14 @@ func randMessage(r *rand.Rand) raft.Message {
 			m.Entries[i] = raft.Entry{Term: num(), Index: num(), Type: raft.EntryType(r.UintN(256)), Data: data()}
 		}
 	}
+	if r.IntN(2) == 0 {
+		m.Incarnation = raft.Incarnation(num())
+	}
 	if r.IntN(3) == 0 {
 		s := &raft.Snapshot{Index: num(), Term: num(), Data: data()}
+		if r.IntN(2) == 0 {
+			s.Membership = &raft.Membership{Members: []raft.Member{{ID: raft.ID(r.IntN(7)), Incarnation: raft.Incarnation(num())}}}
+		}
 		switch r.IntN(3) {
 		case 0:
 		case 1:
@@ -198,6 +208,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"huge data length", append(binary.AppendUvarint(append(binary.AppendUvarint(header(5, 0), 2), 1, 1, 0), 1<<40), 'x')},
 		{"huge peer count", binary.AppendUvarint(append(append(header(9, flagSnapshot), 0), 1, 1), math.MaxUint64)},
 		{"snapshot flag, no snapshot", append(header(9, flagSnapshot), 0)},
+		{"incarnation flagged but zero", append(append(header(7, flagIncarnation), 0), 0)},
+		{"membership without a snapshot", append(header(7, flagMembership), 0)},
+		{"membership invalid", append(append(append(header(9, flagSnapshot|flagMembership), 0), 1, 1, 0, 0), 3, '{', '}')},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

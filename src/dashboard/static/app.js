@@ -158,6 +158,7 @@ function renderNodes(nodes, leader, self) {
       const rows = [
         ['term', n.term], ['leader', n.leader || '–'], ['commit index', n.commit_index],
         ['applied index', n.applied_index], ['last log index', n.last_log_index], ['snapshot index', n.snapshot_index],
+        ['member', n.suffrage || 'not yet'], ['incarnation', n.incarnation || '–'],
       ];
       card.append(el('table', {}, ...rows.map(([k, v]) => el('tr', {}, el('td', {}, k), el('td', {}, v)))));
     } else {

@@ -42,8 +42,10 @@ type Options struct {
 	// Trace receives a readable line per event; nil for none.
 	Trace func(string)
 	// Planted runs the Ready handling with an ordering bug planted on
-	// purpose, to show that the simulator catches it.
-	Planted node.PlantedBug
+	// purpose, to show that the simulator catches it; PlantedCore does the
+	// same with a membership bug in the core.
+	Planted     node.PlantedBug
+	PlantedCore raft.PlantedBug
 	// noPromiseCheck turns off the check that messages promise only durable
 	// state, to see whether a planted bug is caught by its consequences too.
 	noPromiseCheck bool
@@ -71,7 +73,21 @@ type durable struct {
 
 type simNode struct {
 	id raft.ID
-	n  *raft.Node // nil while crashed
+	// inc is the incarnation of the node's disk: a wiped disk comes back
+	// under a new one.
+	inc raft.Incarnation
+	// absent: the slot holds no node (never added, or retired after its
+	// removal committed); it does not restart.
+	absent bool
+	// member: this incarnation has been seen in a committed configuration
+	// (so a committed configuration without it retires it); addedAt is
+	// when the operator started it to be added.
+	member  bool
+	addedAt int
+	// smConf is the configuration as of the state machine's applied index:
+	// what a snapshot of it carries.
+	smConf raft.Membership
+	n      *raft.Node // nil while crashed
 	// ready is the runtime's Ready handling, driving n.
 	ready   node.Handler
 	disk    durable
@@ -127,6 +143,14 @@ type Sim struct {
 	// pending: commands proposed after healing and not yet applied, with the
 	// term they were last proposed in.
 	pending map[string]uint64
+
+	// Membership (see membership.go). confs are the committed configuration
+	// entries in index order, from the bootstrap one on; wiped holds the
+	// members whose disk was wiped and who are not back as voters under
+	// their new incarnation (or removed) in a committed configuration.
+	confs      []confRec
+	wiped      map[raft.ID]raft.Incarnation
+	promoteLag uint64
 }
 
 // New builds a cluster from opts.
@@ -140,17 +164,34 @@ func New(opts Options) *Sim {
 		reads:   map[uint64]uint64{},
 		pending: map[string]uint64{},
 	}
-	for i := range opts.Nodes {
+	for i := range opts.Nodes + spareSlots {
 		s.ids = append(s.ids, raft.ID(i))
 	}
 	s.dropRate = s.rng.Float64() * 0.3
 	s.dupRate = s.rng.Float64() * 0.1
 	s.maxDelay = s.rng.Intn(6)
+	s.promoteLag = 1 + uint64(s.rng.Intn(8))
+	s.wiped = map[raft.ID]raft.Incarnation{}
 	s.tracef("sim seed=%d nodes=%d drop=%.2f dup=%.2f maxDelay=%d", opts.Seed, opts.Nodes, s.dropRate, s.dupRate, s.maxDelay)
+	// A brand-new cluster: every node's disk holds the same bootstrap
+	// configuration entry, committed, naming every node's incarnation.
+	var boot raft.Membership
 	for _, id := range s.ids {
-		sn := &simNode{id: id, disk: durable{hs: raft.HardState{Vote: raft.None}}}
+		sn := &simNode{id: id, inc: s.newInc(), absent: int(id) >= opts.Nodes}
 		s.nodes = append(s.nodes, sn)
-		s.start(sn)
+		if !sn.absent {
+			boot.Members = append(boot.Members, raft.Member{ID: id, Incarnation: sn.inc})
+			sn.member = true
+		}
+	}
+	bootEntry := raft.Entry{Term: 1, Index: 1, Type: raft.EntryConfig, Data: raft.EncodeMembership(boot)}
+	s.confs = []confRec{{index: 1, conf: boot}}
+	for _, sn := range s.nodes {
+		sn.disk = durable{hs: raft.HardState{Vote: raft.None}}
+		if !sn.absent {
+			sn.disk = durable{hs: raft.HardState{Term: 1, Vote: raft.None, Commit: 1}, ents: []raft.Entry{bootEntry}}
+			s.start(sn)
+		}
 	}
 	return s
 }
@@ -172,7 +213,7 @@ func (s *Sim) start(sn *simNode) {
 		applied = sn.disk.snap.Index
 	}
 	n, err := raft.NewNode(raft.Config{
-		ID: sn.id, Peers: s.ids,
+		ID: sn.id, Incarnation: sn.inc, PromoteLag: s.promoteLag, Planted: s.opts.PlantedCore,
 		ElectionTicks: electionTicks, HeartbeatTicks: heartbeatTicks,
 		Rand:          rand.New(rand.NewSource(s.rng.Int63())),
 		MaxMsgEntries: 2 + s.rng.Intn(16), MaxMsgBytes: 64, MaxInflight: 2 + s.rng.Intn(6),
@@ -189,8 +230,10 @@ func (s *Sim) start(sn *simNode) {
 		Planted: s.opts.Planted,
 	}
 	sn.smIndex, sn.smHash = 0, 0
+	sn.smConf = raft.Membership{}
 	if sn.disk.snap != nil {
 		sn.smIndex, sn.smHash = decodeSnap(sn.disk.snap.Data)
+		sn.smConf = *sn.disk.snap.Membership
 	}
 	sn.seenCommit = 0
 	sn.campaignAt = 0
@@ -235,10 +278,17 @@ func (s *Sim) Run() (err error) {
 // fault maybe changes the network or crashes or restarts a node.
 func (s *Sim) fault() {
 	for _, sn := range s.nodes {
-		if sn.n == nil && s.now >= sn.restart {
+		if sn.n == nil && !sn.absent && s.now >= sn.restart {
 			s.tracef("restart n%d", sn.id)
 			s.start(sn)
 		}
+	}
+	s.retire()
+	s.resolveWipes()
+	if l := s.leader(); l != nil && !s.committedInTerm(l) && s.rng.Float64() < 0.3 {
+		// Operators race elections: a change asked of a leader that has
+		// not committed anything in its term yet (thesis 4.1's errata).
+		s.operate()
 	}
 	switch r := s.rng.Float64(); {
 	case r < 0.01:
@@ -280,6 +330,10 @@ func (s *Sim) fault() {
 			sn.pausedUntil = s.now + 5 + s.rng.Intn(6*electionTicks)
 			s.tracef("pause n%d until %d", sn.id, sn.pausedUntil)
 		}
+	case r < 0.08:
+		s.operate()
+	case r < 0.083:
+		s.wipe()
 	}
 }
 
@@ -301,7 +355,7 @@ func (s *Sim) heal() {
 	}
 	s.maxDelay = min(s.maxDelay, 2)
 	for _, sn := range s.nodes {
-		if sn.n == nil {
+		if sn.n == nil && !sn.absent {
 			s.start(sn)
 		}
 	}
@@ -606,6 +660,7 @@ func (simApp) PrepareRestore() error           { return nil }
 
 func (a simApp) Restore(snap *raft.Snapshot) error {
 	a.sn.smIndex, a.sn.smHash = decodeSnap(snap.Data)
+	a.sn.smConf = snap.Membership.Clone()
 	return nil
 }
 
@@ -642,6 +697,13 @@ func (s *Sim) apply(sn *simNode, e raft.Entry) error {
 	}
 	sn.smIndex = e.Index
 	sn.smHash = chain(sn.smHash, e)
+	if e.Type == raft.EntryConfig {
+		m, err := raft.DecodeMembership(e.Data)
+		if err != nil {
+			return fmt.Errorf("n%d: applied configuration entry %d: %v", sn.id, e.Index, err)
+		}
+		sn.smConf = m
+	}
 	switch {
 	case int(e.Index) <= len(s.smHashes):
 		if s.smHashes[e.Index-1] != sn.smHash {
@@ -666,7 +728,8 @@ func (s *Sim) maybeSnapshot(sn *simNode) {
 	}
 	idx := sn.smIndex
 	term := sn.disk.ents[idx-base-1].Term
-	snap := &raft.Snapshot{Index: idx, Term: term, Peers: s.ids, Data: encodeSnap(idx, sn.smHash)}
+	conf := sn.smConf.Clone()
+	snap := &raft.Snapshot{Index: idx, Term: term, Membership: &conf, Data: encodeSnap(idx, sn.smHash)}
 	sn.disk.snap = snap
 	sn.disk.ents = slices.Clone(sn.disk.ents[idx-base:])
 	if err := sn.n.Compact(idx); err != nil {
@@ -750,6 +813,11 @@ func (s *Sim) recordCommit(sn *simNode, e raft.Entry, term uint64) error {
 		}
 	case int(e.Index) == len(s.commits)+1:
 		s.commits = append(s.commits, committed{term: e.Term, hash: h, observedTerm: term})
+		if e.Type == raft.EntryConfig {
+			if err := s.committedConf(e); err != nil {
+				return fmt.Errorf("n%d: %w", sn.id, err)
+			}
+		}
 	default:
 		// Known committed, but entries below it were compacted on this node
 		// before anyone recorded them: record later from another node.
@@ -786,27 +854,35 @@ func (s *Sim) liveness() error {
 				}
 			}
 		}
-		if len(s.pending) == 0 && s.allApplied() {
+		if len(s.pending) == 0 && s.allApplied() && s.settled() == nil {
 			return nil
 		}
 	}
 	var states []string
 	for _, sn := range s.nodes {
+		if sn.n == nil {
+			continue
+		}
 		st := sn.n.Status()
-		states = append(states, fmt.Sprintf("n%d %s t%d lead=%d commit=%d", sn.id, st.Role, st.Term, st.Lead, st.Commit))
+		conf, _ := sn.n.Membership()
+		states = append(states, fmt.Sprintf("n%d/%s %s t%d lead=%d commit=%d conf=%s", sn.id, sn.inc.String()[12:], st.Role, st.Term, st.Lead, st.Commit, conf))
 	}
-	return fmt.Errorf("%d of %d commands proposed after healing not committed on every node within %d ticks: %v", len(s.pending), len(cmds), s.opts.HealTicks, states)
+	if err := s.settled(); err != nil && len(s.pending) == 0 {
+		return fmt.Errorf("membership not settled within %d ticks after healing: %v: %v", s.opts.HealTicks, err, states)
+	}
+	return fmt.Errorf("%d of %d commands proposed after healing not committed on every member within %d ticks: %v", len(s.pending), len(cmds), s.opts.HealTicks, states)
 }
 
-// stableLeader returns the leader every node follows at the highest term,
-// once it has committed an entry of its term.
+// stableLeader returns the leader every live member follows at the highest
+// term, once it has committed an entry of its term.
 func (s *Sim) stableLeader() *simNode {
+	members := s.liveMembers()
 	var maxTerm uint64
-	for _, sn := range s.nodes {
+	for _, sn := range members {
 		maxTerm = max(maxTerm, sn.n.Status().Term)
 	}
 	var leader *simNode
-	for _, sn := range s.nodes {
+	for _, sn := range members {
 		st := sn.n.Status()
 		if st.Term != maxTerm || st.Lead == raft.None {
 			return nil
@@ -817,6 +893,9 @@ func (s *Sim) stableLeader() *simNode {
 			return nil
 		}
 	}
+	if leader == nil || leader.n == nil {
+		return nil
+	}
 	ls := leader.n.Status()
 	if ls.Role != raft.RoleLeader || int(ls.Commit) > len(s.commits) || ls.Commit == 0 || s.commits[ls.Commit-1].term != ls.Term {
 		return nil
@@ -826,7 +905,7 @@ func (s *Sim) stableLeader() *simNode {
 
 func (s *Sim) allApplied() bool {
 	want := uint64(len(s.smHashes))
-	for _, sn := range s.nodes {
+	for _, sn := range s.liveMembers() {
 		if sn.smIndex < want {
 			return false
 		}
