@@ -27,7 +27,7 @@ type readiness struct {
 }
 
 // ready reports whether the node should get clients, and why not: it knows
-// a leader, it is a voter of the configuration, and its applied index is
+// a leader, it is a member of the configuration (under its own incarnation), and its applied index is
 // within ReadyMaxLag of the leader's commit.
 //
 // A follower does not know the leader's commit index at the time of the
@@ -59,9 +59,10 @@ func (s *Server) readiness() readiness {
 	r := readiness{
 		st:           *s.rt.Status(),
 		leaderCommit: s.rt.LeaderCommit(),
-		// The configuration is the hostfile's today; membership changes
-		// will make this a real question.
-		inConfig: int(s.cfg.Self) >= 0 && int(s.cfg.Self) < len(s.cfg.Peers),
+		// A member under this folder's incarnation (a voter or a learner):
+		// not a node waiting to bootstrap or to be taken back after it lost
+		// its disk, nor one that was removed.
+		inConfig: s.selfSuffrage() != "",
 	}
 	return r
 }
