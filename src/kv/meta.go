@@ -44,6 +44,7 @@ func (s *Store) remove1(k string) {
 	delete(s.contents, k)
 	delete(s.meta, k)
 	s.index.remove(k)
+	s.markChanged(k)
 }
 
 // Entry returns key's value and metadata in the local state, and the
@@ -354,6 +355,7 @@ func (s *Store) execTxn(index uint64, cmd Command) Result {
 		switch st := overlay[k]; {
 		case st.exists:
 			s.contents[k], s.meta[k] = st.value, st.meta
+			s.markChanged(k)
 			if !existed {
 				s.index.insert(k)
 			}

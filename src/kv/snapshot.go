@@ -118,18 +118,24 @@ func (s *Store) Freeze() *Frozen {
 	defer s.mu.RUnlock()
 	// A slice of pairs, not a clone of the map: half the memory, and sorting
 	// it is left to the encoder, off the caller's goroutine.
-	f := &Frozen{applied: s.applied, pairs: make([]pair, 0, len(s.contents)), metas: make([]keyMeta, 0, len(s.meta)),
-		sessions: make([]frozenSession, 0, len(s.sessions))}
+	f := &Frozen{applied: s.applied, pairs: make([]pair, 0, len(s.contents)), metas: make([]keyMeta, 0, len(s.meta))}
 	for k, v := range s.contents {
 		f.pairs = append(f.pairs, pair{k, v})
 	}
 	for k, m := range s.meta {
 		f.metas = append(f.metas, keyMeta{k, m})
 	}
-	for id, sess := range s.sessions {
-		f.sessions = append(f.sessions, frozenSession{id: id, seq: sess.seq, lastUsed: sess.lastUsed, result: sess.result})
-	}
+	f.sessions = s.frozenSessions()
 	return f
+}
+
+// frozenSessions copies the session table. Callers hold s.mu.
+func (s *Store) frozenSessions() []frozenSession {
+	list := make([]frozenSession, 0, len(s.sessions))
+	for id, sess := range s.sessions {
+		list = append(list, frozenSession{id: id, seq: sess.seq, lastUsed: sess.lastUsed, result: sess.result})
+	}
+	return list
 }
 
 // AppliedIndex is the index the frozen state reflects.
@@ -154,7 +160,6 @@ const encodeChunk = 64 << 10
 func (f *Frozen) EncodeTo(w io.Writer) error {
 	slices.SortFunc(f.pairs, func(a, b pair) int { return strings.Compare(a.key, b.key) })
 	slices.SortFunc(f.metas, func(a, b keyMeta) int { return strings.Compare(a.key, b.key) })
-	slices.SortFunc(f.sessions, func(a, b frozenSession) int { return strings.Compare(a.id, b.id) })
 
 	b := make([]byte, 0, encodeChunk+512)
 	flush := func(force bool) error {
@@ -194,49 +199,18 @@ func (f *Frozen) EncodeTo(w io.Writer) error {
 			return err
 		}
 	}
-	b = append(b, `},"Sessions":{`...)
-	for i, sess := range f.sessions {
-		if i > 0 {
-			b = append(b, ',')
+	b = append(b, `},"Sessions":`...)
+	b, err := appendSessions(b, f.sessions, func(b []byte) ([]byte, error) {
+		if len(b) < encodeChunk {
+			return b, nil
 		}
-		b = appendString(b, sess.id)
-		b = append(b, `:{"Seq":`...)
-		b = strconv.AppendUint(b, sess.seq, 10)
-		b = append(b, `,"LastUsed":`...)
-		b = strconv.AppendUint(b, sess.lastUsed, 10)
-		b = append(b, `,"Index":`...)
-		b = strconv.AppendUint(b, sess.result.Index, 10)
-		if sess.result.Found {
-			b = append(b, `,"Found":true`...)
-		}
-		if sess.result.Value != "" {
-			b = append(b, `,"Value":`...)
-			b = appendString(b, sess.result.Value)
-		}
-		if sess.result.Err != nil {
-			b = append(b, `,"Err":`...)
-			b = appendString(b, errCode(sess.result.Err))
-		}
-		if sess.result.Meta != (Meta{}) {
-			b = appendMeta(append(b, `,"Meta":`...), sess.result.Meta)
-		}
-		if sess.result.Deleted != 0 {
-			b = append(b, `,"Deleted":`...)
-			b = strconv.AppendInt(b, int64(sess.result.Deleted), 10)
-		}
-		if sess.result.Txn != nil {
-			t, err := json.Marshal(sess.result.Txn)
-			if err != nil {
-				return fmt.Errorf("kv: encode a session's transaction result: %w", err)
-			}
-			b = append(append(b, `,"Txn":`...), t...)
-		}
-		b = append(b, '}')
-		if err := flush(false); err != nil {
-			return err
-		}
+		_, err := w.Write(b)
+		return b[:0], err
+	})
+	if err != nil {
+		return err
 	}
-	b = append(b, `},"AppliedIndex":`...)
+	b = append(b, `,"AppliedIndex":`...)
 	b = strconv.AppendUint(b, f.applied, 10)
 	b = append(b, '}')
 	return flush(true)
@@ -338,6 +312,10 @@ func (s *Store) Restore(data []byte) error {
 	s.sessions = sessions
 	s.sessionBytes = size
 	s.oldest, s.newest = oldest, newest
+	s.changed = nil // no delta on top of a snapshot that lacks Meta: it would patch a field that is not there
+	if snap.Meta != nil || len(snap.Contents) == 0 {
+		s.resetChanges()
+	}
 	// A snapshot of an old version may hold more than the bounds allow:
 	// evict as Apply would, oldest first, so replicas that restored it
 	// agree with each other.
@@ -395,4 +373,54 @@ func restoreMeta(snap snapshotJSON) (map[string]Meta, []error) {
 		}
 	}
 	return meta, errs
+}
+
+// appendSessions appends the session table as a JSON object, sorted by id;
+// flush is called between sessions (it may write b out and return it empty).
+func appendSessions(b []byte, sessions []frozenSession, flush func([]byte) ([]byte, error)) ([]byte, error) {
+	slices.SortFunc(sessions, func(a, b frozenSession) int { return strings.Compare(a.id, b.id) })
+	b = append(b, '{')
+	for i, sess := range sessions {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, sess.id)
+		b = append(b, `:{"Seq":`...)
+		b = strconv.AppendUint(b, sess.seq, 10)
+		b = append(b, `,"LastUsed":`...)
+		b = strconv.AppendUint(b, sess.lastUsed, 10)
+		b = append(b, `,"Index":`...)
+		b = strconv.AppendUint(b, sess.result.Index, 10)
+		if sess.result.Found {
+			b = append(b, `,"Found":true`...)
+		}
+		if sess.result.Value != "" {
+			b = append(b, `,"Value":`...)
+			b = appendString(b, sess.result.Value)
+		}
+		if sess.result.Err != nil {
+			b = append(b, `,"Err":`...)
+			b = appendString(b, errCode(sess.result.Err))
+		}
+		if sess.result.Meta != (Meta{}) {
+			b = appendMeta(append(b, `,"Meta":`...), sess.result.Meta)
+		}
+		if sess.result.Deleted != 0 {
+			b = append(b, `,"Deleted":`...)
+			b = strconv.AppendInt(b, int64(sess.result.Deleted), 10)
+		}
+		if sess.result.Txn != nil {
+			t, err := json.Marshal(sess.result.Txn)
+			if err != nil {
+				return b, fmt.Errorf("kv: encode a session's transaction result: %w", err)
+			}
+			b = append(append(b, `,"Txn":`...), t...)
+		}
+		b = append(b, '}')
+		var err error
+		if b, err = flush(b); err != nil {
+			return b, err
+		}
+	}
+	return append(b, '}'), nil
 }

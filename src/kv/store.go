@@ -117,6 +117,10 @@ type Store struct {
 	sessionBytes int
 	// oldest and newest are the ends of the session list.
 	oldest, newest *session
+	// changed holds the keys put or deleted since changesFrom (see
+	// delta.go); nil when no delta can be taken.
+	changed     map[string]struct{}
+	changesFrom uint64
 }
 
 // New returns an empty Store.
@@ -126,6 +130,7 @@ func New(opts Options) *Store {
 		contents: make(map[string]string),
 		meta:     make(map[string]Meta),
 		sessions: make(map[string]*session),
+		changed:  make(map[string]struct{}),
 	}
 }
 
@@ -280,6 +285,7 @@ func (s *Store) exec(index uint64, cmd Command) Result {
 		}
 		s.contents[cmd.Key] = cmd.Value
 		s.meta[cmd.Key] = nextMeta(s.meta[cmd.Key], found, index)
+		s.markChanged(cmd.Key)
 		if !found {
 			s.index.insert(cmd.Key)
 		}
@@ -290,6 +296,7 @@ func (s *Store) exec(index uint64, cmd Command) Result {
 		}
 		s.contents[cmd.Key] = old + cmd.Value
 		s.meta[cmd.Key] = nextMeta(s.meta[cmd.Key], found, index)
+		s.markChanged(cmd.Key)
 		if !found {
 			s.index.insert(cmd.Key)
 		}
@@ -300,6 +307,7 @@ func (s *Store) exec(index uint64, cmd Command) Result {
 			delete(s.contents, cmd.Key)
 			delete(s.meta, cmd.Key)
 			s.index.remove(cmd.Key)
+			s.markChanged(cmd.Key)
 		}
 	default:
 		// DecodeCommand refuses unknown ops.

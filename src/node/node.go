@@ -757,13 +757,19 @@ func (s *Node) failAll(err error) {
 }
 
 // snapshotLogFraction: a snapshot waits until the log applied since the
-// last one is at least this fraction of that snapshot's size. Writing the
-// whole state costs time in proportion to the state, so with a large state
-// and small commands a fixed entry count would spend most of a node's CPU
-// on snapshots; tying the interval to the state's size bounds the cost per
-// applied byte (here, at most 4 bytes written per byte of log), at the
-// price of holding that much more log in memory.
+// last one is at least this fraction of the base snapshot's size, or
+// deltaSnapshotLogBytes, whichever is smaller. A base costs time in
+// proportion to the state, a delta (storage's delta files) in proportion to
+// the keys changed since the previous snapshot; the node writes deltas and
+// a new base only once the deltas add up to storage.DeltaMergeFraction of
+// the base, so the bytes written per applied byte stay bounded whatever the
+// size of the state, and the log held in memory between two snapshots stays
+// near deltaSnapshotLogBytes.
 const snapshotLogFraction = 4
+
+// deltaSnapshotLogBytes caps the log applied between two snapshots (see
+// snapshotLogFraction).
+const deltaSnapshotLogBytes = 8 << 20
 
 // maybeSnapshot starts a snapshot once SnapshotEvery entries and enough
 // log bytes (snapshotLogFraction) were applied since the last one.
@@ -775,11 +781,11 @@ func (s *Node) maybeSnapshot() error {
 	// p99 at 256 clients: 80 ms with snapshots, 52 ms without). Node i waits
 	// i/(2n) longer, which keeps their snapshots apart.
 	stagger := uint64(2*len(s.cfg.Peers)) + uint64(s.cfg.ID)
-	threshold := s.lastSnapBytes / snapshotLogFraction * stagger / uint64(2*len(s.cfg.Peers))
+	threshold := min(s.lastSnapBytes/snapshotLogFraction, deltaSnapshotLogBytes) * stagger / uint64(2*len(s.cfg.Peers))
 	if s.snapping || applied < s.snapIndex+s.cfg.SnapshotEvery || s.logBytesSinceSnap < threshold {
 		return nil
 	}
-	s.startSnapshot(applied)
+	s.startSnapshot(applied, false)
 	return nil
 }
 
@@ -787,21 +793,37 @@ type snapResult struct {
 	index uint64
 	keys  int
 	bytes uint64 // the size of the state machine's encoding
+	delta bool   // a delta, not a base
 	took  time.Duration
 	err   error
 }
 
 // startSnapshot freezes the state machine at applied (cheap: the map is
-// copied, not its strings) and encodes and saves it in the background, so
-// the loop keeps applying entries meanwhile. finishSnapshot completes it.
-func (s *Node) startSnapshot(applied uint64) {
-	frozen := s.kv.Freeze()
+// copied, not its strings; for a delta only the changed keys are) and
+// encodes and saves it in the background, so the loop keeps applying
+// entries meanwhile. finishSnapshot completes it. It writes a delta on top
+// of the stored chain unless base is set, there is no base yet, or the
+// deltas already add up to storage.DeltaMergeFraction of the base.
+func (s *Node) startSnapshot(applied uint64, base bool) {
 	meta := raft.Snapshot{Index: applied, Term: s.appliedTerm}
 	if !s.appliedConf.IsEmpty() {
 		conf := s.appliedConf.Clone()
 		meta.Membership = &conf
 	}
 	s.snapping = true
+	baseIndex, baseBytes, deltaBytes := s.disk.SnapshotChain()
+	chainEnd := s.disk.SnapshotIndex()
+	if !base && baseIndex > 0 && float64(deltaBytes) < storage.DeltaMergeFraction*float64(baseBytes) {
+		if d, ok := s.kv.FreezeDelta(); ok && d.From() == chainEnd {
+			go func() {
+				start := time.Now()
+				err := s.disk.SaveSnapshotDelta(meta, d.From(), func(w *storage.DeltaWriter) error { return d.EncodeTo(w) })
+				s.snapc <- snapResult{index: applied, keys: d.Len(), delta: true, took: time.Since(start), err: err}
+			}()
+			return
+		}
+	}
+	frozen := s.kv.FreezeBase()
 	go func() {
 		start := time.Now()
 		var size countingWriter
@@ -829,11 +851,14 @@ func (s *Node) finishSnapshot(r snapResult) error {
 	// under it.
 	s.compactTo = max(s.compactTo, r.index)
 	s.snapIndex = r.index
-	s.lastSnapBytes = r.bytes
+	if !r.delta {
+		s.lastSnapBytes = r.bytes
+	}
 	s.logBytesSinceSnap = 0 // roughly: the entries applied while it was written are not counted
 	s.met.SnapshotTaken()
 	s.met.ObserveSnapshot(r.bytes, r.took)
-	s.lg.Info("snapshot taken", zap.Uint64("index", r.index), zap.Int("keys", r.keys))
+	s.lg.Info("snapshot taken", zap.Uint64("index", r.index), zap.Int("keys", r.keys), zap.Bool("delta", r.delta),
+		zap.Duration("took", r.took))
 	return nil
 }
 
@@ -865,8 +890,10 @@ func (s *Node) finalSnapshot() error {
 		return err
 	}
 	applied := s.kv.AppliedIndex()
-	if applied > s.snapIndex {
-		s.startSnapshot(applied)
+	// A base, so that snapshot.json holds the whole state after a clean
+	// stop and the next start reads one file.
+	if baseIndex, _, _ := s.disk.SnapshotChain(); applied > s.snapIndex || baseIndex < s.snapIndex {
+		s.startSnapshot(applied, true)
 		if err := s.waitSnapshot(); err != nil {
 			return err
 		}

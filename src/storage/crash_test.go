@@ -68,11 +68,24 @@ func TestCrashChild(t *testing.T) {
 		fmt.Printf("ACK %d\n", end)
 		if rng.IntN(30) == 0 && end > 10 {
 			i := end - uint64(rng.IntN(10))
-			if i > s.SnapshotIndex() {
-				if err := s.SaveSnapshot(raft.Snapshot{Index: i, Term: testTerm(i), Peers: []raft.ID{0, 1, 2}, Data: snapData(i)}); err != nil {
-					fmt.Println("ERR", err)
-					os.Exit(3)
-				}
+			base, _, _ := s.SnapshotChain()
+			from := s.SnapshotIndex()
+			var err error
+			switch {
+			case i <= from:
+			case base > 0 && rng.IntN(3) != 0:
+				// A delta on top of the chain (killed during it: a delta write).
+				err = s.SaveSnapshotDelta(raft.Snapshot{Index: i, Term: testTerm(i), Peers: []raft.ID{0, 1, 2}}, from, snapDelta(i))
+			default:
+				err = s.SaveSnapshot(raft.Snapshot{Index: i, Term: testTerm(i), Peers: []raft.ID{0, 1, 2}, Data: snapData(i)})
+			}
+			if err == nil && base < from && rng.IntN(4) == 0 {
+				// A merge of the chain into a base at its end (killed during it).
+				err = s.SaveSnapshot(raft.Snapshot{Index: s.SnapshotIndex(), Term: testTerm(s.SnapshotIndex()), Peers: []raft.ID{0, 1, 2}, Data: snapData(s.SnapshotIndex())})
+			}
+			if err != nil {
+				fmt.Println("ERR", err)
+				os.Exit(3)
 			}
 		}
 	}

@@ -105,6 +105,16 @@ func snapData(i uint64) []byte {
 	return fmt.Appendf(nil, `{"Contents":{"last":"%d"},"Sessions":{}}`, i)
 }
 
+// snapDelta writes the delta that turns snapData of the chain's end into snapData(i).
+func snapDelta(i uint64) func(*DeltaWriter) error {
+	return func(w *DeltaWriter) error {
+		if err := w.Set("Contents", []byte(`"last"`), fmt.Appendf(nil, `"%d"`, i)); err != nil {
+			return err
+		}
+		return w.Replace("Sessions", []byte(`{}`))
+	}
+}
+
 // crash abandons s as a killed process would: its files are closed (which
 // releases the folder's lock, as the kernel does for a dead process) and
 // nothing more is written: no hard-state file, no clean-stop marker.

@@ -22,6 +22,7 @@ import (
 type dirListing struct {
 	segs      []segment // sorted by seq
 	snaps     []uint64  // snapshot indexes, ascending
+	deltas    []string  // delta snapshot files, by from then to
 	tmps      []string
 	hardState bool
 	cleanStop bool
@@ -48,6 +49,10 @@ func listDir(dir string) (dirListing, error) {
 				return l, &CorruptError{File: name, Offset: -1, Reason: "not a log segment name"}
 			}
 			l.segs = append(l.segs, segment{seq: seq, first: first, name: name})
+		case strings.HasPrefix(name, "delta-"):
+			if _, _, ok := parseDeltaName(name); ok {
+				l.deltas = append(l.deltas, name)
+			}
 		case strings.HasPrefix(name, "snapshot-"):
 			if i, ok := parseSnapshotName(name); ok {
 				l.snaps = append(l.snaps, i)
@@ -56,6 +61,7 @@ func listDir(dir string) (dirListing, error) {
 	}
 	sort.Slice(l.segs, func(a, b int) bool { return l.segs[a].seq < l.segs[b].seq })
 	sort.Slice(l.snaps, func(a, b int) bool { return l.snaps[a] < l.snaps[b] })
+	slices.Sort(l.deltas) // fixed-width numbers: by from, then to
 	return l, nil
 }
 
@@ -213,14 +219,20 @@ func (s *Storage) recover() (*Recovered, error) {
 		}
 	}
 
-	// The newest snapshot must parse. An older one is never used instead:
-	// the log before the newest was deleted, so falling back would lose data.
-	if n := len(l.snaps); n > 0 {
-		snap, err := s.loadSnapshot(snapshotName(l.snaps[n-1]))
+	// The newest snapshot (the newest base and the deltas after it) must
+	// parse. An older one is never used instead: the log before the newest
+	// was deleted, so falling back would lose data.
+	c, err := s.findChain(l)
+	if err != nil {
+		return nil, err
+	}
+	if c.base > 0 {
+		snap, baseBytes, deltaBytes, err := s.loadChain(c)
 		if err != nil {
 			return nil, err
 		}
 		rec.Snapshot = snap
+		s.baseIndex, s.baseBytes, s.deltaBytes = c.base, baseBytes, deltaBytes
 	}
 	var sI, sT uint64
 	if rec.Snapshot != nil {

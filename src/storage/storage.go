@@ -113,6 +113,11 @@ type Storage struct {
 	hs        raft.HardState
 	snapIndex uint64 // index of the newest snapshot, 0 if none
 	snapTerm  uint64
+	// The snapshot is a chain (see delta.go): the base at baseIndex
+	// (baseBytes of state machine) and deltaBytes of deltas after it,
+	// ending at snapIndex. Invariant: baseIndex <= snapIndex.
+	baseIndex             uint64
+	baseBytes, deltaBytes int64
 	// The live log is (snapIndex, lastIndex]. Invariant: snapIndex <= lastIndex.
 	lastIndex uint64
 	// terms holds the term of each live entry as runs: runs[k].term applies
@@ -508,8 +513,11 @@ func (s *Storage) SaveSnapshotFrom(meta raft.Snapshot, encode func(w io.Writer) 
 	snap := raft.Snapshot{Index: index, Term: meta.Term, Peers: meta.Peers, Membership: meta.Membership}
 	s.mu.Lock()
 	done, err := s.checkSnapshot(snap)
+	// A base at the end of the chain replaces its deltas (the node's clean
+	// stop, so that snapshot.json holds the whole state).
+	rebase := done && err == nil && s.baseIndex < index
 	s.mu.Unlock()
-	if done || err != nil {
+	if (done && !rebase) || err != nil {
 		return err
 	}
 	// The file, the bulk of the work, is written without the lock, so the
@@ -517,10 +525,59 @@ func (s *Storage) SaveSnapshotFrom(meta raft.Snapshot, encode func(w io.Writer) 
 	// a crash between the two leaves a snapshot file that recovery handles
 	// as before.
 	name := snapshotName(index)
+	var size int64
 	werr := writeAtomicFunc(s.dir, name, func(w io.Writer) error {
-		return writeSnapshotFile(w, snap, encode)
+		return writeSnapshotFile(w, snap, func(w io.Writer) error {
+			cw := &countWriter{w: w}
+			err := encode(cw)
+			size = cw.n
+			return err
+		})
 	})
+	if rebase {
+		return s.finishRebase(snap, name, werr, size)
+	}
+	return s.finishSnapshot(snap, name, werr, func() {
+		s.baseIndex, s.baseBytes, s.deltaBytes = index, size, 0
+	})
+}
 
+// finishRebase completes the save of a base at the end of the chain: the
+// log already records the snapshot, so only the bookkeeping, the link and
+// the deletion of the deltas (which recovery ignores from now on) remain.
+func (s *Storage) finishRebase(snap raft.Snapshot, name string, werr error, size int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if werr != nil {
+		var encErr encodeError
+		if errors.As(werr, &encErr) {
+			return fmt.Errorf("storage: snapshot at %d: %w", snap.Index, encErr.err)
+		}
+		return s.poison(werr)
+	}
+	if err := s.check(); err != nil {
+		return err
+	}
+	if snap.Index != s.snapIndex || s.baseIndex >= snap.Index {
+		return nil // another snapshot came in between; the file is an older base, deleted in time
+	}
+	s.baseIndex, s.baseBytes, s.deltaBytes = snap.Index, size, 0
+	if err := s.linkLatest(name); err != nil {
+		return s.poison(err)
+	}
+	if err := s.compact(true); err != nil {
+		return s.poison(err)
+	}
+	s.lg.Info("snapshot deltas merged into a base", zap.String("file", name), zap.Uint64("index", snap.Index))
+	return nil
+}
+
+// finishSnapshot completes the save of a snapshot file (a base or a delta)
+// whose write ended with werr: the snapshot record in the log, the hard
+// state file, the link for people (a base), the deletion of what it
+// replaced. chained updates the snapshot chain's bookkeeping.
+func (s *Storage) finishSnapshot(snap raft.Snapshot, name string, werr error, chained func()) error {
+	index := snap.Index
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if werr != nil {
@@ -572,11 +629,14 @@ func (s *Storage) SaveSnapshotFrom(meta raft.Snapshot, encode func(w io.Writer) 
 		s.runs = append(s.runs[:0], s.runs[k:]...)
 	}
 	s.snapIndex, s.snapTerm = snap.Index, snap.Term
+	chained()
 	if err := s.writeHardStateFile(); err != nil {
 		return s.poison(err)
 	}
-	if err := s.linkLatest(name); err != nil {
-		return s.poison(err)
+	if s.baseIndex == index {
+		if err := s.linkLatest(name); err != nil {
+			return s.poison(err)
+		}
 	}
 	if err := s.compact(keep); err != nil { // fsyncs the folder
 		return s.poison(err)
@@ -587,8 +647,8 @@ func (s *Storage) SaveSnapshotFrom(meta raft.Snapshot, encode func(w io.Writer) 
 
 // compact deletes the oldest segments that hold no entry above the snapshot
 // (all but the current one when the log was discarded), oldest first so that
-// a crash in between leaves a contiguous run, and all but the newest two
-// snapshots.
+// a crash in between leaves a contiguous run, the deltas the newest base
+// replaced, and all but the newest two bases.
 func (s *Storage) compact(keep bool) error {
 	n := 0
 	for n < len(s.segs)-1 && (!keep || s.segs[n].maxIdx <= s.snapIndex) {
@@ -601,10 +661,14 @@ func (s *Storage) compact(keep bool) error {
 		s.lg.Debug("log segment deleted", zap.String("file", seg.name))
 	}
 	s.segs = append(s.segs[:0], s.segs[n:]...)
-	snaps, err := listSnapshots(s.dir)
+	l, err := listDir(s.dir)
 	if err != nil {
 		return err
 	}
+	if err := s.removeStaleDeltas(l); err != nil {
+		return err
+	}
+	snaps := l.snaps
 	for len(snaps) > 2 {
 		if err := os.Remove(filepath.Join(s.dir, snapshotName(snaps[0]))); err != nil {
 			return err
@@ -693,7 +757,16 @@ func (s *Storage) LoadSnapshot() (*raft.Snapshot, error) {
 	if idx == 0 {
 		return nil, nil
 	}
-	return s.loadSnapshot(snapshotName(idx))
+	l, err := listDir(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.findChain(l)
+	if err != nil {
+		return nil, err
+	}
+	snap, _, _, err := s.loadChain(c)
+	return snap, err
 }
 
 // SnapshotIndex returns the index of the newest snapshot, 0 if none.

@@ -1,0 +1,125 @@
+package kv
+
+import (
+	"strconv"
+)
+
+// Incremental snapshots: the Store remembers which keys changed since its
+// last snapshot, so that the next one can be written as a delta of those
+// keys only (the storage package's delta files) instead of the whole map.
+
+// DeltaSink receives a delta snapshot (storage.DeltaWriter implements it):
+// Set and Delete patch one member of an object field of the snapshot JSON
+// (see Snapshot), Replace replaces a whole field. Keys are JSON strings
+// with their quotes, values one-line JSON.
+type DeltaSink interface {
+	Set(field string, key, value []byte) error
+	Delete(field string, key []byte) error
+	Replace(field string, value []byte) error
+}
+
+// FrozenDelta is the change of a Store's state between two snapshot
+// indexes, From and AppliedIndex: the current value and metadata of every
+// key put since From, the keys deleted since, and the whole session table
+// (it is bounded, see Options). Every field of the snapshot JSON that is
+// not Contents or Meta must be written whole by EncodeTo: a field a delta
+// leaves out would keep its value of From.
+type FrozenDelta struct {
+	from, applied uint64
+	set           []keyValueMeta
+	deleted       []string
+	sessions      []frozenSession
+}
+
+type keyValueMeta struct {
+	key, value string
+	meta       Meta
+}
+
+// markChanged records that key k changed (put, appended or deleted) at the
+// current index. Callers hold s.mu.
+func (s *Store) markChanged(k string) {
+	if s.changed != nil {
+		s.changed[k] = struct{}{}
+	}
+}
+
+// resetChanges starts a new delta at the applied index. Callers hold s.mu.
+func (s *Store) resetChanges() {
+	s.changed = make(map[string]struct{}, len(s.changed))
+	s.changesFrom = s.applied
+}
+
+// FreezeDelta copies what changed since the last FreezeDelta or
+// FreezeBase (or Restore), and starts the next delta here. ok is false when
+// no delta can be taken (the Store was restored from a snapshot without
+// key metadata, which a delta could not patch): take a base instead.
+func (s *Store) FreezeDelta() (d *FrozenDelta, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed == nil {
+		return nil, false
+	}
+	d = &FrozenDelta{from: s.changesFrom, applied: s.applied, sessions: s.frozenSessions()}
+	for k := range s.changed {
+		if v, found := s.contents[k]; found {
+			d.set = append(d.set, keyValueMeta{k, v, s.meta[k]})
+		} else {
+			d.deleted = append(d.deleted, k)
+		}
+	}
+	s.resetChanges()
+	return d, true
+}
+
+// FreezeBase is Freeze for a full snapshot: the next delta starts at its index.
+func (s *Store) FreezeBase() *Frozen {
+	f := s.Freeze()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Nothing was applied in between: the loop that applies also freezes.
+	s.resetChanges()
+	s.changesFrom = f.applied
+	return f
+}
+
+// From is the index the delta starts from; AppliedIndex the one it reaches.
+func (d *FrozenDelta) From() uint64 { return d.from }
+
+// AppliedIndex is the index the delta brings the state to.
+func (d *FrozenDelta) AppliedIndex() uint64 { return d.applied }
+
+// Len is the number of keys put or deleted.
+func (d *FrozenDelta) Len() int { return len(d.set) + len(d.deleted) }
+
+// EncodeTo writes the delta to sink.
+func (d *FrozenDelta) EncodeTo(sink DeltaSink) error {
+	var k, v []byte
+	for _, p := range d.set {
+		k = appendString(k[:0], p.key)
+		v = appendString(v[:0], p.value)
+		if err := sink.Set("Contents", k, v); err != nil {
+			return err
+		}
+		if err := sink.Set("Meta", k, appendMeta(v[:0], p.meta)); err != nil {
+			return err
+		}
+	}
+	for _, key := range d.deleted {
+		k = appendString(k[:0], key)
+		if err := sink.Delete("Contents", k); err != nil {
+			return err
+		}
+		if err := sink.Delete("Meta", k); err != nil {
+			return err
+		}
+	}
+	sess, err := appendSessions(nil, d.sessions, func(b []byte) ([]byte, error) { return b, nil })
+	if err != nil {
+		return err
+	}
+	if err := sink.Replace("Sessions", sess); err != nil {
+		return err
+	}
+	return sink.Replace("AppliedIndex", strconv.AppendUint(nil, d.applied, 10))
+}
