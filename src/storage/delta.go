@@ -225,11 +225,11 @@ func (s *Storage) SnapshotChain() (baseIndex uint64, baseBytes, deltaBytes int64
 
 // deltaFile is one delta, read and checked.
 type deltaFile struct {
-	name      string
-	from, to  uint64
-	head      deltaHead
-	size      int64
-	patches   []patch
+	name     string
+	from, to uint64
+	head     deltaHead
+	size     int64
+	patches  []patch
 }
 
 type patch struct {
