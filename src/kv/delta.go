@@ -39,10 +39,17 @@ type keyValueMeta struct {
 // markChanged records that key k changed (put, appended or deleted) at the
 // current index. Callers hold s.mu.
 func (s *Store) markChanged(k string) {
+	if testHookMarkChanged != nil && !testHookMarkChanged(s, k) {
+		return // a planted bug (tests only)
+	}
 	if s.changed != nil {
 		s.changed[k] = struct{}{}
 	}
 }
+
+// testHookMarkChanged, when set (tests only), can keep a change out of the
+// next delta: the planted bug of TestDeltaSnapshotsMatchState.
+var testHookMarkChanged func(s *Store, k string) bool
 
 // resetChanges starts a new delta at the applied index. Callers hold s.mu.
 func (s *Store) resetChanges() {
