@@ -2,12 +2,15 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"raftkv/src/api"
 )
 
 // fakeNode answers every put with 200 and names itself the leader.
@@ -86,5 +89,46 @@ func TestPreload(t *testing.T) {
 	defer bad.Close()
 	if err := Preload(context.Background(), Auth{}, strings.TrimPrefix(bad.URL, "http://"), 50, 8, 32, 4); err == nil || !strings.Contains(err.Error(), "HTTP 503") {
 		t.Fatalf("Preload against 503s: %v", err)
+	}
+}
+
+func TestPreloadRange(t *testing.T) {
+	var mu sync.Mutex
+	keys := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var tx api.TxnRequest
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/txn" || json.NewDecoder(r.Body).Decode(&tx) != nil || len(tx.Then) > PreloadBatch {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		for _, op := range tx.Then {
+			if op.Op != api.OpPut || len(op.Value) != 32 {
+				w.WriteHeader(http.StatusBadRequest)
+			}
+			keys[op.Key]++
+		}
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	var last int
+	var buf strings.Builder
+	bar := ProgressBar(&buf, 700)
+	err := PreloadRange(context.Background(), Auth{}, strings.TrimPrefix(srv.URL, "http://"), 300, 1000, 8, 32, 3, func(n int) { last = n; bar(n) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 700 || keys["00000300"] != 1 || keys["00000999"] != 1 || keys["00000299"] != 0 || last != 700 {
+		t.Fatalf("%d distinct keys written, progress said %d", len(keys), last)
+	}
+	if !strings.Contains(buf.String(), "700/700 keys") {
+		t.Fatalf("progress bar: %q", buf.String())
+	}
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer bad.Close()
+	if err := PreloadRange(context.Background(), Auth{}, strings.TrimPrefix(bad.URL, "http://"), 0, 50, 8, 32, 4, nil); err == nil || !strings.Contains(err.Error(), "HTTP 503") {
+		t.Fatalf("PreloadRange against 503s: %v", err)
 	}
 }

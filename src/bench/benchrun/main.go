@@ -54,7 +54,9 @@ var workloads = []workload{
 const (
 	keySize = 8
 	valSize = 256
-	putKeys = 100000 // the key space of the puts
+	putKeys = 100000 // the key space of the puts (at least)
+	// maxPreloadKeys: keys are 8 digits.
+	maxPreloadKeys = 10_000_000
 )
 
 type flags struct {
@@ -73,6 +75,8 @@ type flags struct {
 	nodeEnv         string
 	insecure        bool
 	compareInsecure bool // compare.go
+	scale           bool // scale.go
+	scaleKeys       string
 }
 
 func main() {
@@ -82,7 +86,9 @@ func main() {
 	flag.IntVar(&f.failovers, "failovers", 5, "kill -9 the leader this many times (0: skip the failover measurement)")
 	flag.DurationVar(&f.failoverTimeout, "failover-timeout", 250*time.Millisecond, "the failover writer's timeout per attempt")
 	flag.DurationVar(&f.failoverSettle, "failover-settle", time.Second, "after a restarted node is healthy, run steadily this long before the next kill")
-	flag.IntVar(&f.preloadKeys, "preload-keys", putKeys, "keys written before the table (the gets read them)")
+	flag.IntVar(&f.preloadKeys, "preload-keys", putKeys, "keys written before the table (the gets read them, the puts overwrite them; up to 10000000)")
+	flag.BoolVar(&f.scale, "scale", false, "instead of the table: put and get rows, RSS and a follower's kill -9 to caught-up at each of --scale-keys")
+	flag.StringVar(&f.scaleKeys, "scale-keys", "100000,1000000,3000000", "the key counts of --scale, ascending, comma-separated")
 	flag.StringVar(&f.only, "only", "", "run only workloads whose name contains this text")
 	flag.StringVar(&f.binary, "binary", "", "a raftkv binary to run (default: build one in the temporary folder)")
 	flag.StringVar(&f.plot, "plot", "", "write latency (p50, p99) against throughput to this PNG file")
@@ -94,9 +100,21 @@ func main() {
 	flag.BoolVar(&f.compareInsecure, "compare-insecure", false, "run everything twice, with TLS and tokens and then --insecure, and print the two side by side")
 	flag.StringVar(&f.nodeEnv, "node-env", "", "extra environment for every `raftkv node` only, e.g. \"GOGC=80 GOMEMLIMIT=72MiB\"")
 	flag.Parse()
-	if f.runs < 1 || f.failovers < 0 || f.preloadKeys < 1 || f.preloadKeys > putKeys || f.duration <= 0 {
-		fmt.Fprintln(os.Stderr, "benchrun: want --runs >= 1, --failovers >= 0, --preload-keys in 1..100000, --duration > 0")
+	if f.runs < 1 || f.failovers < 0 || f.preloadKeys < 1 || f.preloadKeys > maxPreloadKeys || f.duration <= 0 {
+		fmt.Fprintln(os.Stderr, "benchrun: want --runs >= 1, --failovers >= 0, --preload-keys in 1..10000000, --duration > 0")
 		os.Exit(2)
+	}
+	if f.scale {
+		counts, err := parseScaleKeys(f.scaleKeys)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun: --scale-keys:", err)
+			os.Exit(2)
+		}
+		if err := scale(f, counts); err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if f.compareInsecure && f.insecure {
 		fmt.Fprintln(os.Stderr, "benchrun: --compare-insecure runs both; drop --insecure")
@@ -149,57 +167,26 @@ func measure(f flags, log io.Writer) (*bench.Suite, error) {
 	suite := &bench.Suite{
 		Machine: bench.ThisMachine(), LoadBefore: bench.LoadAverage(),
 		Settings: map[string]string{
-			"duration": f.duration.String(), "runs": fmt.Sprint(f.runs), "values": "256 B", "keys": "8 B over 100000",
+			"duration": f.duration.String(), "runs": fmt.Sprint(f.runs), "values": "256 B", "keys": fmt.Sprintf("8 B over %d", putKeySpace(f)),
 			"fsync": "on", "nodes": "3 local processes on 127.0.0.1", "args": strings.Join(os.Args[1:], " "),
 			"tls": fmt.Sprint(!f.insecure),
 		},
 	}
-	dir, err := os.MkdirTemp("", "raftkv-bench-")
+	c, dir, leader, cleanup, err := startCluster(f, log)
 	if err != nil {
 		return nil, err
 	}
-	if f.keep {
-		fmt.Fprintln(log, "working folder (kept):", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	bin := f.binary
-	if bin == "" {
-		fmt.Fprintln(log, "building raftkv ...")
-		if bin, err = localcluster.Build(dir); err != nil {
-			return nil, err
-		}
-	} else if bin, err = filepath.Abs(bin); err != nil {
-		return nil, err
-	}
-	c, err := localcluster.Start(localcluster.Options{Nodes: 3, Binary: bin, Dir: dir, Args: strings.Fields(f.nodeArgs), Env: strings.Fields(f.nodeEnv), Insecure: f.insecure})
-	if err != nil {
-		return nil, fmt.Errorf("start cluster: %w", err)
-	}
-	defer func() {
-		for i := range c.Nodes {
-			if c.Running(i) {
-				if err := c.Stop(i, 10*time.Second); err != nil {
-					fmt.Fprintln(os.Stderr, "benchrun: stop:", err)
-				}
-			}
-		}
-		c.Close()
-	}()
-	leader, err := waitLeader(c, 15*time.Second)
-	if err != nil {
-		return nil, err
-	}
+	defer cleanup()
 	fmt.Fprintf(log, "cluster of 3 on %s, leader %s, folder %s; load average %s\n",
 		strings.Join(c.Endpoints(), ","), c.Nodes[leader].Name, dir, suite.LoadBefore)
 
-	fmt.Fprintf(log, "preloading %d keys ... ", f.preloadKeys)
+	fmt.Fprintf(log, "preloading %d keys (%d a transaction):\n", f.preloadKeys, bench.PreloadBatch)
 	t0 := time.Now()
 	auth, err := clusterAuth(c)
 	if err != nil {
 		return nil, err
 	}
-	if err := bench.Preload(context.Background(), auth, c.Nodes[leader].HTTPAddr, f.preloadKeys, keySize, valSize, 128); err != nil {
+	if err := bench.PreloadRange(context.Background(), auth, c.Nodes[leader].HTTPAddr, 0, f.preloadKeys, keySize, valSize, 16, bench.ProgressBar(log, f.preloadKeys)); err != nil {
 		return nil, fmt.Errorf("preload: %w", err)
 	}
 	suite.PreloadKeys, suite.PreloadSecs = f.preloadKeys, time.Since(t0).Seconds()
@@ -227,7 +214,7 @@ func measure(f flags, log io.Writer) (*bench.Suite, error) {
 			}
 			run.Rows = append(run.Rows, row)
 			if i == lastPut {
-				if run.Memory, err = memory(c, puts); err != nil {
+				if run.Memory, err = memory(c, puts, putKeySpace(f)); err != nil {
 					return nil, err
 				}
 			}
@@ -258,11 +245,65 @@ func measure(f flags, log io.Writer) (*bench.Suite, error) {
 	return suite, nil
 }
 
+// startCluster starts the 3 nodes in a temporary folder (kept with
+// --keep), building raftkv unless --binary names one, and waits for a
+// leader. cleanup stops them and removes the folder.
+func startCluster(f flags, log io.Writer) (c *localcluster.Cluster, dir string, leader int, cleanup func(), err error) {
+	dir, err = os.MkdirTemp("", "raftkv-bench-")
+	if err != nil {
+		return nil, "", 0, nil, err
+	}
+	removeDir := func() {
+		if f.keep {
+			fmt.Fprintln(log, "working folder (kept):", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	}
+	bin := f.binary
+	if bin == "" {
+		fmt.Fprintln(log, "building raftkv ...")
+		bin, err = localcluster.Build(dir)
+	} else {
+		bin, err = filepath.Abs(bin)
+	}
+	if err == nil {
+		c, err = localcluster.Start(localcluster.Options{Nodes: 3, Binary: bin, Dir: dir, Args: strings.Fields(f.nodeArgs), Env: strings.Fields(f.nodeEnv), Insecure: f.insecure})
+		if err != nil {
+			err = fmt.Errorf("start cluster: %w", err)
+		}
+	}
+	if err != nil {
+		removeDir()
+		return nil, "", 0, nil, err
+	}
+	cleanup = func() {
+		for i := range c.Nodes {
+			if c.Running(i) {
+				if err := c.Stop(i, 30*time.Second); err != nil {
+					fmt.Fprintln(os.Stderr, "benchrun: stop:", err)
+				}
+			}
+		}
+		c.Close()
+		removeDir()
+	}
+	if leader, err = waitLeader(c, 15*time.Second); err != nil {
+		cleanup()
+		return nil, "", 0, nil, err
+	}
+	return c, dir, leader, cleanup, nil
+}
+
+// putKeySpace is the key space of the put workloads: the preloaded keys,
+// at least putKeys.
+func putKeySpace(f flags) int { return max(putKeys, f.preloadKeys) }
+
 func selected(f flags, w workload) bool { return f.only == "" || strings.Contains(w.name, f.only) }
 
 func printSuite(w io.Writer, s *bench.Suite) {
 	m := s.Machine
-	fmt.Fprintf(w, "\n==== raftkv bench: 3 local nodes, fsync on, 8 B keys over 100000, 256 B values, %s per workload\n", s.Settings["duration"])
+	fmt.Fprintf(w, "\n==== raftkv bench: 3 local nodes, fsync on, %s keys, 256 B values, %s per workload\n", s.Settings["keys"], s.Settings["duration"])
 	fmt.Fprintf(w, "machine: %d CPUs, %s, Linux %s, %s; load average before %s, after %s\n",
 		m.CPUs, m.CPUModel, m.Kernel, m.GoVersion, s.LoadBefore, s.LoadAfter)
 	fmt.Fprintf(w, "preload: %d keys in %.1f s\n\n", s.PreloadKeys, s.PreloadSecs)
@@ -303,7 +344,7 @@ func nodeCPU(c *localcluster.Cluster) (time.Duration, error) {
 func runWorkload(f flags, c *localcluster.Cluster, auth bench.Auth, w workload, log io.Writer) (bench.Row, error) {
 	opts := bench.Options{Auth: auth,
 		Endpoints: c.Endpoints(), Clients: w.clients, KeySize: keySize, ValSize: valSize,
-		Keys: putKeys, Duration: f.duration, Consistency: w.consistency, Timeout: 10 * time.Second,
+		Keys: putKeySpace(f), Duration: f.duration, Consistency: w.consistency, Timeout: 10 * time.Second,
 	}
 	switch w.op {
 	case "put":
@@ -345,12 +386,12 @@ func waitLeader(c *localcluster.Cluster, d time.Duration) (int, error) {
 }
 
 // memory reads every node's VmRSS and marks the leader.
-func memory(c *localcluster.Cluster, puts uint64) (*bench.Memory, error) {
+func memory(c *localcluster.Cluster, puts uint64, keys int) (*bench.Memory, error) {
 	leader, err := waitLeader(c, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	m := &bench.Memory{AfterPuts: puts, Keys: putKeys}
+	m := &bench.Memory{AfterPuts: puts, Keys: keys}
 	for i, n := range c.Nodes {
 		rss, err := bench.ProcRSS(n.Pid())
 		if err != nil {
