@@ -26,7 +26,10 @@
 //	wal-<seq>-<first>.jsonl        log segments, JSON Lines; seq orders them (1, 2, 3, ... with no gap),
 //	                               first is the index expected next when the segment was created
 //	snapshot-<index>.json          {"Index":..,"Term":..,"Peers":[..],"StateMachine":<Data>,"StateMachineCRC32C":".."}
-//	snapshot.json                  a symbolic link to the newest snapshot-<index>.json (a stable name for jq)
+//	delta-<from>-<to>.jsonl        a delta snapshot: the state machine's changes from index from to to,
+//	                               on top of the newest snapshot-<index>.json (see delta.go)
+//	snapshot.json                  a symbolic link to the newest snapshot-<index>.json (a stable name for jq;
+//	                               the deltas after it are not in it: `raftkv inspect` shows the whole state)
 //	hardstate.json                 {"term":..,"vote":..,"commit":..}, for people (the log is the truth)
 //	clean-stop.json                present only between Close and the next writable Open
 //	LOCK                           flock(2)ed by the one writer from Open to Close; holds its PID (for messages)
@@ -72,6 +75,8 @@
 //     batch that would go on growing it: the new file is created and the folder
 //     fsynced before the batch is written into it. Every segment starts with the
 //     current hard state, so deleting old segments never loses it.
+//   - SaveSnapshotDelta: the same with a delta file; a base at the end of
+//     the chain (a merge) writes no log record, only deletes the deltas.
 //   - SaveSnapshot: snapshot file via temp file, fsync, rename, fsync folder;
 //     then a snapshot record in the log (fsynced); then hardstate.json
 //     (atomically); then deletion of the oldest segments that hold no entry
@@ -90,10 +95,14 @@
 // folder and:
 //
 //  1. Refuses a gap in segment sequence numbers (a missing segment).
-//  2. Loads the newest snapshot file. If it does not parse, or its CRC or its
-//     Index does not match, Open fails naming it: it does not fall back to an
-//     older snapshot, because the log before the newest snapshot may already
-//     be deleted and falling back would silently lose entries.
+//  2. Loads the newest snapshot file and the deltas that follow it (deltas
+//     that end at or below it were merged into it and are ignored). If one
+//     does not parse, or a CRC, an Index or the chain does not match (a
+//     delta missing in between, a delta without a base), Open fails naming
+//     it: it does not fall back to an older snapshot, because the log before
+//     the newest snapshot may already be deleted and falling back would
+//     silently lose entries. A delta is written atomically, so no damage in
+//     it is a torn write.
 //  3. Replays every segment in order. Each line must decode and its CRC must
 //     match; entries must follow one another (index = previous + 1), except
 //     after a truncate or a snapshot record, which say where the log goes on.
