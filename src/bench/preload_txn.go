@@ -55,17 +55,8 @@ func PreloadRange(ctx context.Context, auth Auth, endpoint string, from, to, key
 					body = append(body, `"}`...)
 				}
 				body = append(body, "]}"...)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, auth.url(endpoint, "/v1/txn"), bytes.NewReader(body))
-				auth.authorize(req)
-				resp, err := client.Do(req)
-				if err != nil {
+				if err := postRetrying(ctx, client, auth, endpoint, body); err != nil {
 					cancel(fmt.Errorf("put keys %d..%d: %w", first, last-1, err))
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					cancel(fmt.Errorf("put keys %d..%d: HTTP %d", first, last-1, resp.StatusCode))
 					return
 				}
 				done.Add(int64(last - first))
@@ -91,6 +82,43 @@ func PreloadRange(ctx context.Context, auth Auth, endpoint string, from, to, key
 			}
 			return context.Cause(ctx)
 		}
+	}
+}
+
+// preloadRetryFor bounds the retries of one transaction: a cluster under
+// a heavy preload may change leaders (503 while it has none).
+const preloadRetryFor = time.Minute
+
+// postRetrying posts one transaction, again after a 503 or a lost
+// connection (it only puts, so applying it twice changes nothing), until
+// preloadRetryFor has passed.
+func postRetrying(ctx context.Context, client *http.Client, auth Auth, endpoint string, body []byte) error {
+	deadline := time.Now().Add(preloadRetryFor)
+	backoff := 50 * time.Millisecond
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, auth.url(endpoint, "/v1/txn"), bytes.NewReader(body))
+		auth.authorize(req)
+		resp, err := client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("HTTP %d", resp.StatusCode)
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				return err
+			}
+		}
+		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,11 +125,22 @@ func TestPreloadRange(t *testing.T) {
 	if !strings.Contains(buf.String(), "700/700 keys") {
 		t.Fatalf("progress bar: %q", buf.String())
 	}
+	// A 503 (no leader for a moment) is retried; another error is not.
+	var calls atomic.Int32
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer flaky.Close()
+	if err := PreloadRange(context.Background(), Auth{}, strings.TrimPrefix(flaky.URL, "http://"), 0, 50, 8, 32, 1, nil); err != nil {
+		t.Fatalf("PreloadRange through three 503s: %v", err)
+	}
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
+		w.WriteHeader(http.StatusBadRequest)
 	}))
 	defer bad.Close()
-	if err := PreloadRange(context.Background(), Auth{}, strings.TrimPrefix(bad.URL, "http://"), 0, 50, 8, 32, 4, nil); err == nil || !strings.Contains(err.Error(), "HTTP 503") {
-		t.Fatalf("PreloadRange against 503s: %v", err)
+	if err := PreloadRange(context.Background(), Auth{}, strings.TrimPrefix(bad.URL, "http://"), 0, 50, 8, 32, 4, nil); err == nil || !strings.Contains(err.Error(), "HTTP 400") {
+		t.Fatalf("PreloadRange against 400s: %v", err)
 	}
 }
