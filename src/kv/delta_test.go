@@ -103,3 +103,45 @@ func TestFreezeDeltaAfterMetaLessRestore(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, uint64(5), d.From())
 }
+
+// TestDecodeSnapshotFast: the hand-written decoder gives what encoding/json
+// gives on every snapshot it takes, takes every snapshot EncodeTo writes,
+// and hands anything spelled otherwise back (ok false).
+func TestDecodeSnapshotFast(t *testing.T) {
+	same := func(t *testing.T, data []byte) {
+		t.Helper()
+		fast, ok := decodeSnapshotFast(data)
+		require.True(t, ok, "%s", data)
+		slow, err := decodeSnapshotJSON(data)
+		require.NoError(t, err)
+		assert.Equal(t, slow.Contents, fast.Contents)
+		assert.Equal(t, slow.Sessions, fast.Sessions)
+		assert.Equal(t, slow.AppliedIndex, fast.AppliedIndex)
+		assert.Equal(t, len(slow.Meta), len(fast.meta))
+		for k, m := range slow.Meta {
+			assert.Equal(t, Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}, fast.meta[k])
+		}
+	}
+	for seed := int64(1); seed <= 3; seed++ {
+		s := New(Options{})
+		for _, e := range randomStream(uint64(seed), 400) {
+			applyEntry(s, e)
+		}
+		same(t, []byte(mustSnapshot(t, s)))
+	}
+	// Escapes, UTF-8, invalid UTF-8 (replaced by U+FFFD, as encoding/json does).
+	same(t, []byte("{\"Contents\":{\"a\\\"b\":\"\\u00e9\\n\",\"ключ\":\"\xff\"},\"Meta\":{\"a\\\"b\":[1,2,3],\"ключ\":[1,1,1]},\"Sessions\":{\"c\":{\"Seq\":1,\"LastUsed\":2,\"Index\":2}},\"AppliedIndex\":9}"))
+	for _, other := range []string{
+		` {"Contents":{},"Meta":{},"Sessions":{},"AppliedIndex":1}`,
+		`{"Contents":{"a":"1"},"Sessions":{},"AppliedIndex":1}`,
+		`{"Contents":{"a":1},"Meta":{},"Sessions":{},"AppliedIndex":1}`,
+		`{"Contents":{},"Meta":{"a":[1,01,1]},"Sessions":{},"AppliedIndex":1}`,
+		`{"Contents":{},"Meta":{},"Sessions":{"c":{"Bad":1}},"AppliedIndex":1}`,
+		`{"Contents":{},"Meta":{},"Sessions":{},"AppliedIndex":1,"X":2}`,
+		`{"Contents":{},"Meta":{},"Sessions":{},"AppliedIndex":-1}`,
+		`{"Contents":{"a":"1",},"Meta":{},"Sessions":{},"AppliedIndex":1}`,
+	} {
+		_, ok := decodeSnapshotFast([]byte(other))
+		assert.False(t, ok, other)
+	}
+}

@@ -57,6 +57,9 @@ type snapshotJSON struct {
 	Meta         map[string][3]uint64
 	Sessions     map[string]sessionJSON
 	AppliedIndex uint64
+	// meta is Meta already in the Store's type, from decodeSnapshotFast
+	// (Meta is then nil): restoreMeta checks it in place.
+	meta map[string]Meta
 }
 
 type sessionJSON struct {
@@ -219,14 +222,12 @@ func (f *Frozen) EncodeTo(w io.Writer) error {
 // Restore replaces the whole state with a snapshot's. On error the state is
 // unchanged.
 func (s *Store) Restore(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var snap snapshotJSON
-	if err := dec.Decode(&snap); err != nil {
-		return fmt.Errorf("kv: restore: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("kv: restore: data after the snapshot object")
+	snap, fast := decodeSnapshotFast(data)
+	if !fast {
+		var err error
+		if snap, err = decodeSnapshotJSON(data); err != nil {
+			return err
+		}
 	}
 	if snap.Contents == nil {
 		snap.Contents = make(map[string]string)
@@ -313,7 +314,7 @@ func (s *Store) Restore(data []byte) error {
 	s.sessionBytes = size
 	s.oldest, s.newest = oldest, newest
 	s.changed = nil // no delta on top of a snapshot that lacks Meta: it would patch a field that is not there
-	if snap.Meta != nil || len(snap.Contents) == 0 {
+	if snap.Meta != nil || snap.meta != nil || len(snap.Contents) == 0 {
 		s.resetChanges()
 	}
 	// A snapshot of an old version may hold more than the bounds allow:
@@ -323,6 +324,20 @@ func (s *Store) Restore(data []byte) error {
 		s.remove(s.oldest)
 	}
 	return nil
+}
+
+// decodeSnapshotJSON decodes a snapshot with encoding/json, strictly.
+func decodeSnapshotJSON(data []byte) (snapshotJSON, error) {
+	var snap snapshotJSON
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&snap); err != nil {
+		return snap, fmt.Errorf("kv: restore: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return snap, errors.New("kv: restore: data after the snapshot object")
+	}
+	return snap, nil
 }
 
 // Len is the number of keys in the frozen state.
@@ -347,6 +362,9 @@ func appendMeta(b []byte, m Meta) []byte {
 // and no other, indexes that fit: 1 <= create <= mod <= applied index,
 // version >= 1; anything else is damage and is refused.
 func restoreMeta(snap snapshotJSON) (map[string]Meta, []error) {
+	if snap.meta != nil {
+		return snap.meta, checkMeta(snap, snap.meta)
+	}
 	meta := make(map[string]Meta, len(snap.Contents))
 	if snap.Meta == nil {
 		at := max(snap.AppliedIndex, 1)
@@ -355,24 +373,33 @@ func restoreMeta(snap snapshotJSON) (map[string]Meta, []error) {
 		}
 		return meta, nil
 	}
-	var errs []error
 	for k, m := range snap.Meta {
+		meta[k] = Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}
+	}
+	return meta, checkMeta(snap, meta)
+}
+
+// checkMeta returns what is wrong with the metadata of a snapshot's keys.
+func checkMeta(snap snapshotJSON, meta map[string]Meta) []error {
+	var errs []error
+	for k, m := range meta {
 		if _, ok := snap.Contents[k]; !ok {
 			errs = append(errs, fmt.Errorf("meta of key %.64q: the key is not in Contents", k))
 			continue
 		}
-		if m[0] < 1 || m[0] > m[1] || m[1] > snap.AppliedIndex || m[2] < 1 {
+		if m.CreateIndex < 1 || m.CreateIndex > m.ModIndex || m.ModIndex > snap.AppliedIndex || m.Version < 1 {
 			errs = append(errs, fmt.Errorf("meta of key %.64q: [create_index %d, mod_index %d, version %d] does not fit AppliedIndex %d",
-				k, m[0], m[1], m[2], snap.AppliedIndex))
-		}
-		meta[k] = Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}
-	}
-	for k := range snap.Contents {
-		if _, ok := snap.Meta[k]; !ok {
-			errs = append(errs, fmt.Errorf("key %.64q has no meta", k))
+				k, m.CreateIndex, m.ModIndex, m.Version, snap.AppliedIndex))
 		}
 	}
-	return meta, errs
+	if len(meta) != len(snap.Contents) {
+		for k := range snap.Contents {
+			if _, ok := meta[k]; !ok {
+				errs = append(errs, fmt.Errorf("key %.64q has no meta", k))
+			}
+		}
+	}
+	return errs
 }
 
 // appendSessions appends the session table as a JSON object, sorted by id;

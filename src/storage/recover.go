@@ -585,19 +585,21 @@ func (s *Storage) loadSnapshot(name string) (*raft.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	var f snapshotFile
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		off := dec.InputOffset()
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			off = se.Offset
+	f, fast := fastSnapshot(b)
+	if !fast {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			off := dec.InputOffset()
+			var se *json.SyntaxError
+			if errors.As(err, &se) {
+				off = se.Offset
+			}
+			return nil, s.corrupt(name, off, "snapshot does not parse: "+err.Error())
 		}
-		return nil, s.corrupt(name, off, "snapshot does not parse: "+err.Error())
-	}
-	if rest := bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n"); len(rest) != 0 {
-		return nil, s.corrupt(name, dec.InputOffset(), "data after the snapshot")
+		if rest := bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n"); len(rest) != 0 {
+			return nil, s.corrupt(name, dec.InputOffset(), "data after the snapshot")
+		}
 	}
 	want, _ := parseSnapshotName(name)
 	switch {
