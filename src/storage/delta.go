@@ -47,7 +47,7 @@ import (
 // whatever the size of the state, and recovery reads at most
 // (1 + DeltaMergeFraction) times the base.
 
-// DeltaMergeFraction: once the deltas of the chain add up to this share of
+// DeltaMergeFraction is the merge threshold: once the deltas of the chain add up to this share of
 // the base, the next snapshot is a new base (see the comment above).
 const DeltaMergeFraction = 1.0
 
@@ -565,7 +565,7 @@ func member(v *validator) (name string, raw, val []byte, err error) {
 	}
 	v.ws()
 	if v.peek() != ':' {
-		return "", nil, nil, fmt.Errorf("at %d: want :", v.i)
+		return "", nil, nil, fmt.Errorf("at %d: want a colon", v.i)
 	}
 	v.i++
 	v.ws()

@@ -78,11 +78,6 @@ func parseSnapshotName(name string) (uint64, bool) {
 	return i, err == nil && snapshotName(i) == name
 }
 
-func listSnapshots(dir string) ([]uint64, error) {
-	l, err := listDir(dir)
-	return l.snaps, err
-}
-
 // replayer rebuilds the log from the records of all segments, in order.
 type replayer struct {
 	started bool
