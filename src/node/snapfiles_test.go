@@ -1,0 +1,61 @@
+package node
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"raftkv/src/kv"
+)
+
+// TestDeltaSnapshotsInCluster: with snapshots every few entries, the nodes
+// write deltas on a base (storage's delta files) and now and then a new
+// base; what a running node's folder recovers to (Inspect, as a restart
+// after kill -9 would) is its state; a clean stop leaves a base only, and a
+// restart from it holds every key.
+func TestDeltaSnapshotsInCluster(t *testing.T) {
+	c := makeCluster(t, 3, func(cfg *Config) { cfg.SnapshotEvery = 20 })
+	l := c.leader()
+	for i := range 400 {
+		cmd := put(fmt.Sprint("k", i%50), fmt.Sprint("v", i))
+		if i%7 == 3 {
+			cmd = kv.EncodeCommand(kv.Command{Op: kv.OpDelete, Key: fmt.Sprint("k", (i+5)%50)})
+		}
+		_, err := c.nodes[l].Propose(cmd, within(5*time.Second))
+		require.NoError(t, err)
+	}
+	deltas := func() int { return c.logs.FilterMessage("snapshot taken").FilterField(zap.Bool("delta", true)).Len() }
+	eventually(t, 10*time.Second, "the nodes write delta snapshots", func() bool { return deltas() > 3 })
+	commit := c.nodes[l].Status().Commit
+	for i := range c.nodes {
+		eventually(t, 10*time.Second, "every node applies everything", func() bool { return c.nodes[i].kv.AppliedIndex() >= commit })
+		want, err := c.nodes[i].kv.Snapshot()
+		require.NoError(t, err)
+		ins, err := Inspect(c.cfgs[i].DataDir)
+		require.NoError(t, err)
+		assert.JSONEq(t, string(want), string(ins.SM), "node %d", i)
+	}
+	f := (l + 1) % 3
+	c.stop(f)
+	files, err := filepath.Glob(filepath.Join(c.cfgs[f].DataDir, "delta-*.jsonl"))
+	require.NoError(t, err)
+	assert.Empty(t, files, "a clean stop merges the deltas into a base")
+	c.start(f)
+	_, err = c.nodes[l].Propose(put("after", "restart"), within(5*time.Second))
+	require.NoError(t, err)
+	eventually(t, 10*time.Second, "the restarted follower catches up", func() bool {
+		v, ok := c.nodes[f].Get("after")
+		return ok && v == "restart"
+	})
+	want, err := c.nodes[l].kv.Snapshot()
+	require.NoError(t, err)
+	eventually(t, 10*time.Second, "it holds the leader's state", func() bool {
+		got, err := c.nodes[f].kv.Snapshot()
+		return err == nil && string(got) == string(want)
+	})
+}
