@@ -849,7 +849,20 @@ func (s *Node) finishSnapshot(r snapResult) error {
 	// Compact there would drop entries the Ready being handled still
 	// refers to, and Advance would then account for a log that changed
 	// under it.
-	s.compactTo = max(s.compactTo, r.index)
+	//
+	// The core keeps the log back to the previous snapshot, not this one:
+	// a follower restarted (or cut off) for about one snapshot interval then
+	// catches up from the leader's log instead of being sent the whole
+	// state. Snapshots are cheap now (deltas), hence frequent, so without
+	// this margin almost every restart would cost a full snapshot transfer.
+	// The margin is one interval of log, kept only when that interval was
+	// small (large entries or a long interval are dropped as before), which
+	// bounds the memory it costs to 2*deltaSnapshotLogBytes.
+	keepTo := r.index
+	if s.logBytesSinceSnap <= 2*deltaSnapshotLogBytes {
+		keepTo = s.snapIndex
+	}
+	s.compactTo = max(s.compactTo, keepTo)
 	s.snapIndex = r.index
 	if !r.delta {
 		s.lastSnapBytes = r.bytes
@@ -862,8 +875,8 @@ func (s *Node) finishSnapshot(r snapResult) error {
 	return nil
 }
 
-// compact drops the core's log up to the newest local snapshot that
-// finished, outside any Ready (see finishSnapshot). A snapshot from the
+// compact drops the core's log up to the local snapshot before the newest
+// one that finished, outside any Ready (see finishSnapshot). A snapshot from the
 // leader installed meanwhile already replaced the log beyond it; then
 // Compact has nothing to do.
 func (s *Node) compact() error {
