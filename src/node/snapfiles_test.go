@@ -20,15 +20,14 @@ import (
 // restart from it holds every key.
 func TestDeltaSnapshotsInCluster(t *testing.T) {
 	c := makeCluster(t, 3, func(cfg *Config) { cfg.SnapshotEvery = 20 })
-	l := c.leader()
 	for i := range 400 {
 		cmd := put(fmt.Sprint("k", i%50), fmt.Sprint("v", i))
 		if i%7 == 3 {
 			cmd = kv.EncodeCommand(kv.Command{Op: kv.OpDelete, Key: fmt.Sprint("k", (i+5)%50)})
 		}
-		_, err := c.nodes[l].Propose(cmd, within(5*time.Second))
-		require.NoError(t, err)
+		c.propose(cmd)
 	}
+	l := c.leader()
 	deltas := func() int { return c.logs.FilterMessage("snapshot taken").FilterField(zap.Bool("delta", true)).Len() }
 	eventually(t, 10*time.Second, "the nodes write delta snapshots", func() bool { return deltas() > 3 })
 	commit := c.nodes[l].Status().Commit
@@ -46,8 +45,8 @@ func TestDeltaSnapshotsInCluster(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, files, "a clean stop merges the deltas into a base")
 	c.start(f)
-	_, err = c.nodes[l].Propose(put("after", "restart"), within(5*time.Second))
-	require.NoError(t, err)
+	c.propose(put("after", "restart"))
+	l = c.leader()
 	eventually(t, 10*time.Second, "the restarted follower catches up", func() bool {
 		v, ok := c.nodes[f].Get("after")
 		return ok && v == "restart"
@@ -58,4 +57,55 @@ func TestDeltaSnapshotsInCluster(t *testing.T) {
 		got, err := c.nodes[f].kv.Snapshot()
 		return err == nil && string(got) == string(want)
 	})
+}
+
+// propose commits cmd through whichever node leads, again after a change
+// of leader (the machine may be slow enough, under -race, for one).
+func (c *cluster) propose(cmd []byte) {
+	c.t.Helper()
+	var err error
+	eventually(c.t, 20*time.Second, "a proposal commits", func() bool {
+		_, err = c.nodes[c.leader()].Propose(cmd, within(5*time.Second))
+		return err == nil || !errorsIsAny(err, ErrNotLeader, ErrLost, ErrBusy, ErrTimeout, ErrStopping)
+	})
+	require.NoError(c.t, err)
+}
+
+// TestRestartedFollowerCatchesUpFromLog: a follower stopped while the
+// leader takes a snapshot catches up from the leader's log, without a
+// snapshot transfer, because the leader keeps the log back to its previous
+// snapshot (finishSnapshot). Without that margin the leader would have
+// compacted past the follower's log and sent it the whole state.
+func TestRestartedFollowerCatchesUpFromLog(t *testing.T) {
+	c := makeCluster(t, 3, func(cfg *Config) { cfg.SnapshotEvery = 20 })
+	l := c.leader()
+	for i := range 30 {
+		c.propose(put(fmt.Sprint("k", i), "v"))
+	}
+	l = c.leader()
+	taken := func() int {
+		return c.logs.FilterMessage("snapshot taken").FilterField(zap.String("node", c.cfgs[l].Peers[l].Name)).Len()
+	}
+	eventually(t, 10*time.Second, "the leader takes a snapshot", func() bool { return taken() >= 1 })
+	f := (l + 1) % 3
+	c.stop(f)
+	before := taken()
+	// Write until the leader took one snapshot (not two: the margin is one
+	// interval), which compacts its log past the follower's last index.
+	i := 30
+	eventually(t, 10*time.Second, "the leader takes a snapshot while the follower is down", func() bool {
+		_, err := c.nodes[l].Propose(put(fmt.Sprint("k", i), "v"), within(5*time.Second))
+		require.NoError(t, err)
+		i++
+		return taken() > before
+	})
+	_, err := c.nodes[l].Propose(put("k59", "v"), within(5*time.Second))
+	require.NoError(t, err)
+	sent := c.logs.FilterMessage("sending snapshot").Len()
+	c.start(f)
+	eventually(t, 10*time.Second, "the follower catches up", func() bool {
+		v, ok := c.nodes[f].Get("k59")
+		return ok && v == "v"
+	})
+	assert.Equal(t, sent, c.logs.FilterMessage("sending snapshot").Len(), "a snapshot was sent to a follower whose log overlapped")
 }
