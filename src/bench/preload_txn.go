@@ -89,7 +89,7 @@ func PreloadRange(ctx context.Context, auth Auth, endpoint string, from, to, key
 // a heavy preload may change leaders (503 while it has none).
 const preloadRetryFor = time.Minute
 
-// postRetrying posts one transaction, again after a 503 or a lost
+// postRetrying posts one transaction, again after a 503, a 504 or a lost
 // connection (it only puts, so applying it twice changes nothing), until
 // preloadRetryFor has passed.
 func postRetrying(ctx context.Context, client *http.Client, auth Auth, endpoint string, body []byte) error {
@@ -106,7 +106,9 @@ func postRetrying(ctx context.Context, client *http.Client, auth Auth, endpoint 
 				return nil
 			}
 			err = fmt.Errorf("HTTP %d", resp.StatusCode)
-			if resp.StatusCode != http.StatusServiceUnavailable {
+			// 503: no leader for a moment; 504: the outcome is unknown.
+			// The transaction only puts, so sending it again is harmless.
+			if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusGatewayTimeout {
 				return err
 			}
 		}
