@@ -771,6 +771,12 @@ const snapshotLogFraction = 4
 // snapshotLogFraction).
 const deltaSnapshotLogBytes = 8 << 20
 
+// catchUpMarginMinState is the base size from which the core keeps one
+// snapshot interval of log as a catch-up margin (see finishSnapshot): from
+// there on the interval is capped at deltaSnapshotLogBytes, a quarter of
+// the state or less. A variable so that tests can lower it.
+var catchUpMarginMinState uint64 = 4 * deltaSnapshotLogBytes
+
 // maybeSnapshot starts a snapshot once SnapshotEvery entries and enough
 // log bytes (snapshotLogFraction) were applied since the last one.
 func (s *Node) maybeSnapshot() error {
@@ -857,9 +863,11 @@ func (s *Node) finishSnapshot(r snapResult) error {
 	// this margin almost every restart would cost a full snapshot transfer.
 	// The margin is one interval of log, kept only when that interval was
 	// small (large entries or a long interval are dropped as before), which
-	// bounds the memory it costs to 2*deltaSnapshotLogBytes.
+	// bounds the memory it costs to 2*deltaSnapshotLogBytes, and only for a
+	// state large enough (catchUpMarginMinState) that sending it costs far
+	// more than the margin; a small state is still sent whole, as before.
 	keepTo := r.index
-	if s.logBytesSinceSnap <= 2*deltaSnapshotLogBytes {
+	if s.logBytesSinceSnap <= 2*deltaSnapshotLogBytes && s.lastSnapBytes >= catchUpMarginMinState {
 		keepTo = s.snapIndex
 	}
 	s.compactTo = max(s.compactTo, keepTo)
