@@ -140,6 +140,7 @@ func TestGrowShrink(t *testing.T) {
 	}
 	l := h.WaitLeader(Nodes...)
 	h.checkVoters(l.Name, Nodes)
+	h.waitLoad(load, load.Acked()+3, "after every node moved to hostfile.5.json")
 
 	h.Printf("start %s on empty folders (hostfile.5.json)", strings.Join(Spares, " and "))
 	ctx, cancel := h.Ctx()
@@ -170,6 +171,7 @@ func TestGrowShrink(t *testing.T) {
 	}
 	l = h.WaitLeader(all...)
 	h.checkVoters(l.Name, all)
+	h.waitLoad(load, load.Acked()+3, "by five voters")
 
 	ex := l.Name
 	rest := others(all, ex)
@@ -184,6 +186,7 @@ func TestGrowShrink(t *testing.T) {
 	h.Check(err == nil && st.Role != "leader", "the removed %s stepped down: %s (%v); %s leads the other four in term %d", ex, st, err, nl.Name, nl.Term)
 	h.stopNode(ex)
 	h.checkVoters(nl.Name, rest)
+	h.waitLoad(load, load.Acked()+3, "by the four left after the leader's removal")
 
 	victim := Spares[1]
 	if victim == nl.Name {
@@ -197,6 +200,7 @@ func TestGrowShrink(t *testing.T) {
 	h.stopNode(victim)
 	fl := h.WaitLeader(final...)
 	h.checkVoters(fl.Name, final)
+	h.waitLoad(load, load.Acked()+3, "by the last three")
 	load.Stop()
 	h.Finish(final, final)
 }
