@@ -94,7 +94,7 @@ func TestReplace(t *testing.T) {
 	h.Check(merr == nil && len(m.Members) == 0, "the wiped %s holds no configuration: it waits to be taken back under incarnation %s (%v)", wiped, m.Incarnation, merr)
 	h.Printf("start %s, the last holder of the recent writes", holder)
 	h.startNode(holder)
-	h.WaitLeader(Nodes...)
+	h.WaitLeader(holder, stale)
 	started = time.Now()
 	inc = h.waitVoter(Nodes, wiped)
 	h.Check(inc != incW, "%s rejoined under a new incarnation %s (was %s) and is a voter again, %.1fs after %s came back",
