@@ -345,26 +345,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, b
 }
 
 func (s *Server) linearizableGet(w http.ResponseWriter, r *http.Request, key string) {
-	if s.forwardIfFollower(w, r, nil) {
-		return
-	}
-	start := s.met.ReadStarted()
-	timer := startTimer(s.cfg.RequestTimeout)
-	defer stopTimer(timer)
-	err := s.rt.Read(timer.C)
-	switch {
-	case errors.Is(err, node.ErrBusy):
-		writeError(w, http.StatusServiceUnavailable, "node too busy to take the read")
-	case errors.Is(err, node.ErrTimeout):
-		writeError(w, http.StatusServiceUnavailable, "the read was not confirmed by a quorum in time")
-	case errors.Is(err, node.ErrNotLeader):
-		if !s.forwardIfFollower(w, r, nil) {
-			writeError(w, http.StatusServiceUnavailable, "no leader could confirm the read")
-		}
-	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, err.Error())
-	default:
-		s.met.ObserveReadIndex(start)
+	if s.confirmRead(w, r) {
 		s.serveValue(w, key)
 	}
 }
