@@ -288,19 +288,34 @@ func (n *Node) isVoter() bool {
 	return ok && x.Suffrage == Voter
 }
 
-// mayCampaign reports whether this node may start an election: a voter
-// may; a learner may not, nor a node whose incarnation the configuration
-// does not name (it lost its state and waits to be taken back), nor one
-// that never saw a configuration. A node that its latest configuration
-// removes may still campaign while that configuration is not committed
-// (hashicorp/raft does the same): it may hold the longest log, which the
-// remaining voters need to elect anyone, and if it wins it counts only
-// their votes and steps down once its removal commits.
+// mayCampaign reports whether this node may start an election: a member
+// under its own incarnation may, a voter at once and a learner only after
+// a longer silence (see tickElection); a node whose incarnation the
+// configuration does not name (it lost its state and waits to be taken
+// back) may not, nor one that never saw a configuration. A node that its
+// latest configuration removes may still campaign while that
+// configuration is not committed (hashicorp/raft does the same): it may
+// hold the longest log, which the remaining voters need to elect anyone,
+// and if it wins it counts only their votes and steps down once its
+// removal commits.
+//
+// A learner campaigns for the same reason: a change that promotes it may
+// sit uncommitted in another node's log, whose holder then needs its vote,
+// while its own log is the longer one (a later term from a leader that
+// died). Neither could win, and the voters of its configuration could
+// not either (simulator seeds 33654, 58871 and 79025 of an earlier
+// version). The election restriction keeps a learner that wins safe: it
+// counts only voters' votes, leads until an entry of its term commits,
+// which settles the log, then hands over to a voter
+// (maybeStepDownRemoved). Pre-vote keeps it from disturbing a live leader.
 func (n *Node) mayCampaign() bool {
-	if n.isVoter() {
+	if n.log.conf.IsEmpty() {
+		return false
+	}
+	if _, member := n.self(); member {
 		return true
 	}
-	if n.log.conf.IsEmpty() || n.log.confIndex <= n.log.committed {
+	if n.log.confIndex <= n.log.committed {
 		return false
 	}
 	_, listed := n.log.conf.Member(n.id)
@@ -312,8 +327,11 @@ func (n *Node) mayCampaign() bool {
 // configuration names (FAST'18: a node that lost its disk must not vote or
 // acknowledge as if it had not): a message from another incarnation of a
 // member is ignored, even at a higher term. A leader that hears an answer
-// from another incarnation of a member notes it: that node lost its state
-// and asks to rejoin.
+// from another incarnation of a member that asks to rejoin (Message.Rejoin)
+// notes it: that node lost its state. Only an explicit request counts: a
+// delayed answer from an incarnation the leader already replaced would
+// otherwise bring back a disk that no longer exists (simulator seeds 41462
+// and 57336 of an earlier version put such a ghost back among the voters).
 //
 // A leader's messages are heard from anyone. A node our configuration does
 // not name at all may also ask for votes, as Raft thesis 4.1 says ("servers
@@ -334,14 +352,25 @@ func (n *Node) acceptSender(m *Message) bool {
 		// its disk, came back and was promoted may lead a configuration we
 		// have not seen yet. Leaders are made safe by the votes they got.
 		return true
+	case MsgVote, MsgPreVote:
+		// So does a request for votes, from any incarnation: granting a
+		// vote promises only not to grant another in the term, and the
+		// election restriction still guards the log. A new incarnation
+		// that campaigns is a voter in its own latest configuration, which
+		// this node may not have seen yet; refusing it deadlocked the
+		// cluster when that candidate held the longest log (simulator
+		// seed 41462 of an earlier version). Only the answers count by
+		// incarnation, on the candidate's side.
+		return true
 	}
 	x, ok := n.log.conf.Member(m.From)
 	switch {
 	case ok && x.Incarnation == m.Incarnation:
 		return true
 	case !ok:
-		return m.Type == MsgVote || m.Type == MsgPreVote
-	case n.role == RoleLeader && m.Term == n.term && (m.Type == MsgAppResp || m.Type == MsgHeartbeatResp):
+		return false
+	case n.role == RoleLeader && m.Term == n.term && (m.Rejoin || n.cfg.Planted == PlantRejoinOnAnyAnswer) &&
+		(m.Type == MsgAppResp || m.Type == MsgHeartbeatResp):
 		if n.rejoins == nil {
 			n.rejoins = map[ID]Incarnation{}
 		}
@@ -501,7 +530,9 @@ func (n *Node) confChanged() {
 // over to the most up-to-date voter at once rather than leave the cluster
 // to an election timeout.
 func (n *Node) maybeStepDownRemoved() {
-	if n.role != RoleLeader || n.isVoter() || n.log.committed < n.log.confIndex {
+	if n.role != RoleLeader || n.isVoter() || n.log.committed < n.log.confIndex || !n.committedInTerm() {
+		// A learner elected leader (mayCampaign) leads until an entry of
+		// its term commits: that settles which log the voters keep.
 		return
 	}
 	best, bestMatch := None, uint64(0)

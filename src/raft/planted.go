@@ -20,4 +20,8 @@ const (
 	PlantCountAnyIncarnation
 	// PlantCountLearners counts learners' acknowledgements towards commit.
 	PlantCountLearners
+	// PlantRejoinOnAnyAnswer takes any answer from another incarnation of
+	// a member as a request to rejoin, as an earlier version did: a
+	// delayed answer from an incarnation already replaced puts it back.
+	PlantRejoinOnAnyAnswer
 )

@@ -185,6 +185,10 @@ func (n *Node) softState() SoftState { return SoftState{Lead: n.lead, Role: n.ro
 func (n *Node) send(m Message) {
 	m.From = n.id
 	m.Incarnation = n.inc
+	if m.Type == MsgAppResp || m.Type == MsgHeartbeatResp {
+		_, member := n.self()
+		m.Rejoin = !member
+	}
 	if m.Term == 0 {
 		m.Term = n.term
 	}
@@ -274,15 +278,25 @@ func (n *Node) Tick() {
 	}
 }
 
+// learnerCampaignDelay: a learner waits this many election timeouts more
+// than a voter before it campaigns.
+const learnerCampaignDelay = 2
+
 func (n *Node) tickElection() {
 	n.electionElapsed++
-	if n.electionElapsed >= n.randomizedTimeout {
+	timeout := n.randomizedTimeout
+	if _, member := n.self(); member && !n.isVoter() {
+		// A learner campaigns only when the voters could not elect anyone
+		// for a while (see mayCampaign).
+		timeout += learnerCampaignDelay * n.cfg.ElectionTicks
+	}
+	if n.electionElapsed >= timeout {
 		if !n.mayCampaign() {
-			// A learner or a node waiting to join: it starts no election,
-			// and the clock stays expired, so that it no longer holds a
-			// silent leader's lease against the candidates that must
-			// replace it (their pre-votes need its answer).
-			n.electionElapsed = n.randomizedTimeout
+			// A node waiting to join: it starts no election, and the
+			// clock stays expired, so that it no longer holds a silent
+			// leader's lease against the candidates that must replace it
+			// (their pre-votes need its answer).
+			n.electionElapsed = timeout
 			return
 		}
 		n.electionElapsed = 0

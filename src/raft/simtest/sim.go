@@ -151,6 +151,10 @@ type Sim struct {
 	confs      []confRec
 	wiped      map[raft.ID]raft.Incarnation
 	promoteLag uint64
+	// lost holds every incarnation whose disk was wiped, with the index of
+	// the first committed configuration that no longer names it (0 while
+	// every one still does): no later one may name it again.
+	lost map[raft.Incarnation]uint64
 }
 
 // New builds a cluster from opts.
@@ -172,6 +176,7 @@ func New(opts Options) *Sim {
 	s.maxDelay = s.rng.Intn(6)
 	s.promoteLag = 1 + uint64(s.rng.Intn(8))
 	s.wiped = map[raft.ID]raft.Incarnation{}
+	s.lost = map[raft.Incarnation]uint64{}
 	s.tracef("sim seed=%d nodes=%d drop=%.2f dup=%.2f maxDelay=%d", opts.Seed, opts.Nodes, s.dropRate, s.dupRate, s.maxDelay)
 	// A brand-new cluster: every node's disk holds the same bootstrap
 	// configuration entry, committed, naming every node's incarnation.
