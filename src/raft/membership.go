@@ -371,6 +371,9 @@ func (n *Node) acceptSender(m *Message) bool {
 		return false
 	case n.role == RoleLeader && m.Term == n.term && (m.Rejoin || n.cfg.Planted == PlantRejoinOnAnyAnswer) &&
 		(m.Type == MsgAppResp || m.Type == MsgHeartbeatResp):
+		if n.replaced[m.Incarnation] && n.cfg.Planted != PlantRejoinOnAnyAnswer {
+			break
+		}
 		if n.rejoins == nil {
 			n.rejoins = map[ID]Incarnation{}
 		}
@@ -466,6 +469,10 @@ func (n *Node) maybeAutoChange() {
 			continue // it was the last voter: nothing to replace it with
 		}
 		n.tracef("replaces %d/%s by its new incarnation %s", id, x.Incarnation.String()[12:], inc.String()[12:])
+		if n.replaced == nil {
+			n.replaced = map[Incarnation]bool{}
+		}
+		n.replaced[x.Incarnation] = true
 		n.appendEntry(Entry{Type: EntryConfig, Data: EncodeMembership(next)})
 		return
 	}

@@ -88,16 +88,20 @@ type Node struct {
 	// rejoins: members that answered the leader under a new incarnation
 	// (they lost their state), and that incarnation (maybeAutoChange).
 	rejoins map[ID]Incarnation
-	cfg     Config
-	term    uint64
-	vote    ID
-	lead    ID
-	role    Role
-	log     raftLog
-	prs     map[ID]*Progress
-	votes   map[ID]bool
-	msgs    []Message
-	quorum  int
+	// replaced: the incarnations this leader replaced in its term; a
+	// request to rejoin from one of them is a delayed message of a node
+	// that is gone, never taken again (see acceptSender).
+	replaced map[Incarnation]bool
+	cfg      Config
+	term     uint64
+	vote     ID
+	lead     ID
+	role     Role
+	log      raftLog
+	prs      map[ID]*Progress
+	votes    map[ID]bool
+	msgs     []Message
+	quorum   int
 	// scratch holds one value per peer for quorumIndex, reused so that the
 	// per-acknowledgement checks do not allocate.
 	scratch []uint64
@@ -186,8 +190,13 @@ func (n *Node) send(m Message) {
 	m.From = n.id
 	m.Incarnation = n.inc
 	if m.Type == MsgAppResp || m.Type == MsgHeartbeatResp {
+		// Also while the configuration that names this incarnation is not
+		// committed: a leader that never saw it (its author lost the
+		// election) still names the old one, and would otherwise ignore
+		// every answer of this node, whose log it then cannot repair
+		// (simulator seeds 7939 and 16357 of an earlier version).
 		_, member := n.self()
-		m.Rejoin = !member
+		m.Rejoin = !member || n.log.confIndex > n.log.committed
 	}
 	if m.Term == 0 {
 		m.Term = n.term
@@ -248,7 +257,7 @@ func (n *Node) becomeLeader() {
 	n.lead = n.id
 	n.prs = make(map[ID]*Progress, len(n.peers))
 	n.prInc = make(map[ID]Incarnation, len(n.peers))
-	n.rejoins = nil
+	n.rejoins, n.replaced = nil, nil
 	last := n.log.lastIndex()
 	for _, x := range n.log.conf.Members {
 		n.prs[x.ID] = &Progress{Next: last + 1, inflight: newInflights(n.cfg.MaxInflight), RecentActive: true}

@@ -57,9 +57,10 @@ func TestSimulation(t *testing.T) {
 // fixed: 41462 and 57336 (a delayed answer of a replaced incarnation put it
 // back), 33654, 58871 and 79025 (the holder of the longest log was a
 // learner in its own configuration and could not campaign; see
-// raft.Node.mayCampaign).
+// raft.Node.mayCampaign), 7939 and 16357 (a node named only by an
+// uncommitted configuration did not ask to rejoin; see raft.Message.Rejoin).
 func TestRegressionSeeds(t *testing.T) {
-	for _, seed := range []int64{33654, 41462, 57336, 58871, 79025} {
+	for _, seed := range []int64{7939, 16357, 33654, 41462, 57336, 58871, 79025} {
 		if err := New(optionsFor(seed)).Run(); err != nil {
 			t.Errorf("seed %d: %v\n%s", seed, err, replayHint(seed))
 		}
