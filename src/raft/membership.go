@@ -125,6 +125,32 @@ type Member struct {
 // sorted by ID, with no ID twice, and at least one is a voter.
 type Membership struct {
 	Members []Member `json:"members"`
+	// Retired are the latest incarnations that a configuration dropped
+	// (removed, or replaced by a new incarnation of the same node), newest
+	// last, at most maxRetired: a request to rejoin from one of them is a
+	// delayed message of a node that is gone, never taken back (see
+	// acceptSender). The core keeps it; a proposed configuration's own
+	// list is ignored.
+	Retired []Incarnation `json:"retired,omitempty"`
+}
+
+// maxRetired bounds Membership.Retired: a message delayed across this many
+// changes is beyond any network's reordering.
+const maxRetired = 16
+
+// withRetired returns next with the incarnations of old that it drops
+// added to old's Retired list.
+func withRetired(old, next Membership) Membership {
+	next.Retired = slices.Clone(old.Retired)
+	for _, x := range old.Members {
+		if y, ok := next.Member(x.ID); (!ok || y.Incarnation != x.Incarnation) && x.Incarnation != 0 {
+			next.Retired = append(next.Retired, x.Incarnation)
+		}
+	}
+	if extra := len(next.Retired) - maxRetired; extra > 0 {
+		next.Retired = next.Retired[extra:]
+	}
+	return next
 }
 
 // IsEmpty reports whether m names no member: a node that has never seen a
@@ -162,7 +188,7 @@ func (m Membership) IDs() []ID {
 
 // Clone returns a deep copy of m.
 func (m Membership) Clone() Membership {
-	c := Membership{Members: slices.Clone(m.Members)}
+	c := Membership{Members: slices.Clone(m.Members), Retired: slices.Clone(m.Retired)}
 	for i := range c.Members {
 		c.Members[i].Meta = slices.Clone(c.Members[i].Meta)
 	}
@@ -331,7 +357,9 @@ func (n *Node) mayCampaign() bool {
 // notes it: that node lost its state. Only an explicit request counts: a
 // delayed answer from an incarnation the leader already replaced would
 // otherwise bring back a disk that no longer exists (simulator seeds 41462
-// and 57336 of an earlier version put such a ghost back among the voters).
+// and 57336 of an earlier version put such a ghost back among the voters),
+// and so would a request to rejoin delayed past the change that dropped
+// its incarnation (Membership.Retired; seed 38130).
 //
 // A leader's messages are heard from anyone. A node our configuration does
 // not name at all may also ask for votes, as Raft thesis 4.1 says ("servers
@@ -371,7 +399,7 @@ func (n *Node) acceptSender(m *Message) bool {
 		return false
 	case n.role == RoleLeader && m.Term == n.term && (m.Rejoin || n.cfg.Planted == PlantRejoinOnAnyAnswer) &&
 		(m.Type == MsgAppResp || m.Type == MsgHeartbeatResp):
-		if n.replaced[m.Incarnation] && n.cfg.Planted != PlantRejoinOnAnyAnswer {
+		if slices.Contains(n.log.conf.Retired, m.Incarnation) && n.cfg.Planted != PlantRejoinOnAnyAnswer {
 			break
 		}
 		if n.rejoins == nil {
@@ -430,7 +458,7 @@ func (n *Node) ProposeMembership(next Membership) (index, term uint64, err error
 			return 0, 0, fmt.Errorf("%w: node %d is not a caught-up learner (add it as a learner first)", ErrNotCaughtUp, x.ID)
 		}
 	}
-	return n.appendEntry(Entry{Type: EntryConfig, Data: EncodeMembership(next.Clone())}), n.term, nil
+	return n.appendEntry(Entry{Type: EntryConfig, Data: EncodeMembership(withRetired(n.log.conf, next.Clone()))}), n.term, nil
 }
 
 // caughtUp reports whether the leader's view of a member's log is within
@@ -469,11 +497,7 @@ func (n *Node) maybeAutoChange() {
 			continue // it was the last voter: nothing to replace it with
 		}
 		n.tracef("replaces %d/%s by its new incarnation %s", id, x.Incarnation.String()[12:], inc.String()[12:])
-		if n.replaced == nil {
-			n.replaced = map[Incarnation]bool{}
-		}
-		n.replaced[x.Incarnation] = true
-		n.appendEntry(Entry{Type: EntryConfig, Data: EncodeMembership(next)})
+		n.appendEntry(Entry{Type: EntryConfig, Data: EncodeMembership(withRetired(n.log.conf, next))})
 		return
 	}
 	for i, x := range n.log.conf.Members {

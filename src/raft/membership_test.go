@@ -503,3 +503,22 @@ func TestAddUnderPlaceholderIncarnation(t *testing.T) {
 	}
 	assert.Equal(t, mn.nodes[0].log.committed, mn.nodes[3].log.committed)
 }
+
+func TestWithRetiredRecordsDroppedIncarnations(t *testing.T) {
+	old := Membership{Members: []Member{{ID: 0, Incarnation: 0xa}, {ID: 1, Incarnation: 0xb}, {ID: 2, Incarnation: 0xc}}, Retired: []Incarnation{0x1}}
+	next := old.Clone()
+	next.Members[1].Incarnation = 0xbb // replaced
+	next.Members = next.Members[:2]    // 2 removed
+	next.Retired = []Incarnation{0x99} // a proposal's own list is ignored
+	got := withRetired(old, next)
+	assert.Equal(t, []Incarnation{0x1, 0xb, 0xc}, got.Retired)
+
+	// Bounded, oldest first out.
+	for i := range maxRetired {
+		got.Members[0].Incarnation = Incarnation(0x100 + i)
+		got = withRetired(old, got)
+		old = got.Clone()
+	}
+	assert.Len(t, got.Retired, maxRetired)
+	assert.Equal(t, Incarnation(0x100+maxRetired-2), got.Retired[maxRetired-1])
+}

@@ -88,20 +88,16 @@ type Node struct {
 	// rejoins: members that answered the leader under a new incarnation
 	// (they lost their state), and that incarnation (maybeAutoChange).
 	rejoins map[ID]Incarnation
-	// replaced: the incarnations this leader replaced in its term; a
-	// request to rejoin from one of them is a delayed message of a node
-	// that is gone, never taken again (see acceptSender).
-	replaced map[Incarnation]bool
-	cfg      Config
-	term     uint64
-	vote     ID
-	lead     ID
-	role     Role
-	log      raftLog
-	prs      map[ID]*Progress
-	votes    map[ID]bool
-	msgs     []Message
-	quorum   int
+	cfg     Config
+	term    uint64
+	vote    ID
+	lead    ID
+	role    Role
+	log     raftLog
+	prs     map[ID]*Progress
+	votes   map[ID]bool
+	msgs    []Message
+	quorum  int
 	// scratch holds one value per peer for quorumIndex, reused so that the
 	// per-acknowledgement checks do not allocate.
 	scratch []uint64
@@ -257,7 +253,7 @@ func (n *Node) becomeLeader() {
 	n.lead = n.id
 	n.prs = make(map[ID]*Progress, len(n.peers))
 	n.prInc = make(map[ID]Incarnation, len(n.peers))
-	n.rejoins, n.replaced = nil, nil
+	n.rejoins = nil
 	last := n.log.lastIndex()
 	for _, x := range n.log.conf.Members {
 		n.prs[x.ID] = &Progress{Next: last + 1, inflight: newInflights(n.cfg.MaxInflight), RecentActive: true}

@@ -58,9 +58,11 @@ func TestSimulation(t *testing.T) {
 // back), 33654, 58871 and 79025 (the holder of the longest log was a
 // learner in its own configuration and could not campaign; see
 // raft.Node.mayCampaign), 7939 and 16357 (a node named only by an
-// uncommitted configuration did not ask to rejoin; see raft.Message.Rejoin).
+// uncommitted configuration did not ask to rejoin; see raft.Message.Rejoin),
+// 29946, 37142 and 38130 (a delayed request to rejoin from an incarnation
+// removed or replaced; see raft.Membership.Retired).
 func TestRegressionSeeds(t *testing.T) {
-	for _, seed := range []int64{7939, 16357, 33654, 41462, 57336, 58871, 79025} {
+	for _, seed := range []int64{7939, 16357, 29946, 33654, 37142, 38130, 41462, 57336, 58871, 79025} {
 		if err := New(optionsFor(seed)).Run(); err != nil {
 			t.Errorf("seed %d: %v\n%s", seed, err, replayHint(seed))
 		}
