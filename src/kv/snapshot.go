@@ -57,8 +57,8 @@ type snapshotJSON struct {
 	Contents map[string]string
 	// Meta is each key's [create_index, mod_index, version]. A snapshot
 	// written before metadata existed has none: see Restore.
-	Meta         map[string][3]uint64
-	Sessions     map[string]sessionJSON
+	Meta     map[string][3]uint64
+	Sessions map[string]sessionJSON
 	// Leases are the live leases by ID, each with its attached keys; a
 	// snapshot without leases (or of a version before them) has none.
 	Leases       map[string]leaseJSON

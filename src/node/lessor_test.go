@@ -41,11 +41,11 @@ type leaseHarness struct {
 	electAt  time.Time
 	index    uint64
 	flight   []inflight
-	lease    uint64    // the client's live lease (0: none)
+	lease    uint64 // the client's live lease (0: none)
 	// acked: each lease's send time of its last acknowledged grant or
 	// keep-alive (a grant the client did not keep counts too).
 	acked    map[uint64]time.Time
-	clientOn bool      // the client keeps its lease alive
+	clientOn bool // the client keeps its lease alive
 	expiries int
 }
 
