@@ -46,6 +46,12 @@ commands:
   snapshot save|status|restore   back the cluster up to a file, check it, seed a new cluster from it
   transfer-leader [NAME]         hand leadership to NAME (or the most caught-up follower)
   member list|add|remove|promote   the configuration, or change one member
+  watch PREFIX [--since N]       print every change under PREFIX as JSON lines, resuming
+                                 on another node if one fails
+  lease grant TTL|keepalive ID|revoke ID|list   leases (put --lease ID attaches a key)
+  lock NAME -- COMMAND           run COMMAND holding the lock NAME; it gets the fencing
+                                 token (the lock key's create index) in $RAFTKV_FENCING_TOKEN
+  elect NAME VALUE               campaign for NAME and hold it until interrupted
 
 The commands against the cluster take --hostfile (default hostfile.json) and
 --endpoints host:port,... (default $RAFTKV_ENDPOINTS), and, against nodes with

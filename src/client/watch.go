@@ -115,14 +115,15 @@ func (c *Client) Watch(ctx context.Context, prefix string, since uint64, fn func
 		}
 		err := c.watchOnce(ctx, c.cfg.Endpoints[target], prefix, &st, fn)
 		var ce *CompactedError
+		sw, stop := err.(stopWatch)
 		switch {
+		case stop:
+			return sw.err
 		case errors.As(err, &ce):
 			compacted[target] = ce
 			if len(compacted) == len(c.cfg.Endpoints) {
 				return ce
 			}
-		case errors.As(err, new(stopWatch)):
-			return err.(stopWatch).err
 		case ctx.Err() != nil:
 			return ctx.Err()
 		default:
