@@ -25,6 +25,7 @@ import (
 	"raftkv/src/node"
 	"raftkv/src/raft"
 	"raftkv/src/storage"
+	"raftkv/src/watch"
 )
 
 const usage = `usage: raftkv <command> [flags]
@@ -150,6 +151,7 @@ func runNode(args []string) int {
 		Heartbeat: cfg.Heartbeat, ElectionTimeout: cfg.ElectionTimeout,
 		SnapshotEvery: cfg.SnapshotEvery,
 		Logger:        lg,
+		Watch:         watch.Options{MaxEvents: cfg.WatchHistory, MaxBytes: cfg.WatchHistoryBytes},
 	})
 	if err != nil {
 		// A second process on the folder is a usage error (exit 2), told
