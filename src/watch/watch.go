@@ -197,22 +197,6 @@ func (h *Hub) Watchers() int {
 	return len(h.watchers)
 }
 
-// Recent returns up to n of the latest events, oldest first (the
-// dashboard's feed).
-func (h *Hub) Recent(n int) []kv.Event {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	from := h.first
-	if h.next-h.first > uint64(n) {
-		from = h.next - uint64(n)
-	}
-	out := make([]kv.Event, 0, h.next-from)
-	for seq := from; seq < h.next; seq++ {
-		out = append(out, h.ring[seq%uint64(len(h.ring))])
-	}
-	return out
-}
-
 // Watcher reads the changes of the keys under a prefix (or of one key),
 // from an index on. Its methods are for one goroutine.
 type Watcher struct {
