@@ -86,8 +86,9 @@ func (c *Client) LeaseList(ctx context.Context) ([]api.LeaseBody, Result, error)
 	return body.Leases, res, err
 }
 
-// CompactedError: no node's history holds every change after the index a
-// watch asked for. Read the keys afresh and watch from that read's index.
+// CompactedError is Watch's error when no node's history holds every
+// change after the index the watch asked for. Read the keys afresh and
+// watch from that read's index.
 type CompactedError struct {
 	Since  uint64
 	Oldest uint64 // the highest oldest index the nodes named

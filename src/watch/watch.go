@@ -57,7 +57,7 @@ type Options struct {
 	MaxBytes int
 }
 
-// CompactedError: the history no longer holds every change after the index
+// CompactedError says the history no longer holds every change after the index
 // asked for; Oldest is the lowest since the hub can serve.
 type CompactedError struct {
 	Since, Oldest uint64
