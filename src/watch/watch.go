@@ -190,13 +190,6 @@ func (h *Hub) Floor() uint64 {
 	return h.floor
 }
 
-// Watchers is the number of open watchers.
-func (h *Hub) Watchers() int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return len(h.watchers)
-}
-
 // Watcher reads the changes of the keys under a prefix (or of one key),
 // from an index on. Its methods are for one goroutine.
 type Watcher struct {
