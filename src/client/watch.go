@@ -149,10 +149,19 @@ type stopWatch struct{ err error }
 
 func (e stopWatch) Error() string { return e.err.Error() }
 
+// testHookResumeFromCur (tests only) plants a bug: a stream resumes after
+// the index it was in the middle of, rather than after the last whole one,
+// losing that index's undelivered changes (watch_test.go catches it).
+var testHookResumeFromCur bool
+
 // watchOnce runs one stream from st.done; it returns why it ended.
 func (c *Client) watchOnce(ctx context.Context, endpoint, prefix string, st *watchState, fn func(api.WatchEvent) error) error {
 	u := url.URL{Scheme: c.scheme, Host: endpoint}
-	full := fmt.Sprintf("%s/v1/watch/%s?since=%d", u.String(), url.PathEscape(prefix), st.done)
+	since := st.done
+	if testHookResumeFromCur {
+		since = max(st.cur, st.done)
+	}
+	full := fmt.Sprintf("%s/v1/watch/%s?since=%d", u.String(), url.PathEscape(prefix), since)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req, err := http.NewRequestWithContext(sctx, http.MethodGet, full, nil)
