@@ -227,13 +227,12 @@ type heldLease struct {
 func holdLease(c *client.Client, ttl time.Duration) (*heldLease, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), ttl)
 	defer cancel()
+	sent := time.Now() // the lease lives at least TTL from when the grant was sent
 	l, _, err := c.LeaseGrant(ctx, ttl)
 	if err != nil {
 		return nil, fmt.Errorf("grant a lease: %w", err)
 	}
-	// Safe bound: the lease lives at least TTL from when the grant was sent.
 	h := &heldLease{id: l.ID, ttl: ttl, lost: make(chan struct{})}
-	sent := time.Now().Add(-ttl / 10) // conservative: the grant was sent before now
 	kctx, stop := context.WithCancel(context.Background())
 	h.stop = stop
 	h.wg.Add(1)
