@@ -89,8 +89,23 @@ type Hub struct {
 	// Invariant: floor < the Index of every event in the ring.
 	floor uint64
 	// epoch counts Resets; a watcher of an older epoch is cancelled.
-	epoch    uint64
-	watchers map[*Watcher]struct{}
+	epoch uint64
+	// groups holds the watchers by what they watch, so that Publish
+	// matches an event once per prefix, not once per watcher (many
+	// watchers of one prefix cost one compare).
+	groups map[groupKey]map[*Watcher]struct{}
+}
+
+type groupKey struct {
+	prefix string
+	exact  bool
+}
+
+func (g groupKey) matches(key string) bool {
+	if g.exact {
+		return key == g.prefix
+	}
+	return strings.HasPrefix(key, g.prefix)
 }
 
 // NewHub returns a hub whose history starts after index applied.
@@ -101,7 +116,7 @@ func NewHub(opts Options, applied uint64) *Hub {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = DefaultMaxBytes
 	}
-	return &Hub{opts: opts, floor: applied, watchers: map[*Watcher]struct{}{}}
+	return &Hub{opts: opts, floor: applied, groups: map[groupKey]map[*Watcher]struct{}{}}
 }
 
 func eventSize(e kv.Event) int { return len(e.Key) + len(e.Value) + eventOverhead }
@@ -130,12 +145,14 @@ func (h *Hub) Publish(evs []kv.Event) {
 		h.ring[h.next%uint64(len(h.ring))] = e
 		h.next++
 	}
-	for w := range h.watchers {
+	for g, ws := range h.groups {
 		for _, e := range evs {
-			if w.matches(e.Key) {
-				select {
-				case w.wake <- struct{}{}:
-				default:
+			if g.matches(e.Key) {
+				for w := range ws {
+					select {
+					case w.wake <- struct{}{}:
+					default:
+					}
 				}
 				break
 			}
@@ -175,10 +192,12 @@ func (h *Hub) Reset(applied uint64) {
 	h.first, h.next, h.bytes = 0, 0, 0
 	h.floor = applied
 	h.epoch++
-	for w := range h.watchers {
-		select {
-		case w.wake <- struct{}{}:
-		default:
+	for _, ws := range h.groups {
+		for w := range ws {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
@@ -194,20 +213,12 @@ func (h *Hub) Floor() uint64 {
 // from an index on. Its methods are for one goroutine.
 type Watcher struct {
 	h      *Hub
-	prefix string
-	exact  bool // one key, not a prefix
+	group  groupKey // the prefix, or with exact one key
 	wake   chan struct{}
 	cursor uint64 // the next sequence number to read
 	epoch  uint64
 	// done is the last index whose events this watcher returned whole.
 	done uint64
-}
-
-func (w *Watcher) matches(key string) bool {
-	if w.exact {
-		return key == w.prefix
-	}
-	return strings.HasPrefix(key, w.prefix)
 }
 
 // Subscribe starts a watcher of the keys that start with prefix (with exact,
@@ -219,7 +230,7 @@ func (h *Hub) Subscribe(prefix string, exact bool, since uint64) (*Watcher, erro
 	if since < h.floor {
 		return nil, &CompactedError{Since: since, Oldest: h.floor}
 	}
-	w := &Watcher{h: h, prefix: prefix, exact: exact, wake: make(chan struct{}, 1), epoch: h.epoch, done: since}
+	w := &Watcher{h: h, group: groupKey{prefix, exact}, wake: make(chan struct{}, 1), epoch: h.epoch, done: since}
 	// The first event above since: the ring is in index order.
 	lo, hi := h.first, h.next
 	for lo < hi {
@@ -231,7 +242,12 @@ func (h *Hub) Subscribe(prefix string, exact bool, since uint64) (*Watcher, erro
 		}
 	}
 	w.cursor = lo
-	h.watchers[w] = struct{}{}
+	ws := h.groups[w.group]
+	if ws == nil {
+		ws = map[*Watcher]struct{}{}
+		h.groups[w.group] = ws
+	}
+	ws[w] = struct{}{}
 	return w, nil
 }
 
@@ -239,7 +255,11 @@ func (h *Hub) Subscribe(prefix string, exact bool, since uint64) (*Watcher, erro
 func (w *Watcher) Close() {
 	w.h.mu.Lock()
 	defer w.h.mu.Unlock()
-	delete(w.h.watchers, w)
+	ws := w.h.groups[w.group]
+	delete(ws, w)
+	if len(ws) == 0 {
+		delete(w.h.groups, w.group)
+	}
 }
 
 // maxBatch bounds the events one Next returns.
@@ -284,7 +304,7 @@ func (w *Watcher) poll() ([]kv.Event, error) {
 		if len(out) >= maxBatch && e.Index != out[len(out)-1].Index {
 			break
 		}
-		if w.matches(e.Key) {
+		if w.group.matches(e.Key) {
 			out = append(out, e)
 		}
 	}
