@@ -115,7 +115,7 @@ func routeRole(method, escapedPath string) (api.Role, bool) {
 	// A path that is not clean (//, /./, /../) outside a key is served by
 	// no handler (ServeMux redirects it), and is matched by no rule: it
 	// must not slip past one by prefix.
-	if !strings.HasPrefix(escapedPath, kvPrefix) {
+	if !strings.HasPrefix(escapedPath, kvPrefix) && !strings.HasPrefix(escapedPath, watchPrefix) {
 		if c := path.Clean(escapedPath); c != escapedPath && c+"/" != escapedPath {
 			return api.RoleAdmin, false
 		}

@@ -47,6 +47,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/v1/snapshot", s.get(s.handleSnapshot))
 	mux.HandleFunc("/v1/leader/transfer", s.handleTransfer)
 	mux.HandleFunc("/v1/txn", s.handleTxn)
+	mux.HandleFunc("/v1/lease", s.handleLeaseRoot)
+	mux.HandleFunc("/v1/lease/", s.handleLease)
 	// The endpoints below check their query themselves (or, through
 	// get, take none).
 	mux.HandleFunc("/metrics", s.get(s.handleMetrics))
@@ -79,6 +81,10 @@ func (s *Server) routes() http.Handler {
 		// clean the path and redirect.
 		if strings.HasPrefix(r.URL.EscapedPath(), kvPrefix) {
 			s.handleKV(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.EscapedPath(), watchPrefix) {
+			s.handleWatch(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -182,7 +188,7 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 		s.handleGet(w, r, key)
 	case http.MethodPut:
 		op := kv.OpPut
-		q := [...]queryParam{{name: "op"}, {name: "cas"}}
+		q := [...]queryParam{{name: "op"}, {name: "cas"}, {name: "lease"}}
 		if err := parseQuery(r.URL.RawQuery, q[:], "PUT /v1/kv/{key}"); err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
@@ -200,6 +206,17 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
+		var lease uint64
+		if l := q[2]; l.given {
+			if lease, err = strconv.ParseUint(l.value, 10, 64); err != nil || lease == 0 {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter \"lease\" is %.40q: want the id POST /v1/lease returned", l.value))
+				return
+			}
+			if op != kv.OpPut {
+				writeError(w, http.StatusBadRequest, `query parameter "lease" works with put, not append (an append keeps the key's lease)`)
+				return
+			}
+		}
 		body, err := readBody(w, r)
 		if err != nil {
 			var tooBig *http.MaxBytesError
@@ -213,7 +230,7 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 		// The body is this request's own buffer and nothing writes to it:
 		// the command can share its bytes instead of copying them (the
 		// encoded entry is a copy).
-		s.write(w, r, kv.Command{Op: op, Key: key, Value: unsafe.String(unsafe.SliceData(body), len(body)), CAS: cas}, body)
+		s.write(w, r, kv.Command{Op: op, Key: key, Value: unsafe.String(unsafe.SliceData(body), len(body)), CAS: cas, Lease: lease}, body)
 	case http.MethodDelete:
 		s.handleDelete(w, r, key)
 	default:
@@ -332,11 +349,16 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, b
 		writeError(w, http.StatusRequestEntityTooLarge, res.Err.Error())
 	case res.Err == kv.ErrCASFailed:
 		writeConflict(w, cmd, res)
+	case res.Err == kv.ErrLeaseNotFound:
+		writeError(w, http.StatusNotFound, res.Err.Error())
 	case res.Err != nil:
 		writeError(w, http.StatusBadRequest, res.Err.Error())
-	case res.Txn != nil || cmd.Prefix:
+	case res.Txn != nil || cmd.Prefix || cmd.Op == kv.OpLeaseRevoke:
 		s.met.ObserveCommit(start)
 		writeWriteResult(w, cmd, res)
+	case res.Lease != nil:
+		s.met.ObserveCommit(start)
+		writeJSON(w, http.StatusOK, leaseBody(*res.Lease, res.Index, nil))
 	default:
 		s.met.ObserveCommit(start)
 		var b [40]byte

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"raftkv/src/api"
 )
@@ -27,6 +28,8 @@ var errCodes = []struct {
 	{"bad_command", ErrBadCommand},
 	{"cas_failed", ErrCASFailed},
 	{"bad_txn", ErrBadTxn},
+	{"lease_not_found", ErrLeaseNotFound},
+	{"bad_ttl", ErrBadTTL},
 }
 
 func errCode(err error) string {
@@ -54,9 +57,18 @@ type snapshotJSON struct {
 	Contents map[string]string
 	// Meta is each key's [create_index, mod_index, version]. A snapshot
 	// written before metadata existed has none: see Restore.
-	Meta         map[string][3]uint64
-	Sessions     map[string]sessionJSON
+	Meta     map[string][3]uint64
+	Sessions map[string]sessionJSON
+	// Leases are the live leases by ID, each with its attached keys; a
+	// snapshot without leases (or of a version before them) has none.
+	Leases       map[string]leaseJSON
 	AppliedIndex uint64
+}
+
+type leaseJSON struct {
+	TTL   int64 // milliseconds
+	Renew uint64
+	Keys  []string
 }
 
 type sessionJSON struct {
@@ -72,6 +84,8 @@ type sessionJSON struct {
 	Meta    *[3]uint64   `json:",omitempty"`
 	Deleted int          `json:",omitempty"`
 	Txn     *api.TxnBody `json:",omitempty"`
+	// Lease is a grant's or keep-alive's [id, ttl_ms, renew].
+	Lease *[3]uint64 `json:",omitempty"`
 }
 
 // Snapshot returns the whole state as a JSON object:
@@ -94,6 +108,12 @@ type Frozen struct {
 	pairs    []pair // unordered; EncodeTo sorts them
 	metas    []keyMeta
 	sessions []frozenSession
+	leases   []frozenLease
+}
+
+type frozenLease struct {
+	LeaseInfo
+	keys []string
 }
 
 type pair struct{ key, value string }
@@ -129,6 +149,9 @@ func (s *Store) Freeze() *Frozen {
 	for id, sess := range s.sessions {
 		f.sessions = append(f.sessions, frozenSession{id: id, seq: sess.seq, lastUsed: sess.lastUsed, result: sess.result})
 	}
+	for _, l := range s.leases {
+		f.leases = append(f.leases, frozenLease{LeaseInfo: l.LeaseInfo, keys: sortedKeys(l.keys)})
+	}
 	return f
 }
 
@@ -155,6 +178,7 @@ func (f *Frozen) EncodeTo(w io.Writer) error {
 	slices.SortFunc(f.pairs, func(a, b pair) int { return strings.Compare(a.key, b.key) })
 	slices.SortFunc(f.metas, func(a, b keyMeta) int { return strings.Compare(a.key, b.key) })
 	slices.SortFunc(f.sessions, func(a, b frozenSession) int { return strings.Compare(a.id, b.id) })
+	slices.SortFunc(f.leases, func(a, b frozenLease) int { return cmp.Compare(a.ID, b.ID) })
 
 	b := make([]byte, 0, encodeChunk+512)
 	flush := func(force bool) error {
@@ -231,12 +255,50 @@ func (f *Frozen) EncodeTo(w io.Writer) error {
 			}
 			b = append(append(b, `,"Txn":`...), t...)
 		}
+		if l := sess.result.Lease; l != nil {
+			b = append(b, `,"Lease":[`...)
+			b = strconv.AppendUint(b, l.ID, 10)
+			b = append(b, ',')
+			b = strconv.AppendInt(b, l.TTLMillis, 10)
+			b = append(b, ',')
+			b = strconv.AppendUint(b, l.Renew, 10)
+			b = append(b, ']')
+		}
 		b = append(b, '}')
 		if err := flush(false); err != nil {
 			return err
 		}
 	}
-	b = append(b, `},"AppliedIndex":`...)
+	b = append(b, '}')
+	// Written only when there are leases, so that a state without them
+	// encodes exactly as before leases existed.
+	if len(f.leases) > 0 {
+		b = append(b, `,"Leases":{`...)
+		for i, l := range f.leases {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = strconv.AppendUint(b, l.ID, 10)
+			b = append(b, `":{"TTL":`...)
+			b = strconv.AppendInt(b, l.TTLMillis, 10)
+			b = append(b, `,"Renew":`...)
+			b = strconv.AppendUint(b, l.Renew, 10)
+			b = append(b, `,"Keys":[`...)
+			for j, k := range l.keys {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, k)
+			}
+			b = append(b, "]}"...)
+			if err := flush(false); err != nil {
+				return err
+			}
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"AppliedIndex":`...)
 	b = strconv.AppendUint(b, f.applied, 10)
 	b = append(b, '}')
 	return flush(true)
@@ -270,6 +332,8 @@ func (s *Store) Restore(data []byte) error {
 	}
 	meta, merrs := restoreMeta(snap)
 	errs = append(errs, merrs...)
+	leases, keyLease, lerrs := restoreLeases(snap)
+	errs = append(errs, lerrs...)
 	sessions := make(map[string]*session, len(snap.Sessions))
 	list := make([]*session, 0, len(snap.Sessions))
 	for id, js := range snap.Sessions {
@@ -294,6 +358,9 @@ func (s *Store) Restore(data []byte) error {
 		}
 		if js.Meta != nil {
 			sess.result.Meta = Meta{CreateIndex: js.Meta[0], ModIndex: js.Meta[1], Version: js.Meta[2]}
+		}
+		if js.Lease != nil {
+			sess.result.Lease = &LeaseInfo{ID: js.Lease[0], TTLMillis: int64(js.Lease[1]), Renew: js.Lease[2]}
 		}
 		sessions[id] = sess
 		list = append(list, sess)
@@ -338,6 +405,7 @@ func (s *Store) Restore(data []byte) error {
 	s.sessions = sessions
 	s.sessionBytes = size
 	s.oldest, s.newest = oldest, newest
+	s.leases, s.keyLease = leases, keyLease
 	// A snapshot of an old version may hold more than the bounds allow:
 	// evict as Apply would, oldest first, so replicas that restored it
 	// agree with each other.
@@ -395,4 +463,39 @@ func restoreMeta(snap snapshotJSON) (map[string]Meta, []error) {
 		}
 	}
 	return meta, errs
+}
+
+// restoreLeases rebuilds the leases of a snapshot, and says what is wrong
+// with them: a lease must have 1 <= ID <= Renew <= the applied index and a
+// TTL in bounds; its keys must be in Contents, each in one lease only.
+func restoreLeases(snap snapshotJSON) (map[uint64]*lease, map[string]uint64, []error) {
+	leases := make(map[uint64]*lease, len(snap.Leases))
+	keyLease := make(map[string]uint64)
+	var errs []error
+	for name, lj := range snap.Leases {
+		id, err := strconv.ParseUint(name, 10, 64)
+		ttl := time.Duration(lj.TTL) * time.Millisecond
+		switch {
+		case err != nil || id == 0 || strconv.FormatUint(id, 10) != name:
+			errs = append(errs, fmt.Errorf("lease %.32q: the id is not a log index", name))
+			continue
+		case lj.Renew < id || lj.Renew > snap.AppliedIndex:
+			errs = append(errs, fmt.Errorf("lease %d: renew index %d does not fit [id, AppliedIndex %d]", id, lj.Renew, snap.AppliedIndex))
+		case lj.TTL <= 0 || ttl < MinLeaseTTL || ttl > MaxLeaseTTL:
+			errs = append(errs, fmt.Errorf("lease %d: TTL %d ms is out of bounds", id, lj.TTL))
+		}
+		l := &lease{LeaseInfo: LeaseInfo{ID: id, TTLMillis: lj.TTL, Renew: lj.Renew}, keys: make(map[string]struct{}, len(lj.Keys))}
+		for _, k := range lj.Keys {
+			if _, ok := snap.Contents[k]; !ok {
+				errs = append(errs, fmt.Errorf("lease %d: key %.64q is not in Contents", id, k))
+			}
+			if other, ok := keyLease[k]; ok {
+				errs = append(errs, fmt.Errorf("key %.64q is in leases %d and %d", k, min(id, other), max(id, other)))
+			}
+			keyLease[k] = id
+			l.keys[k] = struct{}{}
+		}
+		leases[id] = l
+	}
+	return leases, keyLease, errs
 }

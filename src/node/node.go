@@ -18,6 +18,7 @@ import (
 	"raftkv/src/raft"
 	"raftkv/src/storage"
 	"raftkv/src/transport"
+	"raftkv/src/watch"
 )
 
 // Peer is one node of the cluster as the runtime sees it.
@@ -48,6 +49,8 @@ type Config struct {
 	// time.Ticker of Heartbeat; tests inject one they drive by hand.
 	NewTicker func(d time.Duration) Ticker
 	Logger    *zap.Logger
+	// Watch bounds the history window of watches (see package watch).
+	Watch watch.Options
 }
 
 // Ticker is the loop's clock (a *time.Ticker by default).
@@ -187,6 +190,13 @@ type Node struct {
 	// callc runs a function in the loop (see inLoop: backups, transfers).
 	callc chan func()
 	rtt   rttTracker // loop-owned (see rtt.go)
+
+	// hub is the history of changes watchers read (package watch);
+	// entryEvents collects one entry's changes for it (loop-owned).
+	hub         *watch.Hub
+	entryEvents []kv.Event
+	// lessor: lease deadlines while leading (lessor.go; loop-owned).
+	lessor lessor
 }
 
 // New opens the node's storage, recovers its state and prepares the
@@ -251,6 +261,13 @@ func New(cfg Config) (*Node, error) {
 		applied, s.appliedTerm, s.snapIndex = rec.Snapshot.Index, rec.Snapshot.Term, rec.Snapshot.Index
 		s.lastSnapBytes = uint64(len(rec.Snapshot.Data))
 	}
+	s.hub = watch.NewHub(cfg.Watch, applied)
+	s.lessor = newLessor(cfg.ElectionTimeout)
+	s.kv.SetHooks(kv.Hooks{
+		Change:       func(e kv.Event) { s.entryEvents = append(s.entryEvents, e) },
+		LeaseRenewed: func(info kv.LeaseInfo) { s.lessor.renewed(time.Now(), info) },
+		LeaseEnded:   s.lessor.ended,
+	})
 	lg.Info("recovered", zap.Uint64("term", rec.HardState.Term), zap.Uint64("commit", rec.HardState.Commit),
 		zap.Uint64("snapshot", applied), zap.Int("entries", len(rec.Entries)),
 		zap.Bool("clean_stop", rec.CleanStop), zap.Bool("torn_tail", rec.TornTail),
@@ -436,6 +453,7 @@ func (s *Node) loop() error {
 			return nil
 		case <-ticker.Chan():
 			s.core.Tick()
+			s.expireLeases()
 			if err := s.bootstrapTick(); err != nil {
 				s.failAll(err)
 				return err
@@ -609,6 +627,12 @@ type loopApp struct{ s *Node }
 
 func (a loopApp) SoftStateChanged(ss raft.SoftState) {
 	s := a.s
+	switch {
+	case ss.Role == raft.RoleLeader && !s.lessor.leading:
+		s.lessor.promote(time.Now(), s.kv.Leases())
+	case ss.Role != raft.RoleLeader && s.lessor.leading:
+		s.lessor.demote()
+	}
 	if ss.Role != raft.RoleLeader {
 		// Reads waiting for a quorum round will never get one.
 		for id, reqs := range s.reads {
@@ -630,6 +654,12 @@ func (a loopApp) Restore(snap *raft.Snapshot) error {
 	s := a.s
 	if err := s.kv.Restore(snap.Data); err != nil {
 		return err
+	}
+	// The history has a gap now: watchers resume from their last index.
+	s.hub.Reset(snap.Index)
+	if s.lessor.leading {
+		s.lessor.demote()
+		s.lessor.promote(time.Now(), s.kv.Leases())
 	}
 	s.appliedTerm, s.snapIndex = snap.Term, snap.Index
 	s.lastSnapBytes, s.logBytesSinceSnap = uint64(len(snap.Data)), 0
@@ -712,6 +742,11 @@ func (s *Node) apply(e raft.Entry) {
 		s.applyConfig(e)
 	default:
 		res = s.kv.Apply(e.Index, e.Data)
+		if len(s.entryEvents) > 0 {
+			s.hub.Publish(s.entryEvents)
+			clear(s.entryEvents)
+			s.entryEvents = s.entryEvents[:0]
+		}
 	}
 	s.appliedTerm = e.Term
 	if w := s.waiters[e.Index]; w != nil {
