@@ -32,6 +32,10 @@ type Peer struct {
 type Config struct {
 	ID        raft.ID
 	Peers     []Peer // every node in hostfile order, this one included
+	// Bootstrap is how many of Peers, the first ones, form the bootstrap
+	// configuration; the others are marked join in the hostfile (added to
+	// a running cluster). 0 means all of them.
+	Bootstrap int
 	ClusterID string
 	// DataDir is this node's own folder (persistence/<name>).
 	DataDir    string
@@ -187,6 +191,11 @@ type Node struct {
 	// callc runs a function in the loop (see inLoop: backups, transfers).
 	callc chan func()
 	rtt   rttTracker // loop-owned (see rtt.go)
+	// joined are the members outside the hostfile the transport knows
+	// (peers.go); outsideAddrs their raft addresses, for the transport's
+	// dialers.
+	joined       joinedPeers
+	outsideAddrs atomic.Pointer[map[raft.ID]string]
 }
 
 // New opens the node's storage, recovers its state and prepares the
@@ -200,6 +209,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Heartbeat <= 0 || cfg.ElectionTimeout < 2*cfg.Heartbeat {
 		return nil, fmt.Errorf("node: heartbeat %v must be positive and at most half the election timeout %v", cfg.Heartbeat, cfg.ElectionTimeout)
+	}
+	if cfg.Bootstrap <= 0 || cfg.Bootstrap > len(cfg.Peers) {
+		cfg.Bootstrap = len(cfg.Peers)
 	}
 	if cfg.NewTicker == nil {
 		cfg.NewTicker = func(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
@@ -282,6 +294,7 @@ func New(cfg Config) (*Node, error) {
 		disk.Close()
 		return nil, err
 	}
+	s.syncPeers(s.Membership())
 	s.initMetrics()
 	s.met.WatchHandshakeRefusals(s.tr.Refusals)
 	s.ready = Handler{
@@ -581,6 +594,7 @@ func (s *Node) handleReady() error {
 	s.met.ObserveStatus(st)
 	s.met.SetPendingProposals(len(s.waiters))
 	s.publishConf()
+	s.syncPeers(s.Membership())
 	return nil
 }
 
