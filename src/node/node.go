@@ -30,8 +30,8 @@ type Peer struct {
 
 // Config is everything the runtime needs; main builds it from src/config.
 type Config struct {
-	ID        raft.ID
-	Peers     []Peer // every node in hostfile order, this one included
+	ID    raft.ID
+	Peers []Peer // every node in hostfile order, this one included
 	// Bootstrap is how many of Peers, the first ones, form the bootstrap
 	// configuration; the others are marked join in the hostfile (added to
 	// a running cluster). 0 means all of them.
