@@ -1,6 +1,7 @@
 package localcluster
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -121,9 +122,11 @@ func TestAddMemberOutsideHostfile(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	eventually(t, 20*time.Second, func() bool {
-		i, err := c.WaitLeader(t.Context())
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		i, err := c.WaitLeader(ctx)
 		return err == nil && i == j
-	}, "timed out: %s", "n3 leads")
+	}, "timed out: %s", "every node names n3 as the leader")
 	for i := range 3 {
 		if i == l {
 			continue
