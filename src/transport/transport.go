@@ -37,14 +37,16 @@ var (
 
 // Config configures a Transport. Self, SelfName, ClusterID and Peers must be
 // the same view of the hostfile on every node (names and order); addresses
-// may differ from node to node.
+// may differ from node to node. Members added to the cluster later are
+// made known with AddPeer.
 type Config struct {
 	Self      raft.ID
 	SelfName  string
 	ClusterID string // derived by the caller from the hostfile's names in order
 	// ListenAddr is where peers dial us, e.g. ":7000" or "127.0.0.1:0".
 	ListenAddr string
-	// Peers is every other node. Invariant: Self is not a key.
+	// Peers is every other node of the hostfile (AddPeer adds more).
+	// Invariant: Self is not a key.
 	Peers map[raft.ID]Peer
 	// MaxFrame is the largest frame accepted, in bytes (0: DefaultMaxFrame).
 	// A longer frame from a peer drops that connection; a longer outbound
