@@ -28,14 +28,14 @@
 //	})
 //	if err != nil { ... }
 //	if err := tr.Start(); err != nil { ... } // the listen error
+//	defer tr.Close()
+//	...
+//	tr.Send(rd.Messages) // after the Ready's hard state and entries are durable
 //
 // A member added to the cluster after New (one outside the hostfile) is
 // made known with AddPeer, while the transport runs:
 //
 //	err = tr.AddPeer(3, transport.Peer{Name: "n3", Addr: func() string { return "n3:7000" }})
-//	defer tr.Close()
-//	...
-//	tr.Send(rd.Messages) // after the Ready's hard state and entries are durable
 //
 // # Delivery contract
 //
