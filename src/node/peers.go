@@ -108,7 +108,7 @@ func decodeMeta(b json.RawMessage) memberMeta {
 // sameMembers reports whether a and b list the same IDs with the same Meta
 // (incarnations and suffrage do not matter to the transport).
 func sameMembers(a, b []raft.Member) bool {
-	if len(a) != len(b) || a == nil != (b == nil) {
+	if len(a) != len(b) {
 		return false
 	}
 	for i := range a {
