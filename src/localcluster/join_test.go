@@ -139,6 +139,24 @@ func TestAddMemberOutsideHostfile(t *testing.T) {
 		assert.Equal(t, "n3", r.header.Get("Raft-Leader"))
 	}
 
+	// The dashboard's fan-out (/v1/cluster) of an original node reaches n3.
+	o := (l + 1) % 3
+	resp, err = httpc.Get(c.URL(o, "/v1/cluster"))
+	require.NoError(t, err)
+	var cl struct {
+		Nodes []struct {
+			Name      string `json:"name"`
+			Role      string `json:"role"`
+			Reachable *bool  `json:"reachable"`
+		} `json:"nodes"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&cl))
+	resp.Body.Close()
+	require.Len(t, cl.Nodes, 4, "%s's /v1/cluster", c.Nodes[o].Name)
+	assert.Equal(t, "n3", cl.Nodes[3].Name)
+	assert.Equal(t, "leader", cl.Nodes[3].Role)
+	assert.True(t, cl.Nodes[3].Reachable != nil && *cl.Nodes[3].Reachable, "n3 reachable from %s", c.Nodes[o].Name)
+
 	// The node killed above comes back with the old hostfile: the
 	// configuration in its log makes n3 known, and n3, leading, catches
 	// it up.
