@@ -145,7 +145,7 @@ func runNode(args []string) int {
 		httpPeers[i] = httpapi.Peer{Name: p.Name, HTTPAddr: p.HTTPAddr()}
 	}
 	rt, err := node.New(node.Config{
-		ID: raft.ID(cfg.ID), Peers: peers, ClusterID: cfg.Hostfile.ClusterID(),
+		ID: raft.ID(cfg.ID), Peers: peers, Bootstrap: cfg.Hostfile.BootstrapSize(), ClusterID: cfg.Hostfile.ClusterID(),
 		DataDir:    filepath.Join(cfg.DataDir, cfg.Name),
 		RaftListen: cfg.RaftListen(), PeerTLS: cfg.PeerTLS,
 		Heartbeat: cfg.Heartbeat, ElectionTimeout: cfg.ElectionTimeout,

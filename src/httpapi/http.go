@@ -76,7 +76,12 @@ func (s *Server) routes() http.Handler {
 		if st.Lead != raft.None && int(st.Lead) < len(s.cfg.Peers) {
 			lead = int(st.Lead)
 		}
-		h["Raft-Leader"] = leaderHeaders[lead]
+		if lead == len(s.cfg.Peers) && st.Lead != raft.None {
+			// A leader outside the hostfile (outside.go).
+			h["Raft-Leader"] = []string{s.leaderName(st)}
+		} else {
+			h["Raft-Leader"] = leaderHeaders[lead]
+		}
 		// Keys may hold "/", "." or "//": route them before ServeMux would
 		// clean the path and redirect.
 		if strings.HasPrefix(r.URL.EscapedPath(), kvPrefix) {
@@ -118,10 +123,11 @@ func (s *Server) get(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) leaderName(st *raft.Status) string {
-	if st.Lead == raft.None || int(st.Lead) >= len(s.cfg.Peers) {
+	if st.Lead == raft.None {
 		return ""
 	}
-	return s.cfg.Peers[st.Lead].Name
+	p, _ := s.peerOf(st.Lead)
+	return p.Name
 }
 
 var jsonContentType = []string{"application/json"}
@@ -383,7 +389,11 @@ func (s *Server) forwardIfFollower(w http.ResponseWriter, r *http.Request, body 
 		writeError(w, http.StatusServiceUnavailable, "no leader known")
 		return true
 	}
-	leader := s.cfg.Peers[st.Lead]
+	leader, ok := s.peerOf(st.Lead)
+	if !ok {
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the leader, node %d, has no HTTP address here", st.Lead))
+		return true
+	}
 	target := &url.URL{Scheme: s.peerScheme(), Host: leader.HTTPAddr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout+time.Second)
 	defer cancel()
@@ -443,10 +453,11 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 
 // handleCluster asks every other node for its status, briefly, in parallel.
 func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
-	out := make([]NodeStatus, len(s.cfg.Peers))
+	ids, peers := s.allPeers()
+	out := make([]NodeStatus, len(peers))
 	var wg sync.WaitGroup
-	for i, p := range s.cfg.Peers {
-		if raft.ID(i) == s.cfg.Self {
+	for i, p := range peers {
+		if ids[i] == s.cfg.Self {
 			out[i] = s.nodeStatus(s.rt.Status())
 			yes := true
 			out[i].Reachable = &yes
@@ -455,7 +466,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = s.peerStatus(r.Context(), i, p)
+			out[i] = s.peerStatus(r.Context(), int(ids[i]), p)
 		}()
 	}
 	wg.Wait()

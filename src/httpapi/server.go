@@ -160,9 +160,9 @@ func New(cfg Config, rt Runtime) *Server {
 	lg := cfg.Logger.With(zap.String("node", cfg.name()))
 	s := &Server{
 		cfg: cfg, lg: lg, rt: rt, met: rt.Metrics(),
-		fwd: newPeerClient(&cfg),
 	}
 	s.closing, s.stopWatches = context.WithCancel(context.Background())
+	s.fwd = newPeerClient(&cfg, s.nameAtHTTP)
 	s.met.WatchReady(func() bool { ok, _ := s.readiness().ready(); return ok })
 	read, write, idle, header := cfg.httpTimeouts()
 	s.http = &http.Server{

@@ -31,8 +31,12 @@ type Peer struct {
 
 // Config is everything the runtime needs; main builds it from src/config.
 type Config struct {
-	ID        raft.ID
-	Peers     []Peer // every node in hostfile order, this one included
+	ID    raft.ID
+	Peers []Peer // every node in hostfile order, this one included
+	// Bootstrap is how many of Peers, the first ones, form the bootstrap
+	// configuration; the others are marked join in the hostfile (added to
+	// a running cluster). 0 means all of them.
+	Bootstrap int
 	ClusterID string
 	// DataDir is this node's own folder (persistence/<name>).
 	DataDir    string
@@ -197,6 +201,12 @@ type Node struct {
 	entryEvents []kv.Event
 	// lessor: lease deadlines while leading (lessor.go; loop-owned).
 	lessor lessor
+
+	// joined are the members outside the hostfile the transport knows
+	// (peers.go); outsideAddrs their raft addresses, for the transport's
+	// dialers.
+	joined       joinedPeers
+	outsideAddrs atomic.Pointer[map[raft.ID]string]
 }
 
 // New opens the node's storage, recovers its state and prepares the
@@ -210,6 +220,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Heartbeat <= 0 || cfg.ElectionTimeout < 2*cfg.Heartbeat {
 		return nil, fmt.Errorf("node: heartbeat %v must be positive and at most half the election timeout %v", cfg.Heartbeat, cfg.ElectionTimeout)
+	}
+	if cfg.Bootstrap <= 0 || cfg.Bootstrap > len(cfg.Peers) {
+		cfg.Bootstrap = len(cfg.Peers)
 	}
 	if cfg.NewTicker == nil {
 		cfg.NewTicker = func(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
@@ -299,6 +312,7 @@ func New(cfg Config) (*Node, error) {
 		disk.Close()
 		return nil, err
 	}
+	s.syncPeers(s.Membership())
 	s.initMetrics()
 	s.met.WatchHandshakeRefusals(s.tr.Refusals)
 	s.ready = Handler{
@@ -599,6 +613,7 @@ func (s *Node) handleReady() error {
 	s.met.ObserveStatus(st)
 	s.met.SetPendingProposals(len(s.waiters))
 	s.publishConf()
+	s.syncPeers(s.Membership())
 	return nil
 }
 
