@@ -1,6 +1,6 @@
 package raft
 
-// PlantedBug is a membership bug planted on purpose into the core. It is
+// PlantedBug is a bug planted on purpose into the core. It is
 // NoPlantedBug in every runtime; only the simulator's self-test (simtest's
 // TestPlantedMembershipBugsAreCaught) sets Config.Planted, to show that the
 // simulator catches each of these bugs.
@@ -20,4 +20,8 @@ const (
 	PlantCountAnyIncarnation
 	// PlantCountLearners counts learners' acknowledgements towards commit.
 	PlantCountLearners
+	// PlantWindowServesEvicted: a leader whose log window evicted the
+	// entries a follower needs serves what the window holds in their
+	// place instead of reading them back from storage.
+	PlantWindowServesEvicted
 )
