@@ -38,7 +38,7 @@ type raftLog struct {
 	memBytes      uint64
 	// deadPrefix counts evicted entries still held by entries' array.
 	deadPrefix int
-	planted       PlantedBug
+	planted    PlantedBug
 	// committed is the highest index known to be committed (Raft figure 2).
 	committed uint64
 	// applied is the highest index handed to the runtime to apply.
