@@ -142,8 +142,9 @@ func runNode(args []string) int {
 		DataDir:    filepath.Join(cfg.DataDir, cfg.Name),
 		RaftListen: cfg.RaftListen(), PeerTLS: cfg.PeerTLS,
 		Heartbeat: cfg.Heartbeat, ElectionTimeout: cfg.ElectionTimeout,
-		SnapshotEvery: cfg.SnapshotEvery,
-		Logger:        lg,
+		SnapshotEvery:    cfg.SnapshotEvery,
+		LogWindowEntries: cfg.LogWindowEntries, LogWindowBytes: cfg.LogWindowBytes,
+		Logger: lg,
 	})
 	if err != nil {
 		// A second process on the folder is a usage error (exit 2), told

@@ -44,6 +44,11 @@ type Config struct {
 	// SnapshotEvery: take a snapshot after at least this many applied
 	// entries (and see snapshotLogFraction).
 	SnapshotEvery uint64
+	// LogWindowEntries and LogWindowBytes bound the log the core keeps in
+	// memory; older entries are read back from the WAL (walReader). 0: the
+	// core's defaults.
+	LogWindowEntries int
+	LogWindowBytes   uint64
 	// NewTicker makes the loop's clock: one core Tick per tick. nil means a
 	// time.Ticker of Heartbeat; tests inject one they drive by hand.
 	NewTicker func(d time.Duration) Ticker
@@ -138,6 +143,9 @@ type Node struct {
 	// lastSnapBytes is the size of the newest snapshot's state machine,
 	// logBytesSinceSnap the command bytes applied since (see maybeSnapshot).
 	lastSnapBytes, logBytesSinceSnap uint64
+	// readErr is the first failed read of the log back from the WAL
+	// (walReader): the loop stops at its next Ready.
+	readErr error
 	// debug: per-message logs are on (checked once; they allocate).
 	debug     bool
 	campaignc chan raft.ID
@@ -572,6 +580,9 @@ func (s *Node) read(r *readRequest) {
 func (s *Node) handleReady() error {
 	if err := s.ready.HandleReady(); err != nil {
 		return err
+	}
+	if s.readErr != nil {
+		return fmt.Errorf("read the log back: %w", s.readErr)
 	}
 	if err := s.compact(); err != nil {
 		return err
