@@ -585,6 +585,13 @@ func (s *Storage) loadSnapshot(name string) (*raft.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
+	want, _ := parseSnapshotName(name)
+	return s.parseSnapshot(b, name, want)
+}
+
+// parseSnapshot decodes and checks a snapshot file's content b, read from
+// file name, which must hold the snapshot at index want.
+func (s *Storage) parseSnapshot(b []byte, name string, want uint64) (*raft.Snapshot, error) {
 	var f snapshotFile
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -599,7 +606,6 @@ func (s *Storage) loadSnapshot(name string) (*raft.Snapshot, error) {
 	if rest := bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n"); len(rest) != 0 {
 		return nil, s.corrupt(name, dec.InputOffset(), "data after the snapshot")
 	}
-	want, _ := parseSnapshotName(name)
 	switch {
 	case f.Index == nil || f.Term == nil || f.StateMachine == nil || f.StateMachineCRC32C == nil:
 		return nil, s.corrupt(name, -1, "snapshot lacks Index, Term, StateMachine or StateMachineCRC32C")

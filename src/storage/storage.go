@@ -546,6 +546,13 @@ func (s *Storage) SaveSnapshotFrom(meta raft.Snapshot, encode func(w io.Writer) 
 		}
 		return s.poison(werr)
 	}
+	return s.recordSnapshot(snap, name)
+}
+
+// recordSnapshot makes the snapshot file name, durable in the folder, the
+// newest snapshot: its record in the log, the log after it kept or
+// discarded, the older segments and snapshots deleted. s.mu is held.
+func (s *Storage) recordSnapshot(snap raft.Snapshot, name string) error {
 	if done, err := s.checkSnapshot(snap); done || err != nil {
 		return err
 	}
