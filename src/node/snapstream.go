@@ -66,13 +66,15 @@ func newSnapshotStreams(cfg snapstream.Config, dir string, source snapshotSource
 	}
 }
 
-// sendSnapshot answers the core's request to send m.To a snapshot: a
-// transfer to it keeps going unless a newer snapshot was saved since it
-// began, which replaces it.
+// sendSnapshot answers the core's request to send m.To a snapshot
+// (m.Snapshot is the core's, the index its log starts after). A transfer
+// to it keeps going while its snapshot still meets the log: after it the
+// follower catches up from entries. Once the log was compacted past it, a
+// transfer of the newest snapshot replaces it.
 func (s *Node) sendSnapshot(m raft.Message) {
 	st := &s.streams
 	if cur := st.out[m.To]; cur != nil && !cur.Done() {
-		if cur.LeaderTerm() == m.Term && cur.Index() >= s.disk.SnapshotIndex() {
+		if cur.LeaderTerm() == m.Term && cur.Index() >= m.Snapshot.Index {
 			return
 		}
 		s.endStream(m.To, cur)
@@ -155,6 +157,7 @@ func (s *Node) onSnapChunk(m raft.Message) {
 		// core asks again after an election timeout.
 		s.lg.Error("received snapshot refused", zap.Uint64("index", done.Index), zap.Error(err))
 		os.Remove(done.Path)
+		st.in.Forget()
 		return
 	}
 	s.lg.Info("snapshot received", zap.Int("from", int(done.From)), zap.Uint64("index", done.Index), zap.Int64("bytes", done.Size))

@@ -27,8 +27,7 @@ func TestLaggingFollowerServedFromWAL(t *testing.T) {
 	f := (l + 1) % 3
 	c.stop(f)
 	for i := range 300 {
-		_, err := c.nodes[l].Propose(put(fmt.Sprint("k", i), fmt.Sprint("v", i)), within(5*time.Second))
-		require.NoError(t, err)
+		l = c.putRetry(put(fmt.Sprint("k", i), fmt.Sprint("v", i)))
 	}
 	c.start(f)
 	eventually(t, 10*time.Second, "the follower catches up", func() bool {
@@ -56,8 +55,7 @@ func TestSnapshotStreamedInChunks(t *testing.T) {
 	f := (l + 1) % 3
 	c.stop(f)
 	for i := range 200 {
-		_, err := c.nodes[l].Propose(put(fmt.Sprint("k", i), fmt.Sprint("v", i)), within(5*time.Second))
-		require.NoError(t, err)
+		l = c.putRetry(put(fmt.Sprint("k", i), fmt.Sprint("v", i)))
 	}
 	eventually(t, 10*time.Second, "the leader compacts its log", func() bool {
 		return c.nodes[l].Status().SnapshotIndex > 150
@@ -66,8 +64,7 @@ func TestSnapshotStreamedInChunks(t *testing.T) {
 	eventually(t, 10*time.Second, "the leader drops its backlog for the follower", func() bool {
 		return c.nodes[l].tr.Stats()[raft.ID(f)].Dropped > dropped
 	})
-	_, err := c.nodes[l].Propose(put("last", "v"), within(5*time.Second))
-	require.NoError(t, err)
+	l = c.putRetry(put("last", "v"))
 	c.start(f)
 	eventually(t, 10*time.Second, "the follower catches up", func() bool {
 		v, ok := c.nodes[f].Get("last")
@@ -86,6 +83,23 @@ func TestSnapshotStreamedInChunks(t *testing.T) {
 	assert.Positive(t, c.logs.FilterMessage("snapshot received").Len())
 	assert.Positive(t, c.logs.FilterMessage("installed snapshot").Len())
 	// The follower's folder holds the installed snapshot, no staging file.
-	_, err = os.Stat(filepath.Join(c.cfgs[f].DataDir, wholeSnapshotFile))
+	_, err := os.Stat(filepath.Join(c.cfgs[f].DataDir, wholeSnapshotFile))
 	assert.True(t, os.IsNotExist(err), "staged file left behind: %v", err)
+}
+
+// putRetry proposes an idempotent command until a leader applies it
+// (leadership may move while a node is down, under the race detector
+// especially), and returns that leader.
+func (c *cluster) putRetry(cmd []byte) int {
+	c.t.Helper()
+	for attempt := 0; ; attempt++ {
+		l := c.leader()
+		_, err := c.nodes[l].Propose(cmd, within(5*time.Second))
+		if err == nil {
+			return l
+		}
+		if attempt > 20 || !errorsIsAny(err, ErrNotLeader, ErrTimeout, ErrLost, ErrUnknownOutcome) {
+			require.NoError(c.t, err)
+		}
+	}
 }

@@ -150,6 +150,10 @@ func (r *Receiver) abort() {
 	r.received = 0
 }
 
+// Forget forgets the transfer completed last (its file was refused): its
+// chunks are staged again if they come.
+func (r *Receiver) Forget() { r.last = Complete{} }
+
 // Close drops the transfer being staged and removes the staging file.
 func (r *Receiver) Close() error {
 	r.abort()
