@@ -664,7 +664,9 @@ func (a loopApp) Restore(snap *raft.Snapshot) error {
 	s := a.s
 	data := snap.Data
 	if data == nil {
-		// Received in chunks and installed from its file: read it back.
+		data = s.takeStaged(snap) // received in chunks
+	}
+	if data == nil {
 		saved, err := s.disk.LoadSnapshot()
 		if err != nil {
 			return err

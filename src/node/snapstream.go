@@ -34,7 +34,7 @@ type snapshotSource interface {
 // snapshotInstaller checks a received snapshot file and installs it as the
 // node's newest snapshot.
 type snapshotInstaller interface {
-	VerifySnapshotFile(path string, index, term uint64) (raft.Snapshot, error)
+	VerifySnapshotFile(path string, index, term uint64) (*raft.Snapshot, error)
 	InstallSnapshotFile(path string, snap raft.Snapshot) error
 }
 
@@ -52,8 +52,9 @@ type snapshotStreams struct {
 	inst   snapshotInstaller
 	out    map[raft.ID]*snapstream.Sender
 	in     *snapstream.Receiver
-	// staged is a received snapshot, verified, that the core was handed
-	// and whose Ready installs it.
+	// staged is a received snapshot, verified (with its state in Data),
+	// that the core was handed without data and whose Ready installs it
+	// and restores the state machine from it.
 	staged     *raft.Snapshot
 	stagedPath string
 }
@@ -161,8 +162,9 @@ func (s *Node) onSnapChunk(m raft.Message) {
 		return
 	}
 	s.lg.Info("snapshot received", zap.Int("from", int(done.From)), zap.Uint64("index", done.Index), zap.Int64("bytes", done.Size))
-	st.staged, st.stagedPath = &meta, done.Path
-	snap := meta
+	st.staged, st.stagedPath = meta, done.Path
+	snap := *meta
+	snap.Data = nil
 	msg := raft.Message{Type: raft.MsgSnap, From: done.From, To: s.cfg.ID, Term: done.LeaderTerm, Incarnation: m.Incarnation, Snapshot: &snap}
 	if err := s.core.Step(msg); err != nil {
 		s.lg.Warn("core refused the received snapshot", zap.Error(err))
@@ -176,9 +178,17 @@ func (s *Node) installStaged(snap raft.Snapshot) error {
 	if st.staged == nil || st.staged.Index != snap.Index || st.staged.Term != snap.Term {
 		return fmt.Errorf("snapshot %d/t%d to install was not received whole (a bug)", snap.Index, snap.Term)
 	}
-	if err := st.inst.InstallSnapshotFile(st.stagedPath, snap); err != nil {
-		return err
+	return st.inst.InstallSnapshotFile(st.stagedPath, snap)
+}
+
+// takeStaged returns the state of the staged snapshot snap, once: the
+// state machine restores from it.
+func (s *Node) takeStaged(snap *raft.Snapshot) []byte {
+	st := &s.streams
+	if st.staged == nil || st.staged.Index != snap.Index || st.staged.Term != snap.Term {
+		return nil
 	}
+	data := st.staged.Data
 	st.staged = nil
-	return nil
+	return data
 }

@@ -61,21 +61,26 @@ func (s *Storage) OpenSnapshot() (*SnapshotFile, error) {
 // folder) as recovery checks a snapshot: it must parse, hold the snapshot
 // at index and term, and its state must match its checksum. It returns the
 // snapshot's metadata (Data nil). Damage is a *CorruptError with the path
-// and offset.
-func (s *Storage) VerifySnapshotFile(path string, index, term uint64) (raft.Snapshot, error) {
+// and offset. It returns the snapshot with its state in Data, so that the
+// state machine is restored without reading the file again.
+func (s *Storage) VerifySnapshotFile(path string, index, term uint64) (*raft.Snapshot, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return raft.Snapshot{}, fmt.Errorf("storage: %w", err)
+		return nil, fmt.Errorf("storage: %w", err)
 	}
-	snap, err := s.parseSnapshot(b, path, index)
+	// Errors name the file as corrupt does: relative to the folder.
+	name, err := filepath.Rel(s.dir, path)
 	if err != nil {
-		return raft.Snapshot{}, err
+		name = path
+	}
+	snap, err := s.parseSnapshot(b, name, index)
+	if err != nil {
+		return nil, err
 	}
 	if snap.Term != term {
-		return raft.Snapshot{}, s.corrupt(path, -1, fmt.Sprintf("snapshot term %d, want %d", snap.Term, term))
+		return nil, s.corrupt(name, -1, fmt.Sprintf("snapshot term %d, want %d", snap.Term, term))
 	}
-	snap.Data = nil
-	return *snap, nil
+	return snap, nil
 }
 
 // InstallSnapshotFile makes a received snapshot file, verified with
