@@ -44,14 +44,15 @@ func main() {
 	valSize := flag.Int("val-size", 256, "value size in bytes")
 	binary := flag.String("binary", "", "the raftkv binary (default: build one)")
 	nodeArgs := flag.String("node-args", "", "extra flags for every node")
+	catchUp := flag.Duration("catch-up-timeout", 10*time.Minute, "-mode snap: how long the follower may take to catch up")
 	flag.Parse()
-	if err := run(*mode, *keys, *valSize, *binary, strings.Fields(*nodeArgs)); err != nil {
+	if err := run(*mode, *keys, *valSize, *binary, strings.Fields(*nodeArgs), *catchUp); err != nil {
 		fmt.Fprintln(os.Stderr, "measure:", err)
 		os.Exit(1)
 	}
 }
 
-func run(mode string, keys, valSize int, bin string, args []string) error {
+func run(mode string, keys, valSize int, bin string, args []string, catchUp time.Duration) error {
 	dir, err := os.MkdirTemp("", "raftkv-measure")
 	if err != nil {
 		return err
@@ -131,7 +132,15 @@ func run(mode string, keys, valSize int, bin string, args []string) error {
 		if err := c.StartNode(f); err != nil {
 			return err
 		}
-		if err := waitApplied(ctx, c, []int{f}, ls.CommitIndex); err != nil {
+		cctx, ccancel := context.WithTimeout(ctx, catchUp)
+		defer ccancel()
+		if err := waitApplied(cctx, c, []int{f}, ls.CommitIndex); err != nil {
+			_, fpeak, _ := procMem(c.Nodes[f].Pid())
+			_, lpeak, _ := procMem(c.Nodes[lead].Pid())
+			fmt.Printf("follower did not catch up within %v (peaks: leader %.1f MiB, follower %.1f MiB)\n", catchUp, mib(lpeak), mib(fpeak))
+			for _, line := range grep(c.Log(lead), "snapshot") {
+				fmt.Println("  leader log:", line)
+			}
 			return err
 		}
 		took := time.Since(t0)
