@@ -27,14 +27,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"raftkv/src/bench"
 	"raftkv/src/localcluster"
 )
 
@@ -84,7 +85,10 @@ func run(mode string, keys, valSize int, bin string, args []string, catchUp time
 		}
 	}
 	start := time.Now()
-	if err := bench.Preload(ctx, bench.Auth{}, c.Nodes[lead].HTTPAddr, keys, 8, valSize, 64); err != nil {
+	if err := preload(ctx, c, keys, valSize); err != nil {
+		return err
+	}
+	if lead, err = c.WaitLeader(ctx); err != nil { // it may have moved
 		return err
 	}
 	fmt.Printf("binary %s, node args %q\nwrote %d keys of %d-byte values in %v\n", bin, args, keys, valSize, time.Since(start).Round(time.Millisecond))
@@ -127,6 +131,9 @@ func run(mode string, keys, valSize int, bin string, args []string, catchUp time
 				return fmt.Errorf("reset peak RSS: %w", err)
 			}
 		}
+		if ls, err = c.NodeStatus(lead); err != nil {
+			return err
+		}
 		before, _, _ := procMem(c.Nodes[lead].Pid())
 		t0 := time.Now()
 		if err := c.StartNode(f); err != nil {
@@ -158,6 +165,49 @@ func run(mode string, keys, valSize int, bin string, args []string, catchUp time
 		}
 	default:
 		return fmt.Errorf("unknown -mode %q", mode)
+	}
+	return nil
+}
+
+// preload puts keys 8-byte keys with valSize-byte values through any node,
+// 64 at a time, retrying a put that failed or timed out (puts of the same
+// value are idempotent): under load a leader may change mid-way.
+func preload(ctx context.Context, c *localcluster.Cluster, keys, valSize int) error {
+	client := &http.Client{Timeout: 10 * time.Second}
+	val := strings.Repeat("p", valSize)
+	var next atomic.Int64
+	errc := make(chan error, 64)
+	for w := range 64 {
+		go func() {
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= keys {
+					errc <- nil
+					return
+				}
+				for attempt := 0; ; attempt++ {
+					node := c.Nodes[(w+attempt)%len(c.Nodes)]
+					req, _ := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("http://%s/v1/kv/%08d", node.HTTPAddr, k), strings.NewReader(val))
+					resp, err := client.Do(req)
+					if err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode == http.StatusOK {
+							break
+						}
+					}
+					if ctx.Err() != nil || attempt > 50 {
+						errc <- fmt.Errorf("put %08d: %v", k, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for range 64 {
+		if err := <-errc; err != nil {
+			return err
+		}
 	}
 	return nil
 }
