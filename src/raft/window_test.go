@@ -3,6 +3,7 @@ package raft
 import (
 	"fmt"
 	"math/rand"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -132,4 +133,61 @@ func TestEvictedMatchesWholeLog(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestLogWindowMemory measures what one core holds for a log of 100,000
+// entries of 256-byte commands since its snapshot, with the whole log in
+// memory and with the default window (8192 entries), and checks that the
+// window's cost does not grow with the log. The numbers are logged
+// (go test -run TestLogWindowMemory -v ./src/raft).
+func TestLogWindowMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates 100,000 entries")
+	}
+	heldBy := func(window bool) uint64 {
+		var st MemoryLogStorage
+		cfg := Config{ID: 0, Peers: []ID{0}, ElectionTicks: 10, HeartbeatTicks: 1, Rand: rand.New(rand.NewSource(1))}
+		if window {
+			cfg.LogStorage = &st
+		}
+		n, err := NewNode(cfg)
+		require.NoError(t, err)
+		for n.role != RoleLeader {
+			n.Tick()
+		}
+		cmd := make([]byte, 256)
+		for i := range 100000 {
+			_, _, err := n.Propose(append([]byte(nil), cmd...))
+			require.NoError(t, err)
+			if i%64 == 63 {
+				for n.HasReady() {
+					rd := n.Ready()
+					if window {
+						st.Append(rd.Entries)
+					}
+					n.Advance(rd)
+				}
+			}
+		}
+		for n.HasReady() {
+			rd := n.Ready()
+			if window {
+				st.Append(rd.Entries)
+			}
+			n.Advance(rd)
+		}
+		st = MemoryLogStorage{} // the runtime's copy is its disk, not memory
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		before := ms.HeapAlloc
+		n.log.entries, n.log.gone = nil, evicted{}
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return before - ms.HeapAlloc
+	}
+	whole, windowed := heldBy(false), heldBy(true)
+	t.Logf("log of 100,000 entries of 256 bytes: whole %.1f MiB, window of 8192 %.1f MiB", float64(whole)/(1<<20), float64(windowed)/(1<<20))
+	assert.Greater(t, whole, uint64(100000*256))
+	assert.Less(t, windowed, uint64(3*8192*(256+64)), "the window holds about its bound")
 }
