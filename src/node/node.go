@@ -606,6 +606,7 @@ func (s *Node) handleReady() error {
 	if s.readErr != nil {
 		return fmt.Errorf("read the log back: %w", s.readErr)
 	}
+	s.dropStaged()
 	if err := s.compact(); err != nil {
 		return err
 	}

@@ -181,6 +181,19 @@ func (s *Node) installStaged(snap raft.Snapshot) error {
 	return st.inst.InstallSnapshotFile(st.stagedPath, snap)
 }
 
+// dropStaged forgets a staged snapshot the core did not restore (it had
+// caught up meanwhile): the Ready that would have installed it was handled
+// in the same loop turn. Its state is not kept in memory.
+func (s *Node) dropStaged() {
+	st := &s.streams
+	if st.staged == nil {
+		return
+	}
+	s.lg.Info("received snapshot not needed", zap.Uint64("index", st.staged.Index))
+	st.staged = nil
+	os.Remove(st.stagedPath)
+}
+
 // takeStaged returns the state of the staged snapshot snap, once: the
 // state machine restores from it.
 func (s *Node) takeStaged(snap *raft.Snapshot) []byte {
