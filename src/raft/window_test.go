@@ -141,8 +141,8 @@ func TestEvictedMatchesWholeLog(t *testing.T) {
 // window's cost does not grow with the log. The numbers are logged
 // (go test -run TestLogWindowMemory -v ./src/raft).
 func TestLogWindowMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocates 100,000 entries")
+	if testing.Short() || raceEnabled {
+		t.Skip("a measurement of 100,000 entries: run it without the race detector (go test -run TestLogWindowMemory -v ./src/raft)")
 	}
 	heldBy := func(window bool) uint64 {
 		var st MemoryLogStorage
