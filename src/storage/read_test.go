@@ -65,7 +65,7 @@ func TestReadEntriesMatchesTheLog(t *testing.T) {
 	s, _ := openT(t, dir, segBytes(4<<10))
 	m := &modelLog{ents: map[uint64]raft.Entry{}}
 	var commit uint64
-	for step := range 300 {
+	for step := range 150 {
 		switch r := rng.Intn(10); {
 		case r < 7 || m.last == commit:
 			n := 1 + rng.Intn(20)
