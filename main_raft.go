@@ -149,9 +149,10 @@ func runNode(args []string) int {
 		DataDir:    filepath.Join(cfg.DataDir, cfg.Name),
 		RaftListen: cfg.RaftListen(), PeerTLS: cfg.PeerTLS,
 		Heartbeat: cfg.Heartbeat, ElectionTimeout: cfg.ElectionTimeout,
-		SnapshotEvery: cfg.SnapshotEvery,
-		Logger:        lg,
-		Watch:         watch.Options{MaxEvents: cfg.WatchHistory, MaxBytes: cfg.WatchHistoryBytes},
+		SnapshotEvery:    cfg.SnapshotEvery,
+		LogWindowEntries: cfg.LogWindowEntries, LogWindowBytes: cfg.LogWindowBytes,
+		Logger: lg,
+		Watch:  watch.Options{MaxEvents: cfg.WatchHistory, MaxBytes: cfg.WatchHistoryBytes},
 	})
 	if err != nil {
 		// A second process on the folder is a usage error (exit 2), told

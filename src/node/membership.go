@@ -278,6 +278,7 @@ func (s *Node) coreConfig(hs raft.HardState, ents []raft.Entry, snap *raft.Snaps
 		ElectionTicks: int(s.cfg.ElectionTimeout / s.cfg.Heartbeat), HeartbeatTicks: 1,
 		Rand:     s.rand,
 		Snapshot: snap, HardState: hs, Entries: ents, Applied: applied,
+		LogStorage: walReader{s}, LogWindowEntries: s.cfg.LogWindowEntries, LogWindowBytes: s.cfg.LogWindowBytes,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"raftkv/src/kv"
 	"raftkv/src/metrics"
 	"raftkv/src/raft"
+	"raftkv/src/snapstream"
 	"raftkv/src/storage"
 	"raftkv/src/transport"
 	"raftkv/src/watch"
@@ -49,6 +50,14 @@ type Config struct {
 	// SnapshotEvery: take a snapshot after at least this many applied
 	// entries (and see snapshotLogFraction).
 	SnapshotEvery uint64
+	// LogWindowEntries and LogWindowBytes bound the log the core keeps in
+	// memory; older entries are read back from the WAL (walReader). 0: the
+	// core's defaults.
+	LogWindowEntries int
+	LogWindowBytes   uint64
+	// SnapshotStream tunes the chunked transfer of snapshots to
+	// followers (zero: snapstream's defaults).
+	SnapshotStream snapstream.Config
 	// NewTicker makes the loop's clock: one core Tick per tick. nil means a
 	// time.Ticker of Heartbeat; tests inject one they drive by hand.
 	NewTicker func(d time.Duration) Ticker
@@ -145,6 +154,11 @@ type Node struct {
 	// lastSnapBytes is the size of the newest snapshot's state machine,
 	// logBytesSinceSnap the command bytes applied since (see maybeSnapshot).
 	lastSnapBytes, logBytesSinceSnap uint64
+	// readErr is the first failed read of the log back from the WAL
+	// (walReader): the loop stops at its next Ready.
+	readErr error
+	// streams are the snapshot transfers to and from peers (snapstream.go).
+	streams snapshotStreams
 	// debug: per-message logs are on (checked once; they allocate).
 	debug     bool
 	campaignc chan raft.ID
@@ -250,6 +264,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
 	}
 	s.disk = disk
+	s.streams = newSnapshotStreams(cfg.SnapshotStream, cfg.DataDir, disk, disk)
 	s.kv = kv.New(kv.Options{})
 	s.inc = rec.Identity.Incarnation
 	s.rand = rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID)))
@@ -316,8 +331,8 @@ func New(cfg Config) (*Node, error) {
 	s.initMetrics()
 	s.met.WatchHandshakeRefusals(s.tr.Refusals)
 	s.ready = Handler{
-		Node: s.core, Storage: loopDisk{Storage: disk, met: s.met}, Sender: loopSender{s},
-		App: loopApp{s}, Logger: lg,
+		Node: s.core, Storage: loopDisk{Storage: disk, met: s.met, s: s}, Sender: loopSender{s},
+		App: loopApp{s}, Logger: lg, StreamSnapshots: true,
 	}
 	return s, nil
 }
@@ -464,10 +479,12 @@ func (s *Node) loop() error {
 		select {
 		case <-s.stopc:
 			s.failAll(ErrStopping)
+			s.endStreams()
 			return nil
 		case <-ticker.Chan():
 			s.core.Tick()
 			s.expireLeases()
+			s.tickStreams()
 			if err := s.bootstrapTick(); err != nil {
 				s.failAll(err)
 				return err
@@ -522,6 +539,19 @@ func (s *Node) loop() error {
 func (s *Node) step(m raft.Message) {
 	if s.debug {
 		s.lg.Debug("recv", zap.Stringer("msg", m))
+	}
+	switch {
+	case m.Type == snapstream.MsgChunk:
+		s.onSnapChunk(m)
+		return
+	case m.Type == snapstream.MsgAck:
+		s.onSnapAck(m)
+		return
+	case m.Type == raft.MsgSnap && (m.Snapshot == nil || m.Snapshot.Data == nil):
+		// Snapshots arrive in chunks; a MsgSnap on the wire is from a
+		// runtime that sends them whole, and then it has data.
+		s.met.InvalidMessage()
+		return
 	}
 	if m.Type == msgProbe || m.Type == msgProbeResp {
 		if err := s.onProbe(m); err != nil {
@@ -605,6 +635,10 @@ func (s *Node) handleReady() error {
 	if err := s.ready.HandleReady(); err != nil {
 		return err
 	}
+	if s.readErr != nil {
+		return fmt.Errorf("read the log back: %w", s.readErr)
+	}
+	s.dropStaged()
 	if err := s.compact(); err != nil {
 		return err
 	}
@@ -649,6 +683,7 @@ func (a loopApp) SoftStateChanged(ss raft.SoftState) {
 		s.lessor.demote()
 	}
 	if ss.Role != raft.RoleLeader {
+		s.endStreams()
 		// Reads waiting for a quorum round will never get one.
 		for id, reqs := range s.reads {
 			for _, r := range reqs {
@@ -667,7 +702,21 @@ func (a loopApp) PrepareRestore() error { return a.s.waitSnapshot() }
 
 func (a loopApp) Restore(snap *raft.Snapshot) error {
 	s := a.s
-	if err := s.kv.Restore(snap.Data); err != nil {
+	data := snap.Data
+	if data == nil {
+		data = s.takeStaged(snap) // received in chunks
+	}
+	if data == nil {
+		saved, err := s.disk.LoadSnapshot()
+		if err != nil {
+			return err
+		}
+		if saved == nil || saved.Index != snap.Index || saved.Term != snap.Term {
+			return fmt.Errorf("installed snapshot %d/t%d is not the newest saved one", snap.Index, snap.Term)
+		}
+		data = saved.Data
+	}
+	if err := s.kv.Restore(data); err != nil {
 		return err
 	}
 	// The history has a gap now: watchers resume from their last index.
@@ -677,7 +726,7 @@ func (a loopApp) Restore(snap *raft.Snapshot) error {
 		s.lessor.promote(time.Now(), s.kv.Leases())
 	}
 	s.appliedTerm, s.snapIndex = snap.Term, snap.Index
-	s.lastSnapBytes, s.logBytesSinceSnap = uint64(len(snap.Data)), 0
+	s.lastSnapBytes, s.logBytesSinceSnap = uint64(len(data)), 0
 	if snap.Membership != nil {
 		s.appliedConf = snap.Membership.Clone()
 	}
@@ -722,6 +771,16 @@ func (a loopApp) Advanced() error {
 type loopDisk struct {
 	*storage.Storage
 	met *metrics.Metrics
+	s   *Node
+}
+
+// SaveSnapshot saves a snapshot received whole (with data), or installs
+// the one received in chunks (without: snapstream.go).
+func (d loopDisk) SaveSnapshot(snap raft.Snapshot) error {
+	if snap.Data == nil {
+		return d.s.installStaged(snap)
+	}
+	return d.Storage.SaveSnapshot(snap)
 }
 
 func (d loopDisk) Save(hs raft.HardState, entries []raft.Entry) error {
@@ -738,6 +797,14 @@ func (d loopDisk) Save(hs raft.HardState, entries []raft.Entry) error {
 type loopSender struct{ s *Node }
 
 func (l loopSender) Send(msgs []raft.Message) {
+	for i := 0; i < len(msgs); i++ {
+		if m := msgs[i]; m.Type == raft.MsgSnap && m.Snapshot != nil && m.Snapshot.Data == nil {
+			// Streamed, not sent whole (snapstream.go).
+			l.s.sendSnapshot(m)
+			msgs = append(msgs[:i:i], msgs[i+1:]...)
+			i--
+		}
+	}
 	if l.s.debug {
 		for _, m := range msgs {
 			l.s.lg.Debug("send", zap.Stringer("msg", m))

@@ -121,6 +121,11 @@ type Storage struct {
 	runs []termRun
 
 	buf []byte // reused encode buffer
+	// locs is where the live entries are in the segments (read.go);
+	// lineEnds: where each entry's line starts in buf during a Save, and
+	// where the last one ends.
+	locs     locIndex
+	lineEnds []int
 
 	// sync flushes a segment; tests replace it to inject fsync errors.
 	sync func(*os.File) error
@@ -355,9 +360,12 @@ func (s *Storage) Save(hs raft.HardState, entries []raft.Entry) error {
 	if len(entries) > 0 && next <= s.lastIndex {
 		buf = appendTruncate(buf, next)
 	}
+	s.lineEnds = s.lineEnds[:0]
 	for k := range entries {
+		s.lineEnds = append(s.lineEnds, len(buf))
 		buf = appendEntry(buf, &entries[k])
 	}
+	s.lineEnds = append(s.lineEnds, len(buf))
 	if !hs.IsEmpty() {
 		buf = appendHardState(buf, hs)
 	}
@@ -371,6 +379,14 @@ func (s *Storage) Save(hs raft.HardState, entries []raft.Entry) error {
 		return err
 	}
 	if len(entries) > 0 {
+		if next <= s.lastIndex {
+			s.locs.truncate(next)
+		}
+		base := s.size - int64(len(buf))
+		seq := s.segs[len(s.segs)-1].seq
+		for k := range entries {
+			s.locs.note(entries[k].Index, seq, base+int64(s.lineEnds[k]), base+int64(s.lineEnds[k+1]))
+		}
 		s.noteEntries(entries)
 	}
 	if !hs.IsEmpty() {
@@ -530,6 +546,13 @@ func (s *Storage) SaveSnapshotFrom(meta raft.Snapshot, encode func(w io.Writer) 
 		}
 		return s.poison(werr)
 	}
+	return s.recordSnapshot(snap, name)
+}
+
+// recordSnapshot makes the snapshot file name, durable in the folder, the
+// newest snapshot: its record in the log, the log after it kept or
+// discarded, the older segments and snapshots deleted. s.mu is held.
+func (s *Storage) recordSnapshot(snap raft.Snapshot, name string) error {
 	if done, err := s.checkSnapshot(snap); done || err != nil {
 		return err
 	}
@@ -563,7 +586,9 @@ func (s *Storage) SaveSnapshotFrom(meta raft.Snapshot, encode func(w io.Writer) 
 			zap.Uint64("index", snap.Index), zap.Uint64("term", snap.Term), zap.Uint64("last_index", s.lastIndex))
 		s.lastIndex = snap.Index
 		s.runs = s.runs[:0]
+		s.locs = locIndex{}
 	} else {
+		s.locs.compact(snap.Index)
 		// Keep the run that covers snap.Index+1.
 		k := sort.Search(len(s.runs), func(k int) bool { return s.runs[k].index > snap.Index })
 		if k > 0 {

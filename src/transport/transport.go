@@ -19,7 +19,8 @@ import (
 
 const (
 	// DefaultMaxFrame is the largest frame accepted when Config.MaxFrame is 0.
-	// A snapshot travels as one message, so this bounds the snapshot size.
+	// Snapshots travel in chunks (package snapstream), far below it; only a
+	// whole snapshot from a runtime that predates them must fit in one.
 	DefaultMaxFrame = 256 << 20
 	// DefaultQueueSize is the per-peer outbound queue length when
 	// Config.QueueSize is 0.

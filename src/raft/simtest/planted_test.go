@@ -110,3 +110,22 @@ func TestPlantedMembershipBugsAreCaught(t *testing.T) {
 		})
 	}
 }
+
+// TestPlantedWindowServesEvictedIsCaught: with a leader whose log window
+// serves what it holds in place of entries it evicted (instead of reading
+// them back from storage), the tiny-window simulator fails on pinned seeds
+// and passes on them without the bug.
+func TestPlantedWindowServesEvictedIsCaught(t *testing.T) {
+	for _, seed := range []int64{1, 2, 3} {
+		opts := optionsFor(seed)
+		opts.LogWindow = 1 + int(seed%2)
+		opts.PlantedCore = raft.PlantWindowServesEvicted
+		err := New(opts).Run()
+		require.Error(t, err, "seed %d: the planted bug went unnoticed", seed)
+		// The follower's validation refuses entries that do not continue
+		// the AppendEntries' previous entry: "Entries[0].Index 4, want 2".
+		assert.Regexp(t, `refused .* App .*Entries\[0\]\.Index \d+, want \d+`, err.Error(), "seed %d", seed)
+		opts.PlantedCore = raft.NoPlantedBug
+		assert.NoError(t, New(opts).Run(), "seed %d without the bug", seed)
+	}
+}

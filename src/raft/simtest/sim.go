@@ -39,6 +39,10 @@ type Options struct {
 	// SnapshotEvery: each node compacts its log after this many applied
 	// entries, so InstallSnapshot is exercised too.
 	SnapshotEvery uint64
+	// LogWindow > 0 keeps only this many recent entries in each core's
+	// memory (raft.Config.LogStorage): a leader reads older ones back from
+	// the node's durable log (simStorage.Entries). 0 keeps the whole log.
+	LogWindow int
 	// Trace receives a readable line per event; nil for none.
 	Trace func(string)
 	// Planted runs the Ready handling with an ordering bug planted on
@@ -217,7 +221,7 @@ func (s *Sim) start(sn *simNode) {
 	if sn.disk.snap != nil {
 		applied = sn.disk.snap.Index
 	}
-	n, err := raft.NewNode(raft.Config{
+	cfg := raft.Config{
 		ID: sn.id, Incarnation: sn.inc, PromoteLag: s.promoteLag, Planted: s.opts.PlantedCore,
 		ElectionTicks: electionTicks, HeartbeatTicks: heartbeatTicks,
 		Rand:          rand.New(rand.NewSource(s.rng.Int63())),
@@ -225,7 +229,12 @@ func (s *Sim) start(sn *simNode) {
 		Snapshot: sn.disk.snap, HardState: sn.disk.hs, Entries: slices.Clone(sn.disk.ents),
 		Applied: applied,
 		Trace:   trace,
-	})
+	}
+	if s.opts.LogWindow > 0 {
+		cfg.LogStorage = simStorage{s, sn}
+		cfg.LogWindowEntries, cfg.LogWindowBytes = s.opts.LogWindow, 1<<30
+	}
+	n, err := raft.NewNode(cfg)
 	if err != nil {
 		panic(err)
 	}
@@ -594,6 +603,32 @@ func (d simStorage) SaveSnapshot(snap raft.Snapshot) error {
 		return errCrashed
 	}
 	return nil
+}
+
+// Entries reads the durable log back for a core whose window evicted the
+// entries (raft.LogStorage).
+func (d simStorage) Entries(lo, hi, maxBytes uint64) ([]raft.Entry, error) {
+	dd := &d.sn.disk
+	var base uint64
+	if dd.snap != nil {
+		base = dd.snap.Index
+	}
+	if lo <= base {
+		return nil, raft.ErrCompacted
+	}
+	if lo >= hi || hi > base+uint64(len(dd.ents))+1 {
+		return nil, fmt.Errorf("n%d: durable log (%d, %d] lacks [%d, %d)", d.sn.id, base, base+uint64(len(dd.ents)), lo, hi)
+	}
+	ents := dd.ents[lo-base-1 : hi-base-1]
+	var size uint64
+	for i := range ents {
+		size += uint64(len(ents[i].Data))
+		if i > 0 && size > maxBytes {
+			ents = ents[:i]
+			break
+		}
+	}
+	return slices.Clone(ents), nil
 }
 
 func (d simStorage) LoadSnapshot() (*raft.Snapshot, error) {

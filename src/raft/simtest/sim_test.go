@@ -68,3 +68,24 @@ func TestRegressionSeeds(t *testing.T) {
 		}
 	}
 }
+
+// TestSimulationTinyWindow runs the simulator with a log window of one or
+// two entries: nearly every entry a follower lacks is read back from the
+// leader's durable log (raft.LogStorage), and the usual invariants (log
+// matching, committed entries never change, state machine safety) check
+// that what is read back is the log itself.
+func TestSimulationTinyWindow(t *testing.T) {
+	seeds := max(*seedsFlag/4, 1)
+	failed := 0
+	for seed := *firstSeed; seed < *firstSeed+int64(seeds); seed++ {
+		opts := optionsFor(seed)
+		opts.LogWindow = 1 + int(seed%2)
+		if err := New(opts).Run(); err != nil {
+			failed++
+			t.Errorf("seed %d (window %d): %v", seed, opts.LogWindow, err)
+			if failed >= 5 {
+				t.Fatalf("stopping after %d failed seeds", failed)
+			}
+		}
+	}
+}
