@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -136,7 +137,13 @@ func TestChangeMembershipRefusals(t *testing.T) {
 	two := func(m raft.Membership) (raft.Membership, error) {
 		return raft.Membership{Members: m.Members[:1]}, nil
 	}
-	_, err := c.nodes[l].ChangeMembership(two, within(5*time.Second))
+	// A leader refuses every change until it has committed an entry of
+	// its term (ErrConfChangePending); the invalid one is refused after.
+	var err error
+	eventually(t, 5*time.Second, "the leader judges the change", func() bool {
+		_, err = c.nodes[l].ChangeMembership(two, within(5*time.Second))
+		return !errors.Is(err, raft.ErrConfChangePending)
+	})
 	assert.ErrorIs(t, err, raft.ErrInvalidConfChange)
 	_, err = c.nodes[f].ChangeMembership(without(raft.ID(f)), within(5*time.Second))
 	assert.ErrorIs(t, err, ErrNotLeader)
