@@ -58,13 +58,17 @@ func TestMembersList(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	code, body := memberReq(t, http.MethodGet, "http://"+nodes[1].addr+"/v1/members")
-	require.Equal(t, http.StatusOK, code)
+	// GET /v1/members answers from the node's own log, which a follower
+	// gets a moment after the leader committed the change.
 	var list MembersReply
-	require.NoError(t, json.Unmarshal([]byte(body), &list))
-	require.Len(t, list.Members, 4, body)
+	eventually(t, 5*time.Second, "r1 lists the new member", func() bool {
+		code, body := memberReq(t, http.MethodGet, "http://"+nodes[1].addr+"/v1/members")
+		require.Equal(t, http.StatusOK, code)
+		require.NoError(t, json.Unmarshal([]byte(body), &list))
+		return len(list.Members) == 4
+	})
 	assert.Equal(t, MemberStatus{Name: "r9", ID: 3, Suffrage: raft.Learner}, list.Members[3])
-	code, body = memberReq(t, http.MethodDelete, "http://"+nodes[1].addr+"/v1/members/r9")
+	code, body := memberReq(t, http.MethodDelete, "http://"+nodes[1].addr+"/v1/members/r9")
 	assert.Equal(t, http.StatusOK, code, body)
 }
 
