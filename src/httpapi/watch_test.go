@@ -89,7 +89,7 @@ func TestBlockingRead(t *testing.T) {
 
 	done := make(chan reply, 1)
 	go func() { done <- do(t, "GET", fmt.Sprintf("%sb?index=%d&wait=30s", base, idx), "", nil) }()
-	time.Sleep(50 * time.Millisecond) // not a condition: give the read a chance to block first; either order passes
+	eventually(t, 5*time.Second, "the blocking read waits", func() bool { return n.rt.Watch().Watchers() == 1 })
 	do(t, "PUT", base+"unrelated", "x", nil)
 	do(t, "PUT", base+"b", "2", nil)
 	select {

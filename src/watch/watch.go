@@ -251,6 +251,17 @@ func (h *Hub) Subscribe(prefix string, exact bool, since uint64) (*Watcher, erro
 	return w, nil
 }
 
+// Watchers returns how many watchers are subscribed.
+func (h *Hub) Watchers() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for _, ws := range h.groups {
+		n += len(ws)
+	}
+	return n
+}
+
 // Close ends the watcher.
 func (w *Watcher) Close() {
 	w.h.mu.Lock()
