@@ -646,20 +646,23 @@ func (s *Node) handleReady() error {
 	s.status.Store(&st)
 	s.met.ObserveStatus(st)
 	s.met.SetPendingProposals(len(s.waiters))
-	s.publishConf()
-	s.syncPeers(s.Membership())
+	if s.publishConf() {
+		s.syncPeers(s.Membership())
+	}
 	return nil
 }
 
-// publishConf publishes the configuration in force when it changed.
-func (s *Node) publishConf() {
+// publishConf publishes the configuration in force when it changed, and
+// reports whether it did.
+func (s *Node) publishConf() bool {
 	conf, idx := s.core.Membership()
 	if s.conf.Load() != nil && idx == s.confIndex {
-		return
+		return false
 	}
 	c := conf.Clone()
 	s.conf.Store(&c)
 	s.confIndex = idx
+	return true
 }
 
 // Membership is the configuration in force as the loop last published it
