@@ -5,7 +5,8 @@ BIN     ?= raftkv
 SIM_SEEDS ?= 1000
 
 .PHONY: all build test test-unit test-sim test-cluster vet check-core clean bench chromium \
-	image certs run test-docker test-deploy k8s-manifests test_stop1 test_stop2 test_disconnect1 test_disconnect2 test_disconnect_reconnect
+	image certs run test-docker test-deploy k8s-manifests test_stop1 test_stop2 test_disconnect1 test_disconnect2 test_disconnect_reconnect \
+	test_replace test_grow_shrink test_rolling_restart
 
 all: build
 
@@ -92,12 +93,13 @@ RAFT_PREFIX ?= raftkv-$(shell printf '%s' '$(CURDIR)' | cksum | cut -c1-6)
 export RAFT_PREFIX
 export RAFT_UID := $(shell id -u)
 export RAFT_GID := $(shell id -g)
-EXPERIMENTS = TestStop1|TestStop2|TestDisconnect1|TestDisconnect2|TestDisconnectReconnect
+EXPERIMENTS = TestStop1|TestStop2|TestDisconnect1|TestDisconnect2|TestDisconnectReconnect|TestReplace|TestGrowShrink|TestRollingRestart
 # The experiments' knobs (see src/dockertest): EXP_SECONDS (outage, default 12),
-# EXP_INTERVAL (clients' RAFT_INTERVAL, default 200ms), EXP_WARMUP, EXP_TIMEOUT.
+# EXP_INTERVAL (clients' RAFT_INTERVAL, default 200ms), EXP_WARMUP, EXP_TIMEOUT,
+# EXP_STALL (test_replace's leaderless window, default 5 election timeouts).
 DOCKER_GO_TEST = RAFT_DOCKER_TESTS=1 $(GO) test -count=1 -v -timeout 15m ./src/dockertest -run
 
-# The cluster CA, r0..r2's certificates and a token per role (admin,
+# The cluster CA, r0..r4's certificates (r3, r4: test_grow_shrink) and a token per role (admin,
 # read-write, read-only: certs/ROLE.token, hashes in certs/tokens.json) for
 # `make run` and the Docker experiments, made once by the just-built binary
 # into the git-ignored certs/ (docker-compose.yaml mounts it at /certs).
@@ -105,7 +107,7 @@ DOCKER_GO_TEST = RAFT_DOCKER_TESTS=1 $(GO) test -count=1 -v -timeout 15m ./src/d
 CERTS_DIR ?= certs
 certs: build
 	@test -f $(CERTS_DIR)/ca.pem || ./$(BIN) certs init --dir $(CERTS_DIR)
-	@for n in r0 r1 r2; do \
+	@for n in r0 r1 r2 r3 r4; do \
 	  test -f $(CERTS_DIR)/$$n.pem || ./$(BIN) certs node $$n --dir $(CERTS_DIR) --host $$n,127.0.0.1,localhost || exit 1; \
 	done
 	@for r in admin read-write read-only; do \
@@ -132,8 +134,16 @@ test_disconnect2: image
 	$(DOCKER_GO_TEST) '^TestDisconnect2$$'
 test_disconnect_reconnect: image
 	$(DOCKER_GO_TEST) '^TestDisconnectReconnect$$'
+# Membership (issue 13): a wiped follower rejoins, a wiped holder of recent
+# writes loses nothing; 3 -> 5 -> 3 voters; a rolling restart fails no write.
+test_replace: image
+	$(DOCKER_GO_TEST) '^TestReplace$$'
+test_grow_shrink: image
+	$(DOCKER_GO_TEST) '^TestGrowShrink$$'
+test_rolling_restart: image
+	$(DOCKER_GO_TEST) '^TestRollingRestart$$'
 
-# All five experiments (the last step of `make test`). Where no Docker engine
+# All eight experiments (the last step of `make test`). Where no Docker engine
 # answers they are skipped, loudly; with RAFT_REQUIRE_DOCKER=1 (CI) that fails.
 test-docker:
 	@if ! $(DOCKER_UP) || [ -z "$(COMPOSE)" ]; then \
@@ -144,7 +154,8 @@ test-docker:
 	  echo "!!  THE DOCKER FAULT-INJECTION EXPERIMENTS WERE NOT RUN:"; \
 	  echo "!!  $$why."; \
 	  echo "!!  test_stop1 test_stop2 test_disconnect1 test_disconnect2"; \
-	  echo "!!  test_disconnect_reconnect: SKIPPED"; \
+	  echo "!!  test_disconnect_reconnect test_replace test_grow_shrink"; \
+	  echo "!!  test_rolling_restart: SKIPPED"; \
 	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
 	  if [ "$(RAFT_REQUIRE_DOCKER)" = 1 ]; then echo "RAFT_REQUIRE_DOCKER=1: failing"; exit 1; fi; \
 	  exit 0; \
@@ -152,6 +163,6 @@ test-docker:
 	$(MAKE) --no-print-directory image && $(DOCKER_GO_TEST) '^($(EXPERIMENTS))$$'
 
 clean:
-	-@if [ -n "$(COMPOSE)" ] && $(DOCKER_UP); then $(COMPOSE) -p $(RAFT_PREFIX) down --remove-orphans -t 5 >/dev/null 2>&1; fi
+	-@if [ -n "$(COMPOSE)" ] && $(DOCKER_UP); then $(COMPOSE) -p $(RAFT_PREFIX) --profile grow down --remove-orphans -t 5 >/dev/null 2>&1; fi
 	rm -f $(BIN)
 	find persistence -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

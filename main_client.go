@@ -73,6 +73,14 @@ func runClientCommand(cmd string, args []string) int {
 		return runTransferLeader(args, os.Stdout, os.Stderr)
 	case "member":
 		return runMember(args, os.Stdout, os.Stderr)
+	case "watch":
+		return runWatch(args, os.Stdout, os.Stderr)
+	case "lease":
+		return runLease(args, os.Stdout, os.Stderr)
+	case "lock":
+		return runLock(args, os.Stdout, os.Stderr)
+	case "elect":
+		return runElect(args, os.Stdout, os.Stderr)
 	}
 	fmt.Fprintf(os.Stderr, "raftkv: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage

@@ -81,6 +81,7 @@ type kvFlags struct {
 	limit                   int
 	rangeEnd                string
 	cas                     casFlag
+	lease                   uint64
 	out                     *string
 }
 
@@ -95,6 +96,7 @@ func (k *kvFlags) register(fs *flag.FlagSet, op api.Op) {
 		fs.StringVar(&k.rangeEnd, "range-end", "", "list the keys in [KEY, END)")
 	case api.OpPut:
 		fs.Var(&k.cas, "cas", "write only if the key's mod_index is N (0: only if the key is absent); else exit 4")
+		fs.Uint64Var(&k.lease, "lease", 0, "attach the key to lease ID (raftkv lease grant): deleted when the lease ends")
 	case api.OpDelete:
 		fs.BoolVar(&k.prefix, "prefix", false, "delete every key that starts with KEY, in one entry")
 		fs.Var(&k.cas, "cas", "delete only if the key's mod_index is N; else exit 4")
@@ -204,6 +206,15 @@ func runKVCommand(op api.Op, args []string, stdin io.Reader, stdout, stderr io.W
 	}
 	var res client.Result
 	switch {
+	case kf.lease != 0 && op == api.OpPut:
+		o := client.PutOptions{Lease: kf.lease}
+		if kf.cas.set {
+			o.CAS = &kf.cas.n
+		}
+		res, err = c.PutWith(ctx, key, value, o)
+		if errors.Is(err, client.ErrLeaseNotFound) {
+			return leaseError(stderr, kf.lease, cf.timeout, err)
+		}
 	case kf.cas.set && op == api.OpPut:
 		res, err = c.PutCAS(ctx, key, value, kf.cas.n)
 	case kf.cas.set:

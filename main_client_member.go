@@ -19,7 +19,16 @@ import (
 	"raftkv/src/httpapi"
 )
 
-const memberSynopsis = "member list | member add NAME HOST RAFT_PORT HTTP_PORT [--learner] | member remove NAME | member promote NAME"
+const memberSynopsis = "member list | member add NAME HOST RAFT_PORT HTTP_PORT [--learner] | member remove NAME | member promote NAME\n\n" + memberAddHelp
+
+// memberAddHelp says how a node outside the hostfile is added.
+const memberAddHelp = `add: NAME is a node of the hostfile (it gets its hostfile ID) or a new one
+(the next free ID: beyond the hostfile's and every current member's; 'member
+list' shows it). Start the new node first, on an empty folder, with a hostfile
+that is the cluster's plus its own entry marked "join": true (after the nodes
+added outside the hostfile before it, in ID order): it waits, and never
+bootstraps. With TLS its certificate must name NAME (raftkv certs node NAME).
+Every node reaches it at HOST:RAFT_PORT and HOST:HTTP_PORT from then on.`
 
 // runMember is `raftkv member`: the configuration (GET /v1/members) and
 // changes of one member (DELETE /v1/members/NAME, POST

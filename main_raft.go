@@ -25,6 +25,7 @@ import (
 	"raftkv/src/node"
 	"raftkv/src/raft"
 	"raftkv/src/storage"
+	"raftkv/src/watch"
 )
 
 const usage = `usage: raftkv <command> [flags]
@@ -46,6 +47,12 @@ commands:
   snapshot save|status|restore   back the cluster up to a file, check it, seed a new cluster from it
   transfer-leader [NAME]         hand leadership to NAME (or the most caught-up follower)
   member list|add|remove|promote   the configuration, or change one member
+  watch PREFIX [--since N]       print every change under PREFIX as JSON lines, resuming
+                                 on another node if one fails
+  lease grant TTL|keepalive ID|revoke ID|list   leases (put --lease ID attaches a key)
+  lock NAME -- COMMAND           run COMMAND holding the lock NAME; it gets the fencing
+                                 token (the lock key's create index) in $RAFTKV_FENCING_TOKEN
+  elect NAME VALUE               campaign for NAME and hold it until interrupted
 
 The commands against the cluster take --hostfile (default hostfile.json) and
 --endpoints host:port,... (default $RAFTKV_ENDPOINTS), and, against nodes with
@@ -138,12 +145,14 @@ func runNode(args []string) int {
 		httpPeers[i] = httpapi.Peer{Name: p.Name, HTTPAddr: p.HTTPAddr()}
 	}
 	rt, err := node.New(node.Config{
-		ID: raft.ID(cfg.ID), Peers: peers, ClusterID: cfg.Hostfile.ClusterID(),
+		ID: raft.ID(cfg.ID), Peers: peers, Bootstrap: cfg.Hostfile.BootstrapSize(), ClusterID: cfg.Hostfile.ClusterID(),
 		DataDir:    filepath.Join(cfg.DataDir, cfg.Name),
 		RaftListen: cfg.RaftListen(), PeerTLS: cfg.PeerTLS,
 		Heartbeat: cfg.Heartbeat, ElectionTimeout: cfg.ElectionTimeout,
-		SnapshotEvery: cfg.SnapshotEvery,
-		Logger:        lg,
+		SnapshotEvery:    cfg.SnapshotEvery,
+		LogWindowEntries: cfg.LogWindowEntries, LogWindowBytes: cfg.LogWindowBytes,
+		Logger: lg,
+		Watch:  watch.Options{MaxEvents: cfg.WatchHistory, MaxBytes: cfg.WatchHistoryBytes},
 	})
 	if err != nil {
 		// A second process on the folder is a usage error (exit 2), told

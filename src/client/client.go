@@ -16,6 +16,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,9 @@ const maxResponseBytes = 6*api.MaxListBytes + 1<<20
 var (
 	// ErrNotFound: the key does not exist (404 to a get).
 	ErrNotFound = errors.New("client: key not found")
+	// ErrLeaseNotFound: the lease does not exist (never granted, revoked
+	// or expired): 404 to a keep-alive, a revoke or a put with ?lease=.
+	ErrLeaseNotFound = errors.New("client: lease not found (revoked or expired)")
 	// ErrUnavailable: no node gave a usable answer before the context ended
 	// (no leader, no quorum, nodes down), and no attempt of a write can have
 	// been applied.
@@ -131,6 +135,9 @@ type Result struct {
 	Seq uint64
 	// Attempts is the number of requests sent for this command.
 	Attempts int
+	// RaftIndex is the answer's Raft-Index header (the applied index a read
+	// reflects: the ?index= of a blocking read to wait past it); 0 if none.
+	RaftIndex uint64
 }
 
 // NodeStatus is one node's GET /v1/status, or an unreachable node's entry.
@@ -449,6 +456,9 @@ func (c *Client) writeReq(ctx context.Context, r request, out any) (Result, erro
 type request struct {
 	method, path, query, body string
 	seq                       uint64
+	// timeout bounds one attempt instead of Config.RequestTimeout (a
+	// blocking read waits longer).
+	timeout time.Duration
 }
 
 func (r request) isWrite() bool { return r.seq != 0 }
@@ -460,6 +470,7 @@ type attemptResult struct {
 	err          error
 	final        bool // a definite answer: success or an error not worth retrying
 	maybeApplied bool // a write may have been proposed by this attempt
+	raftIndex    uint64
 }
 
 // do sends r until a definite answer or the end of ctx. See the package
@@ -486,7 +497,11 @@ func (c *Client) do(ctx context.Context, r request, out any) (Result, error) {
 		}
 		endpoint := c.cfg.Endpoints[target]
 		res.Attempts++
-		actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		timeout := c.cfg.RequestTimeout
+		if r.timeout > 0 {
+			timeout = r.timeout
+		}
+		actx, cancel := context.WithTimeout(ctx, timeout)
 		a := c.attempt(actx, endpoint, r, out)
 		cancel()
 		maybeApplied = maybeApplied || (r.isWrite() && a.maybeApplied)
@@ -496,7 +511,7 @@ func (c *Client) do(ctx context.Context, r request, out any) (Result, error) {
 			break
 		}
 		last = a
-		res.Node, res.Leader = last.node, last.leader
+		res.Node, res.Leader, res.RaftIndex = last.node, last.leader, last.raftIndex
 		if last.status != 0 && !c.noteLeader(last.leader) {
 			c.discoverNames()
 		}
@@ -574,6 +589,7 @@ func (c *Client) attempt(ctx context.Context, endpoint string, r request, out an
 	}
 	defer resp.Body.Close()
 	a := attemptResult{status: resp.StatusCode, node: resp.Header.Get("Raft-Node"), leader: resp.Header.Get("Raft-Leader")}
+	a.raftIndex, _ = strconv.ParseUint(resp.Header.Get("Raft-Index"), 10, 64)
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
 		// The status may say 200, but without the body we do not know the
@@ -590,6 +606,8 @@ func (c *Client) attempt(ctx context.Context, endpoint string, r request, out an
 			}
 		}
 		a.final = true
+	case resp.StatusCode == http.StatusNotFound && (strings.HasPrefix(r.path, "/v1/lease") || r.method == http.MethodPut):
+		a.err, a.final = ErrLeaseNotFound, true
 	case resp.StatusCode == http.StatusNotFound && r.method == http.MethodGet && r.path != "/v1/status" && r.path != "/v1/cluster":
 		a.err, a.final = ErrNotFound, true
 	case resp.StatusCode == http.StatusConflict:

@@ -26,6 +26,14 @@ type Peer struct {
 	// node behind NAT, or one that must bind one interface of several.
 	// "0.0.0.0" or "::" binds every interface. --listen overrides it.
 	Listen string `json:"listen,omitempty"`
+	// Join marks a node that is not part of the cluster's bootstrap
+	// configuration: it was, or is to be, added to a running cluster
+	// (`raftkv member add`). Such a node never bootstraps; the others
+	// neither wait for it at a bootstrap nor count it in the ClusterID, so
+	// the hostfile of a node added later (the cluster's hostfile plus its
+	// own entry, marked join) names the same cluster as the others'.
+	// Entries marked join come after every other one.
+	Join bool `json:"join,omitempty"`
 }
 
 // RaftAddr is where other nodes dial this node: host:raft_port.
@@ -71,16 +79,28 @@ func ParseHostfile(path string, data []byte) (*Hostfile, error) {
 	return h, nil
 }
 
-// ClusterID names the cluster: a hash of the raft names in order, as hex.
-// Hostfiles that differ only in hosts and ports have the same ClusterID.
+// ClusterID names the cluster: a hash of the raft names in order, as hex,
+// of the nodes not marked join (the bootstrap configuration). Hostfiles
+// that differ only in hosts and ports, or in nodes marked join, have the
+// same ClusterID.
 func (h *Hostfile) ClusterID() string {
 	sum := sha256.New()
 	io.WriteString(sum, "raftkv cluster v1\n")
-	for _, p := range h.Raft {
+	for _, p := range h.Raft[:h.BootstrapSize()] {
 		// Names hold no newline (validated), so the encoding is unambiguous.
 		io.WriteString(sum, p.Name+"\n")
 	}
 	return hex.EncodeToString(sum.Sum(nil)[:16])
+}
+
+// BootstrapSize is the number of nodes of the bootstrap configuration:
+// those not marked join, which come first (IDs 0 to BootstrapSize-1).
+func (h *Hostfile) BootstrapSize() int {
+	n := 0
+	for n < len(h.Raft) && !h.Raft[n].Join {
+		n++
+	}
+	return n
 }
 
 // IDOf returns the ID (position in the raft list) of the Raft node name.
@@ -278,9 +298,14 @@ func (p *parser) hostfile() *Hostfile {
 		if len(items) == 0 {
 			p.failf("raft", "is empty: list at least one Raft node")
 		}
+		defer func() {
+			if len(h.Raft) > 0 && h.Raft[0].Join {
+				p.failf("raft", "marks every node join: at least the first one must bootstrap the cluster")
+			}
+		}()
 		for i, item := range items {
 			where := fmt.Sprintf("raft[%d]", i)
-			f, ok := p.object(where, item, "name", "host", "raft_port", "http_port", "listen")
+			f, ok := p.object(where, item, "name", "host", "raft_port", "http_port", "listen", "join")
 			if !ok {
 				continue
 			}
@@ -297,6 +322,14 @@ func (p *parser) hostfile() *Hostfile {
 						p.failf(where+".listen", "%q: %v", peer.Listen, err)
 					}
 				}
+			}
+			if raw, given := f["join"]; given {
+				if err := json.Unmarshal(raw, &peer.Join); err != nil || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+					p.failf(where+".join", "%s is not true or false", short(raw))
+				}
+			}
+			if !peer.Join && len(h.Raft) > 0 && h.Raft[len(h.Raft)-1].Join {
+				p.failf(where, "%q is not marked join but follows a node that is: nodes marked join come last (an ID is a position)", peer.Name)
 			}
 			p.name(where+".name", peer.Name)
 			p.unique(names, where+".name", peer.Name, peer.Name)

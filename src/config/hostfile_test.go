@@ -81,6 +81,15 @@ func TestHostfileRules(t *testing.T) {
 		{"valid with null clients", `{"raft":[` + p0 + `],"clients":null}`, nil},
 		{"same ports on different hosts are fine", raft(p0, peer("r1", "h1", 7000, 8000)), nil},
 		{"ipv6 host", raft(peer("r0", "::1", 7000, 8000)), nil},
+		{"a node marked join last", raft(p0, `{"name":"r1","host":"h1","raft_port":7000,"http_port":8000,"join":true}`), nil},
+		{"join false", raft(`{"name":"r0","host":"h0","raft_port":7000,"http_port":8000,"join":false}`), nil},
+		{"join not a bool", raft(p0, `{"name":"r1","host":"h1","raft_port":7000,"http_port":8000,"join":"yes"}`),
+			[]string{`hostfile.json: raft[1].join "yes" is not true or false`}},
+		{"join before a bootstrap node", raft(`{"name":"r0","host":"h0","raft_port":7000,"http_port":8000}`,
+			`{"name":"r1","host":"h1","raft_port":7000,"http_port":8000,"join":true}`, `{"name":"r2","host":"h2","raft_port":7000,"http_port":8000}`),
+			[]string{`hostfile.json: raft[2] "r2" is not marked join but follows a node that is`}},
+		{"every node join", raft(`{"name":"r0","host":"h0","raft_port":7000,"http_port":8000,"join":true}`),
+			[]string{`hostfile.json: raft marks every node join`}},
 
 		{"empty file", ``, []string{"hostfile.json: is empty"}},
 		{"not json", "{\n  \"raft\": [,]\n}", []string{"hostfile.json: is not valid JSON: line 2, column 12"}},
@@ -195,6 +204,10 @@ func TestClusterID(t *testing.T) {
 		{"clients differ", strings.Replace(goodHostfile, `"c1"`, `"c9"`, 1), true},
 		{"a name differs", strings.Replace(goodHostfile, `"r2"`, `"r9"`, 1), false},
 		{"order differs", strings.NewReplacer(`"r0"`, `"r1"`, `"r1"`, `"r0"`).Replace(goodHostfile), false},
+		{"a node marked join added", strings.Replace(goodHostfile, `"http_port": 8002}`,
+			`"http_port": 8002}, {"name": "r3", "host": "127.0.0.1", "raft_port": 7003, "http_port": 8003, "join": true}`, 1), true},
+		{"the same node not marked join", strings.Replace(goodHostfile, `"http_port": 8002}`,
+			`"http_port": 8002}, {"name": "r3", "host": "127.0.0.1", "raft_port": 7003, "http_port": 8003}`, 1), false},
 		{"a node fewer", `{"raft":[{"name":"r0","host":"h","raft_port":1,"http_port":2},{"name":"r1","host":"h","raft_port":3,"http_port":4}]}`, false},
 	}
 	for _, tt := range tests {

@@ -61,6 +61,15 @@ type Node struct {
 	Heartbeat, ElectionTimeout time.Duration
 	SnapshotEvery              uint64 // snapshot after at least this many applied entries (see node.maybeSnapshot); > 0
 	PprofAddr                  string // listen address for net/http/pprof; "" = off
+	// WatchHistory and WatchHistoryBytes bound the history of changes
+	// watches read (package watch): events, and bytes of keys and values;
+	// 0: that package's defaults.
+	WatchHistory, WatchHistoryBytes int
+	// LogWindowEntries and LogWindowBytes bound the log entries the core
+	// keeps in memory (raft.Config.LogWindowEntries, LogWindowBytes);
+	// older ones are read back from the WAL. 0: the core's defaults.
+	LogWindowEntries int
+	LogWindowBytes   uint64
 	// MaxClientConns bounds the client HTTP connections served at once;
 	// 1 to 1<<20.
 	MaxClientConns int
@@ -333,6 +342,10 @@ func LoadNode(args []string, getenv func(string) string, hostname func() (string
 	fs.String("heartbeat", "", "leader heartbeat interval (default $"+EnvHeartbeat+", else "+DefaultHeartbeat.String()+")")
 	fs.String("election-timeout", "", "election timeout T, randomized in [T, 2T) (default $"+EnvElectionTimeout+", else "+DefaultElectionTimeout.String()+")")
 	fs.String("snapshot-every", strconv.Itoa(DefaultSnapshotEvery), "take a snapshot after at least this many applied entries (and log bytes of at least a quarter of the last snapshot)")
+	fs.String("watch-history", "", "changes kept for watches (GET /v1/watch/...?since=N older than them is 410) (default 100000)")
+	fs.String("watch-history-bytes", "", "bytes of keys and values kept for watches, at most (default 67108864)")
+	fs.String("log-window-entries", "0", "keep at most this many applied log entries in memory; older ones are read back from the log files for a lagging follower (0: 8192)")
+	fs.String("log-window-bytes", "0", "keep at most this many bytes of applied log entries' commands in memory (0: 64 MiB)")
 	fs.String("pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (default off)")
 	fs.String("max-client-conns", "", "client HTTP connections served at once; beyond it new ones wait to be accepted (default $"+EnvMaxClientConns+", else "+strconv.Itoa(DefaultMaxClientConns)+"); keep it below the file limit")
 	fs.String("cacert", "", "the cluster CA certificate, PEM (default $"+EnvCACert+")")
@@ -385,6 +398,24 @@ bytes of UTF-8, are refused with 400. Raft traffic (raft_port) is separate.
 		s.failf("--snapshot-every %q is not a whole number > 0", v)
 	}
 	n.SnapshotEvery = every
+	// 0 when not given: package watch's defaults.
+	n.WatchHistory = s.count("watch-history", "", 0, 1<<30)
+	n.WatchHistoryBytes = s.count("watch-history-bytes", "", 0, 1<<40)
+	for _, f := range []struct {
+		flag string
+		to   func(uint64)
+	}{
+		{"log-window-entries", func(v uint64) { n.LogWindowEntries = int(v) }},
+		{"log-window-bytes", func(v uint64) { n.LogWindowBytes = v }},
+	} {
+		v := fs.Lookup(f.flag).Value.String()
+		w, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || w > 1<<40 {
+			s.failf("--%s %q is not a whole number from 0 to 2^40", f.flag, v)
+			continue
+		}
+		f.to(w)
+	}
 	if v := fs.Lookup("pprof").Value.String(); v != "" {
 		if err := checkListenAddr(v); err != nil {
 			s.failf("--pprof %q: %v", v, err)

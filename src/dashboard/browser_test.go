@@ -122,8 +122,7 @@ func TestDashboardFollowsLeader(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.Navigate(url+"#token="+token)); err != nil {
 		t.Fatalf("open %s with a token: %v", url, err)
 	}
-	if err := chromedp.Do(bctx, chromedp.Poll[chromedp.Void](`location.hash === '' && document.getElementById('security').dataset.secure === 'true'`,
-		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+	if err := pollAcrossReload(bctx, `location.hash === '' && document.getElementById('security').dataset.secure === 'true'`, 10*time.Second); err != nil {
 		t.Fatalf("the token in the fragment was not taken, or the page does not show TLS and tokens: %v", err)
 	}
 
@@ -206,6 +205,24 @@ func writeLoad(ctx context.Context, client *http.Client, url func(int, string) s
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, url(i%n, fmt.Sprintf("/v1/kv/k%d", i%100)), strings.NewReader("value"))
 		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
+		}
+	}
+}
+
+// pollAcrossReload polls expr until it is true or timeout passes, like
+// chromedp.Poll, but starts again when the page's JavaScript context is
+// replaced under the poll (Chromium: "Cannot find context with specified
+// id"), which a navigation that is still settling can do.
+func pollAcrossReload(ctx context.Context, expr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			left = time.Millisecond
+		}
+		err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(left)))
+		if err == nil || !strings.Contains(err.Error(), "Cannot find context") || time.Now().After(deadline) {
+			return err
 		}
 	}
 }

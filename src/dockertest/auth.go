@@ -43,13 +43,17 @@ type Creds struct {
 }
 
 // LoadCreds makes repo/certs where missing (EnsureCerts) and loads the
-// harness's credentials from it.
-func LoadCreds(repo string) (Creds, error) {
+// harness's credentials from it: the read-write token.
+func LoadCreds(repo string) (Creds, error) { return LoadRoleCreds(repo, api.RoleReadWrite) }
+
+// LoadRoleCreds is LoadCreds with the token of role: the membership
+// experiments change members with the admin token.
+func LoadRoleCreds(repo string, role api.Role) (Creds, error) {
 	if err := EnsureCerts(repo); err != nil {
 		return Creds{}, err
 	}
 	dir := filepath.Join(repo, CertsDir)
-	cfg, tok, err := config.ClientAuth(certs.CAPath(dir), "", "", "@"+certs.TokenPath(dir, api.RoleReadWrite.String()))
+	cfg, tok, err := config.ClientAuth(certs.CAPath(dir), "", "", "@"+certs.TokenPath(dir, role.String()))
 	return Creds{TLS: cfg, Token: tok}, err
 }
 

@@ -62,7 +62,14 @@ const (
 var (
 	Nodes   = []string{"r0", "r1", "r2"}
 	Clients = []string{"c0", "c1"}
+	// Spares are nodes of hostfile.5.json that `compose up` does not
+	// start (docker-compose.yaml's profile SpareProfile): test_grow_shrink
+	// starts them and adds them to the cluster (StartSpares).
+	Spares = []string{"r3", "r4"}
 )
+
+// SpareProfile is the compose profile of the Spares.
+const SpareProfile = "grow"
 
 // ErrNoEngine means no Docker engine answered.
 var ErrNoEngine = errors.New("dockertest: no Docker engine answers")
@@ -157,7 +164,7 @@ func (d *Docker) compose(ctx context.Context, env []string, args ...string) erro
 // compose file mounts it at /certs).
 const CertsDir = "certs"
 
-// EnsureCerts makes repo/certs/ca.pem, each node's certificate (its
+// EnsureCerts makes repo/certs/ca.pem, each node's certificate (Nodes and Spares: its
 // name, 127.0.0.1 and localhost) and a token per role (auth.go) where
 // missing, as `make certs` does.
 func EnsureCerts(repo string) error {
@@ -167,7 +174,7 @@ func EnsureCerts(repo string) error {
 			return err
 		}
 	}
-	for _, n := range Nodes {
+	for _, n := range append(append([]string{}, Nodes...), Spares...) {
 		if c, _ := certs.NodePaths(dir, n); fileExists(c) {
 			continue
 		}
@@ -200,10 +207,11 @@ func (d *Docker) Up(ctx context.Context, env []string) error {
 // with our names), the SDK. It returns every error it met.
 func (d *Docker) Down(ctx context.Context) error {
 	var errs []error
-	if err := d.compose(ctx, nil, "down", "--remove-orphans", "-t", "5"); err != nil {
+	// The profile makes compose take the Spares down too.
+	if err := d.compose(ctx, nil, "--profile", SpareProfile, "down", "--remove-orphans", "-t", "5"); err != nil {
 		errs = append(errs, err)
 	}
-	for _, name := range append(append([]string{}, Nodes...), Clients...) {
+	for _, name := range append(append(append([]string{}, Nodes...), Spares...), Clients...) {
 		err := d.cli.ContainerRemove(ctx, ContainerName(name), container.RemoveOptions{Force: true})
 		if err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove %s: %w", name, err))

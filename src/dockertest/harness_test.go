@@ -29,11 +29,15 @@ type Config struct {
 	Interval string        // EXP_INTERVAL: the clients' RAFT_INTERVAL
 	Warmup   int           // EXP_WARMUP: commands each client completes before the fault
 	Timeout  time.Duration // EXP_TIMEOUT: bound of every wait for a condition
-	Env      []string      // RAFT_* passed to compose
+	// Stall is how long test_replace watches the two nodes it starts
+	// without the last holder of recent writes wait without a leader
+	// (EXP_STALL, default 5 election timeouts).
+	Stall time.Duration
+	Env   []string // RAFT_* passed to compose
 }
 
 func loadConfig(t testing.TB) Config {
-	c := Config{Outage: 12 * time.Second, Interval: "200ms", Warmup: 5, Timeout: 90 * time.Second}
+	c := Config{Outage: 12 * time.Second, Interval: "200ms", Warmup: 5, Timeout: 90 * time.Second, Stall: 5 * electionTimeout()}
 	if v := os.Getenv("EXP_SECONDS"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f <= 0 {
@@ -61,6 +65,13 @@ func loadConfig(t testing.TB) Config {
 		}
 		c.Timeout = d
 	}
+	if v := os.Getenv("EXP_STALL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("EXP_STALL=%q: want a Go duration: %v", v, err)
+		}
+		c.Stall = d
+	}
 	c.Env = []string{"RAFT_DURATION=0", "RAFT_INTERVAL=" + c.Interval}
 	for _, k := range []string{"RAFT_VERBOSE", "RAFT_HEARTBEAT", "RAFT_ELECTION_TIMEOUT"} {
 		if v := os.Getenv(k); v != "" {
@@ -80,15 +91,20 @@ type Harness struct {
 	Cfg     Config
 	D       *Docker
 	API     *API
+	Admin   *API // with the admin token: /v1/members
 	Repo    string
 	Persist string // <repo>/persistence
 	Dir     string // <repo>/experiments/<name>
 	start   time.Time
+	// nodes are the node containers of this run: Nodes, and the Spares
+	// an experiment started (StartSpares). Finish stops and reads them all.
+	nodes []string
 
 	mu       sync.Mutex
 	report   bytes.Buffer
 	failures []string
-	probes   []Op // the harness's own writes, checked like a client's
+	probes   []Op            // the harness's own writes, checked like a client's
+	loads    []ClientHistory // the harness's load clients' writes (Load), checked too
 	torn     bool
 }
 
@@ -130,7 +146,8 @@ func Setup(t *testing.T, name, what string) *Harness {
 		t.Fatal(err)
 	}
 	h := &Harness{t: t, Name: name, Cfg: loadConfig(t), Repo: repo,
-		Persist: filepath.Join(repo, "persistence"), Dir: filepath.Join(repo, "experiments", name), start: time.Now()}
+		Persist: filepath.Join(repo, "persistence"), Dir: filepath.Join(repo, "experiments", name), start: time.Now(),
+		nodes: append([]string{}, Nodes...)}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	d, err := NewDocker(ctx, repo)
@@ -143,6 +160,11 @@ func Setup(t *testing.T, name, what string) *Harness {
 		t.Fatalf("%s: %v", name, err)
 	}
 	h.API = NewAPI(ContainerAddrs(d), creds, 2*time.Second)
+	admin, err := LoadRoleCreds(repo, api.RoleAdmin)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	h.Admin = NewAPI(ContainerAddrs(d), admin, 5*time.Second)
 
 	h.Printf("==== %s: %s", name, what)
 	h.Printf("outage %v, client interval %s, warm-up %d commands per client, waits bounded by %v (EXP_SECONDS, EXP_INTERVAL, EXP_WARMUP, EXP_TIMEOUT)",
@@ -366,12 +388,12 @@ func (h *Harness) Finish(live, agree []string) {
 		h.Fatalf("%v", err)
 	}
 	h.Printf("%s applied everything committed (index %d)", strings.Join(live, ", "), idx)
-	for _, n := range Nodes {
+	for _, n := range h.nodes {
 		if err := h.D.Stop(ctx, n, 10*time.Second); err != nil {
 			h.Fatalf("%v", err)
 		}
 	}
-	for _, c := range append(append([]string{}, Nodes...), Clients...) {
+	for _, c := range append(append([]string{}, h.nodes...), Clients...) {
 		st, err := h.D.Inspect(ctx, c)
 		if err != nil {
 			h.Fatalf("%v", err)
@@ -380,7 +402,7 @@ func (h *Harness) Finish(live, agree []string) {
 	}
 
 	var states []NodeState
-	for _, n := range Nodes {
+	for _, n := range h.nodes {
 		s, err := ReadNodeState(h.Persist, n)
 		if err != nil {
 			h.Fatalf("reading %s's state machine: %v", n, err)
@@ -431,6 +453,7 @@ func (h *Harness) CheckClients(who string, final map[string]string) {
 	}
 	h.mu.Lock()
 	hist = append(hist, ClientHistory{Client: "harness", Ops: append([]Op{}, h.probes...)})
+	hist = append(hist, h.loads...)
 	h.mu.Unlock()
 	h.Printf("checking the clients' records (persistence/{%s}/record.json) and the harness's probe writes against the final state of %s:", strings.Join(Clients, ","), who)
 	res := CheckHistories(final, hist)
@@ -460,7 +483,7 @@ func (h *Harness) teardown() {
 	}
 	// Stop first (clean stops, so that a failed run's nodes still write
 	// their state), then copy logs and files, then remove.
-	for _, c := range append(append([]string{}, Clients...), Nodes...) {
+	for _, c := range append(append([]string{}, Clients...), h.nodes...) {
 		if st, err := h.D.Inspect(ctx, c); err == nil && st.Running {
 			if err := h.D.Stop(ctx, c, 10*time.Second); err != nil {
 				h.Printf("teardown: %v", err)

@@ -115,7 +115,7 @@ func routeRole(method, escapedPath string) (api.Role, bool) {
 	// A path that is not clean (//, /./, /../) outside a key is served by
 	// no handler (ServeMux redirects it), and is matched by no rule: it
 	// must not slip past one by prefix.
-	if !strings.HasPrefix(escapedPath, kvPrefix) {
+	if !strings.HasPrefix(escapedPath, kvPrefix) && !strings.HasPrefix(escapedPath, watchPrefix) {
 		if c := path.Clean(escapedPath); c != escapedPath && c+"/" != escapedPath {
 			return api.RoleAdmin, false
 		}
@@ -216,7 +216,8 @@ func verifiedClientCert(r *http.Request) *x509.Certificate {
 }
 
 func (s *Server) isMember(name string) bool {
-	for _, p := range s.cfg.Peers {
+	_, peers := s.allPeers()
+	for _, p := range peers {
 		if p.Name == name && name != "" {
 			return true
 		}
@@ -229,7 +230,8 @@ func (s *Server) memberOf(cert *x509.Certificate) string {
 	if cert == nil {
 		return ""
 	}
-	for _, p := range s.cfg.Peers {
+	_, peers := s.allPeers()
+	for _, p := range peers {
 		if cert.VerifyHostname(p.Name) == nil {
 			return p.Name
 		}
@@ -290,23 +292,20 @@ func peerClientTLS(base *tls.Config, peerName string) *tls.Config {
 // TLS it dials HTTPS, presents the node's certificate and checks that the
 // answering certificate names the member at that address (addresses are
 // mapped to names through the hostfile, so an address shared by no member
-// is refused).
-func newPeerClient(cfg *Config) *http.Client {
+// is refused). nameAt maps an HTTP address to the member there: the
+// hostfile's, and members outside it from the configuration in force.
+func newPeerClient(cfg *Config, nameAt func(addr string) (string, bool)) *http.Client {
 	tr := &http.Transport{
 		MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
 		DialContext: (&net.Dialer{Timeout: time.Second}).DialContext,
 	}
 	if base := cfg.Auth.TLS; base != nil {
-		names := make(map[string]string, len(cfg.Peers))
-		for _, p := range cfg.Peers {
-			names[p.HTTPAddr] = p.Name
-		}
 		dialer := &net.Dialer{Timeout: time.Second}
 		// Reconnects resume their TLS session (tickets are kept per
 		// server name).
 		sessions := tls.NewLRUClientSessionCache(len(cfg.Peers))
 		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			name, ok := names[addr]
+			name, ok := nameAt(addr)
 			if !ok {
 				return nil, fmt.Errorf("%s is no member's HTTP address", addr)
 			}

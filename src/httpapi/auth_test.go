@@ -16,6 +16,7 @@ import (
 
 	"raftkv/src/api"
 	"raftkv/src/certs"
+	"raftkv/src/raft"
 )
 
 func TestRouteRole(t *testing.T) {
@@ -81,6 +82,7 @@ func newTestPKI(t *testing.T, n int) *testPKI {
 	}
 	// A certificate of the cluster CA that names no member.
 	require.NoError(t, certs.Node(p.dir, "mallory", []string{"127.0.0.1"}, certs.Options{}, false))
+	require.NoError(t, certs.Node(p.dir, "r7", []string{"127.0.0.1"}, certs.Options{}, false))
 	var err error
 	p.ca, err = certs.LoadCA(p.dir)
 	require.NoError(t, err)
@@ -131,7 +133,10 @@ func TestAuthenticate(t *testing.T) {
 	}
 	// mallory's certificate is signed by the cluster CA; LoadPeer checks
 	// that, so the chain is the one crypto/tls would verify.
-	r1, mallory := leaf(p.dir, "r1"), leaf(p.dir, "mallory")
+	r1, mallory, r7 := leaf(p.dir, "r1"), leaf(p.dir, "mallory"), leaf(p.dir, "r7")
+	// r7 is a member outside the hostfile: the configuration names it.
+	conf := raft.Membership{Members: []raft.Member{{ID: 0}, {ID: 1}, {ID: 2},
+		{ID: 7, Meta: []byte(`{"name":"r7","host":"127.0.0.1","raft_port":7007,"http_port":8007}`)}}}
 	cfg := Config{Self: 0, Peers: []Peer{{Name: "r0"}, {Name: "r1"}, {Name: "r2"}},
 		Auth: Auth{TLS: p.peerTLS(t, p.dir, "r0"), Tokens: p.tokens0(t)}}
 	bearer := func(role string) http.Header { return http.Header{"Authorization": {"Bearer " + p.tokens[role]}} }
@@ -173,6 +178,8 @@ func TestAuthenticate(t *testing.T) {
 		{name: "forged role, no certificate", method: "PUT", path: "/v1/kv/a", hdr: fwd("r1", "admin"), code: 403, msg: "only from a cluster member"},
 		{name: "forged role with a valid read-only token", method: "PUT", path: "/v1/kv/a",
 			hdr: http.Header{"Authorization": {"Bearer " + p.tokens["read-only"]}, forwardedHeader: {"r1"}, forwardedRoleHeader: {"admin"}}, code: 403},
+		{name: "member outside the hostfile reads status", method: "GET", path: "/v1/status", cert: r7, want: api.RoleReadOnly},
+		{name: "forwarded by a member outside the hostfile", method: "PUT", path: "/v1/kv/a", hdr: fwd("r7", "read-write"), cert: r7, want: api.RoleReadWrite},
 		{name: "forged role, non-member certificate", method: "PUT", path: "/v1/kv/a", hdr: fwd("mallory", "admin"), cert: mallory, code: 403},
 		{name: "forged role, r1's certificate claiming r2", method: "PUT", path: "/v1/kv/a", hdr: fwd("r2", "admin"), cert: r1, code: 403},
 		{name: "forwarded role not a role", method: "PUT", path: "/v1/kv/a", hdr: fwd("r1", "root"), cert: r1, code: 400},
@@ -183,7 +190,7 @@ func TestAuthenticate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := &Server{cfg: cfg}
+			srv := &Server{cfg: cfg, rt: &stubRuntime{conf: conf}}
 			if tt.auth != nil {
 				tt.auth(&srv.cfg.Auth)
 			}

@@ -13,6 +13,7 @@ import (
 	"raftkv/src/metrics"
 	"raftkv/src/node"
 	"raftkv/src/raft"
+	"raftkv/src/watch"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing, so that the
@@ -29,8 +30,10 @@ func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 // stubRuntime is a runtime that never started: a follower that knows no
 // leader, with a fixed state machine.
 type stubRuntime struct {
-	st raft.Status
-	kv map[string]string
+	st   raft.Status
+	kv   map[string]string
+	hub  *watch.Hub
+	conf raft.Membership
 }
 
 func (r *stubRuntime) Start() error         { return nil }
@@ -52,8 +55,11 @@ func (r *stubRuntime) Backup(<-chan time.Time) (node.Backup, error) {
 func (r *stubRuntime) TransferLeadership(raft.ID, <-chan time.Time) (raft.ID, error) {
 	return raft.None, node.ErrNotLeader
 }
-func (r *stubRuntime) Membership() raft.Membership   { return raft.Membership{} }
-func (r *stubRuntime) Incarnation() raft.Incarnation { return 0 }
+func (r *stubRuntime) Membership() raft.Membership       { return r.conf }
+func (r *stubRuntime) Incarnation() raft.Incarnation     { return 0 }
+func (r *stubRuntime) Watch() *watch.Hub                 { return r.hub }
+func (r *stubRuntime) Leases() []kv.LeaseInfo            { return nil }
+func (r *stubRuntime) LeaseKeys(uint64) ([]string, bool) { return nil, false }
 func (r *stubRuntime) ChangeMembership(func(raft.Membership) (raft.Membership, error), <-chan time.Time) (uint64, error) {
 	return 0, node.ErrNotLeader
 }

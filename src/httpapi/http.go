@@ -47,6 +47,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/v1/snapshot", s.get(s.handleSnapshot))
 	mux.HandleFunc("/v1/leader/transfer", s.handleTransfer)
 	mux.HandleFunc("/v1/txn", s.handleTxn)
+	mux.HandleFunc("/v1/lease", s.handleLeaseRoot)
+	mux.HandleFunc("/v1/lease/", s.handleLease)
 	// The endpoints below check their query themselves (or, through
 	// get, take none).
 	mux.HandleFunc("/metrics", s.get(s.handleMetrics))
@@ -74,11 +76,20 @@ func (s *Server) routes() http.Handler {
 		if st.Lead != raft.None && int(st.Lead) < len(s.cfg.Peers) {
 			lead = int(st.Lead)
 		}
-		h["Raft-Leader"] = leaderHeaders[lead]
+		if lead == len(s.cfg.Peers) && st.Lead != raft.None {
+			// A leader outside the hostfile (outside.go).
+			h["Raft-Leader"] = []string{s.leaderName(st)}
+		} else {
+			h["Raft-Leader"] = leaderHeaders[lead]
+		}
 		// Keys may hold "/", "." or "//": route them before ServeMux would
 		// clean the path and redirect.
 		if strings.HasPrefix(r.URL.EscapedPath(), kvPrefix) {
 			s.handleKV(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.EscapedPath(), watchPrefix) {
+			s.handleWatch(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -112,10 +123,11 @@ func (s *Server) get(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) leaderName(st *raft.Status) string {
-	if st.Lead == raft.None || int(st.Lead) >= len(s.cfg.Peers) {
+	if st.Lead == raft.None {
 		return ""
 	}
-	return s.cfg.Peers[st.Lead].Name
+	p, _ := s.peerOf(st.Lead)
+	return p.Name
 }
 
 var jsonContentType = []string{"application/json"}
@@ -182,7 +194,7 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 		s.handleGet(w, r, key)
 	case http.MethodPut:
 		op := kv.OpPut
-		q := [...]queryParam{{name: "op"}, {name: "cas"}}
+		q := [...]queryParam{{name: "op"}, {name: "cas"}, {name: "lease"}}
 		if err := parseQuery(r.URL.RawQuery, q[:], "PUT /v1/kv/{key}"); err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
@@ -200,6 +212,17 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
+		var lease uint64
+		if l := q[2]; l.given {
+			if lease, err = strconv.ParseUint(l.value, 10, 64); err != nil || lease == 0 {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter \"lease\" is %.40q: want the id POST /v1/lease returned", l.value))
+				return
+			}
+			if op != kv.OpPut {
+				writeError(w, http.StatusBadRequest, `query parameter "lease" works with put, not append (an append keeps the key's lease)`)
+				return
+			}
+		}
 		body, err := readBody(w, r)
 		if err != nil {
 			var tooBig *http.MaxBytesError
@@ -213,7 +236,7 @@ func (s *Server) handleKV(w http.ResponseWriter, r *http.Request) {
 		// The body is this request's own buffer and nothing writes to it:
 		// the command can share its bytes instead of copying them (the
 		// encoded entry is a copy).
-		s.write(w, r, kv.Command{Op: op, Key: key, Value: unsafe.String(unsafe.SliceData(body), len(body)), CAS: cas}, body)
+		s.write(w, r, kv.Command{Op: op, Key: key, Value: unsafe.String(unsafe.SliceData(body), len(body)), CAS: cas, Lease: lease}, body)
 	case http.MethodDelete:
 		s.handleDelete(w, r, key)
 	default:
@@ -332,11 +355,16 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, b
 		writeError(w, http.StatusRequestEntityTooLarge, res.Err.Error())
 	case res.Err == kv.ErrCASFailed:
 		writeConflict(w, cmd, res)
+	case res.Err == kv.ErrLeaseNotFound:
+		writeError(w, http.StatusNotFound, res.Err.Error())
 	case res.Err != nil:
 		writeError(w, http.StatusBadRequest, res.Err.Error())
-	case res.Txn != nil || cmd.Prefix:
+	case res.Txn != nil || cmd.Prefix || cmd.Op == kv.OpLeaseRevoke:
 		s.met.ObserveCommit(start)
 		writeWriteResult(w, cmd, res)
+	case res.Lease != nil:
+		s.met.ObserveCommit(start)
+		writeJSON(w, http.StatusOK, leaseBody(*res.Lease, res.Index, nil))
 	default:
 		s.met.ObserveCommit(start)
 		var b [40]byte
@@ -345,26 +373,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, cmd kv.Command, b
 }
 
 func (s *Server) linearizableGet(w http.ResponseWriter, r *http.Request, key string) {
-	if s.forwardIfFollower(w, r, nil) {
-		return
-	}
-	start := s.met.ReadStarted()
-	timer := startTimer(s.cfg.RequestTimeout)
-	defer stopTimer(timer)
-	err := s.rt.Read(timer.C)
-	switch {
-	case errors.Is(err, node.ErrBusy):
-		writeError(w, http.StatusServiceUnavailable, "node too busy to take the read")
-	case errors.Is(err, node.ErrTimeout):
-		writeError(w, http.StatusServiceUnavailable, "the read was not confirmed by a quorum in time")
-	case errors.Is(err, node.ErrNotLeader):
-		if !s.forwardIfFollower(w, r, nil) {
-			writeError(w, http.StatusServiceUnavailable, "no leader could confirm the read")
-		}
-	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, err.Error())
-	default:
-		s.met.ObserveReadIndex(start)
+	if s.confirmRead(w, r) {
 		s.serveValue(w, key)
 	}
 }
@@ -380,7 +389,11 @@ func (s *Server) forwardIfFollower(w http.ResponseWriter, r *http.Request, body 
 		writeError(w, http.StatusServiceUnavailable, "no leader known")
 		return true
 	}
-	leader := s.cfg.Peers[st.Lead]
+	leader, ok := s.peerOf(st.Lead)
+	if !ok {
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the leader, node %d, has no HTTP address here", st.Lead))
+		return true
+	}
 	target := &url.URL{Scheme: s.peerScheme(), Host: leader.HTTPAddr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout+time.Second)
 	defer cancel()
@@ -440,10 +453,11 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 
 // handleCluster asks every other node for its status, briefly, in parallel.
 func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
-	out := make([]NodeStatus, len(s.cfg.Peers))
+	ids, peers := s.allPeers()
+	out := make([]NodeStatus, len(peers))
 	var wg sync.WaitGroup
-	for i, p := range s.cfg.Peers {
-		if raft.ID(i) == s.cfg.Self {
+	for i, p := range peers {
+		if ids[i] == s.cfg.Self {
 			out[i] = s.nodeStatus(s.rt.Status())
 			yes := true
 			out[i].Reachable = &yes
@@ -452,7 +466,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = s.peerStatus(r.Context(), i, p)
+			out[i] = s.peerStatus(r.Context(), int(ids[i]), p)
 		}()
 	}
 	wg.Wait()

@@ -32,7 +32,7 @@ type KVReader interface {
 const maxListLimit = 100000
 
 // getParams are the query parameters of GET /v1/kv/{key}, in this order.
-var getParams = [...]string{"consistency", "prefix", "keys", "separator", "range_end", "limit", "continue"}
+var getParams = [...]string{"consistency", "prefix", "keys", "separator", "range_end", "limit", "continue", "index", "wait"}
 
 const (
 	gConsistency = iota
@@ -42,6 +42,8 @@ const (
 	gRangeEnd
 	gLimit
 	gContinue
+	gIndex
+	gWait
 )
 
 // handleGet serves GET /v1/kv/{key}: one key, or with ?prefix or
@@ -82,6 +84,9 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, key string) {
 			writeError(w, http.StatusBadRequest, "key is empty (GET /v1/kv/?prefix lists every key)")
 			return
 		}
+		if !s.blockingWait(w, r, key, false, q[gIndex], q[gWait]) {
+			return
+		}
 		if stale {
 			s.serveValue(w, key)
 		} else {
@@ -92,6 +97,15 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, key string) {
 	req, err := rangeRequest(key, q)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	// A range (?range_end=) waits for a change of any key: it may answer
+	// early, never late.
+	watchKey := key
+	if !req.Prefix {
+		watchKey = ""
+	}
+	if !s.blockingWait(w, r, watchKey, true, q[gIndex], q[gWait]) {
 		return
 	}
 	if !stale && !s.confirmRead(w, r) {

@@ -183,13 +183,16 @@ func (s *Server) handleMembersRoot(w http.ResponseWriter, r *http.Request) {
 // maxAddMemberBody bounds the body of POST /v1/members.
 const maxAddMemberBody = 4 << 10
 
-// handleAddMember adds a node of the hostfile that is not a member (one that
-// was removed, or never bootstrapped with the others). Its incarnation is
-// not known yet: it enters under the placeholder 0, and the leader replaces
-// that by the incarnation the node answers with (raft/membership.go), then
-// promotes it once caught up unless it is to stay a learner. A node outside
-// the hostfile is refused for now: the transport reaches only the
-// hostfile's nodes.
+// handleAddMember adds a node: one of the hostfile that is not a member
+// (one that was removed, or never bootstrapped with the others) under its
+// hostfile ID, or one outside the hostfile under the next free ID (beyond
+// the hostfile's and every current member's; see nextFreeID). Its
+// incarnation is not known yet: it enters under the placeholder 0, and the
+// leader replaces that by the incarnation the node answers with
+// (raft/membership.go), then promotes it once caught up unless it is to
+// stay a learner. The request's fields are the member's Meta: every node
+// reaches a member outside its hostfile at these addresses, under this
+// name (node/peers.go, outside.go).
 func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	if r.URL.RawQuery != "" {
 		if err := noQuery(r.URL.RawQuery, "POST /v1/members"); err != nil {
@@ -209,10 +212,10 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "body: "+err.Error())
 		return
 	}
-	id := -1
+	id := raft.None
 	for i, p := range s.cfg.Peers {
 		if p.Name == req.Name {
-			id = i
+			id = raft.ID(i)
 		}
 	}
 	switch {
@@ -222,8 +225,11 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	case req.Host == "" || req.RaftPort <= 0 || req.RaftPort > 65535 || req.HTTPPort <= 0 || req.HTTPPort > 65535:
 		writeError(w, http.StatusBadRequest, "body: host, raft_port and http_port (1-65535) are required")
 		return
-	case id < 0:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not in the hostfile: adding a node outside the hostfile is not supported yet", req.Name))
+	case !validName(req.Name):
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("body: name %q must be 1 to 64 letters, digits, '.', '_' or '-'", req.Name))
+		return
+	case strings.ContainsFunc(req.Host, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("body: host %q holds white space or control characters", req.Host))
 		return
 	}
 	meta, _ := json.Marshal(req)
@@ -235,14 +241,47 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 		if _, err := s.memberIndex(m, req.Name); err == nil {
 			return m, fmt.Errorf("%w: %s is already a member", errAlready, req.Name)
 		}
-		if _, taken := m.Member(raft.ID(id)); taken {
+		id := id
+		if id == raft.None {
+			id = s.nextFreeID(m)
+		}
+		if _, taken := m.Member(id); taken {
 			return m, fmt.Errorf("%w: ID %d of %s is already a member's", errAlready, id, req.Name)
 		}
-		m.Members = append(m.Members, raft.Member{ID: raft.ID(id), Suffrage: suffrage, Meta: meta})
+		m.Members = append(m.Members, raft.Member{ID: id, Suffrage: suffrage, Meta: meta})
 		slices.SortFunc(m.Members, func(a, b raft.Member) int { return int(a.ID) - int(b.ID) })
 		return m, nil
 	}
 	s.changeMember(w, r, body, edit)
+}
+
+// nextFreeID is the ID of a node added from outside the hostfile: beyond
+// the hostfile's IDs and every current member's. A removed member's ID may
+// come back only when it was the highest; the transport of a node that
+// still knows it under its old name refuses the new one until restarted
+// (node/peers.go), so in the hostfile of the node added, it sits at this
+// position: after the cluster's nodes, the members added outside the
+// hostfile, in ID order (they are marked join).
+func (s *Server) nextFreeID(m raft.Membership) raft.ID {
+	next := raft.ID(len(s.cfg.Peers))
+	for _, x := range m.Members {
+		next = max(next, x.ID+1)
+	}
+	return next
+}
+
+// validName: a node's name becomes a folder, a certificate name and a
+// log field (config.MaxNameLen, the hostfile's rule).
+func validName(s string) bool {
+	if s == "" || len(s) > 64 || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // selfSuffrage is this node's suffrage in the configuration it holds, or ""

@@ -39,7 +39,7 @@ func TestMembersList(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, bad.StatusCode)
 	code, _ := memberReq(t, http.MethodPut, "http://"+nodes[1].addr+"/v1/members")
 	assert.Equal(t, http.StatusMethodNotAllowed, code)
-	for _, body := range []string{``, `{"name":"r1"}`, `{"name":"r9","host":"h","raft_port":1,"http_port":2}`, `{"name":"r1","host":"h","raft_port":1,"http_port":2,"x":1}`} {
+	for _, body := range []string{``, `{"name":"r1"}`, `{"name":"../r9","host":"h","raft_port":1,"http_port":2}`, `{"name":"r9","host":"h 9","raft_port":1,"http_port":2}`, `{"name":"r1","host":"h","raft_port":1,"http_port":2,"x":1}`} {
 		resp, err := http.Post("http://"+nodes[1].addr+"/v1/members", "application/json", strings.NewReader(body))
 		require.NoError(t, err)
 		resp.Body.Close()
@@ -49,6 +49,27 @@ func TestMembersList(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusConflict, resp.StatusCode, "r1 is already a member")
+
+	// A node outside the hostfile gets the next free ID (the hostfile has
+	// three): a learner under the placeholder incarnation, its name and
+	// addresses in the configuration. (Nothing runs at its address.)
+	resp, err = http.Post("http://"+nodes[1].addr+"/v1/members", "application/json",
+		strings.NewReader(`{"name":"r9","host":"127.0.0.1","raft_port":1,"http_port":2,"learner":true}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	// GET /v1/members answers from the node's own log, which a follower
+	// gets a moment after the leader committed the change.
+	var list MembersReply
+	eventually(t, 5*time.Second, "r1 lists the new member", func() bool {
+		code, body := memberReq(t, http.MethodGet, "http://"+nodes[1].addr+"/v1/members")
+		require.Equal(t, http.StatusOK, code)
+		require.NoError(t, json.Unmarshal([]byte(body), &list))
+		return len(list.Members) == 4
+	})
+	assert.Equal(t, MemberStatus{Name: "r9", ID: 3, Suffrage: raft.Learner}, list.Members[3])
+	code, body := memberReq(t, http.MethodDelete, "http://"+nodes[1].addr+"/v1/members/r9")
+	assert.Equal(t, http.StatusOK, code, body)
 }
 
 func memberReq(t *testing.T, method, url string) (int, string) {

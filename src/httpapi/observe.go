@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"raftkv/src/metrics"
-	"raftkv/src/raft"
 )
 
 // This file serves the node's metrics (src/metrics): GET /metrics and
@@ -34,10 +33,11 @@ func (s *Server) handleMetricsSummary(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter \"scope\" is %q: want cluster, or no scope for this node alone", scope.value))
 		return
 	}
-	out := make([]metrics.Summary, len(s.cfg.Peers))
+	ids, peers := s.allPeers()
+	out := make([]metrics.Summary, len(peers))
 	var wg sync.WaitGroup
-	for i, p := range s.cfg.Peers {
-		if raft.ID(i) == s.cfg.Self {
+	for i, p := range peers {
+		if ids[i] == s.cfg.Self {
 			out[i] = s.met.Summary(p.Name)
 			yes := true
 			out[i].Reachable = &yes

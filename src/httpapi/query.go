@@ -25,7 +25,7 @@ type queryParam struct {
 // version does not have. They are refused by name, not ignored: ignoring
 // ?cas= would turn a compare-and-swap into a blind write.
 var unsupportedParams = []string{
-	"recurse", "index", "wait", "ttl", "lease", "since", "flags", "acquire", "release",
+	"recurse", "ttl", "flags", "acquire", "release",
 	"stale", "consistent", "dc", "raw", "to",
 }
 

@@ -51,8 +51,8 @@ func TestReadinessRules(t *testing.T) {
 	}
 }
 
-// TestReadyz: a lone node of three knows no leader (503 with the reason,
-// while /healthz is 200); with all three up every node is ready and
+// TestReadyz: a lone brand-new node of three is no member yet (it waits
+// for the others to bootstrap: 503 with the reason, while /healthz is 200); with all three up every node is ready and
 // names the leader; a query is refused like on every endpoint.
 func TestReadyz(t *testing.T) {
 	cfgs := testConfigs(t, 3)
@@ -61,7 +61,7 @@ func TestReadyz(t *testing.T) {
 
 	r := do(t, "GET", url+"/readyz", "", nil)
 	assert.Equal(t, http.StatusServiceUnavailable, r.code, r.body)
-	assert.Contains(t, errorMessage(t, r), "no leader known")
+	assert.Contains(t, errorMessage(t, r), "not a member of the cluster configuration")
 	assert.Equal(t, http.StatusOK, do(t, "GET", url+"/healthz", "", nil).code)
 
 	nodes := append([]*testNode{lone}, startNodes(t, cfgs[1:])...)

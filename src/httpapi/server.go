@@ -14,6 +14,7 @@ import (
 	"raftkv/src/metrics"
 	"raftkv/src/node"
 	"raftkv/src/raft"
+	"raftkv/src/watch"
 )
 
 // Runtime is the node runtime as the HTTP API uses it (a *node.Node). The
@@ -53,6 +54,11 @@ type Runtime interface {
 	// /v1/leader/transfer, and the handover before a clean stop).
 	Backup(deadline <-chan time.Time) (node.Backup, error)
 	TransferLeadership(to raft.ID, deadline <-chan time.Time) (raft.ID, error)
+	// Watch is the node's history of changes (watch.go); Leases and
+	// LeaseKeys read the local state machine's leases.
+	Watch() *watch.Hub
+	Leases() []kv.LeaseInfo
+	LeaseKeys(id uint64) ([]string, bool)
 }
 
 // Peer is one node of the cluster as the HTTP API sees it.
@@ -130,6 +136,11 @@ type Server struct {
 	httpL *limitListener
 	fwd   *http.Client
 	fresh freshConns // shutdown.go
+	// watchers counts watches and blocking reads; closing ends them when
+	// the node stops (stopWatches).
+	watchers    watcherSlots
+	closing     context.Context
+	stopWatches context.CancelFunc
 }
 
 // New prepares the HTTP API of rt; Start or Run serve it.
@@ -149,8 +160,9 @@ func New(cfg Config, rt Runtime) *Server {
 	lg := cfg.Logger.With(zap.String("node", cfg.name()))
 	s := &Server{
 		cfg: cfg, lg: lg, rt: rt, met: rt.Metrics(),
-		fwd: newPeerClient(&cfg),
 	}
+	s.closing, s.stopWatches = context.WithCancel(context.Background())
+	s.fwd = newPeerClient(&cfg, s.nameAtHTTP)
 	s.met.WatchReady(func() bool { ok, _ := s.readiness().ready(); return ok })
 	read, write, idle, header := cfg.httpTimeouts()
 	s.http = &http.Server{
@@ -207,6 +219,7 @@ func (s *Server) Wait(ctx context.Context) error {
 	case err := <-s.rt.Failed():
 		s.lg.Error("node failed; stopping", zap.Error(err))
 	}
+	s.stopWatches() // long-lived streams would hold Shutdown up
 	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	s.http.Shutdown(shutCtx)
 	cancel()

@@ -65,17 +65,24 @@ func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, TransferBody{PreviousLeader: self, Leader: s.cfg.Peers[lead].Name, Transferred: true})
+		writeJSON(w, http.StatusOK, TransferBody{PreviousLeader: self, Leader: s.peerName(lead), Transferred: true})
 	}
 }
 
 func (s *Server) peerID(name string) (raft.ID, bool) {
-	for i, p := range s.cfg.Peers {
+	ids, peers := s.allPeers()
+	for i, p := range peers {
 		if p.Name == name {
-			return raft.ID(i), true
+			return ids[i], true
 		}
 	}
 	return raft.None, false
+}
+
+// peerName is the name of node id, or "" if unknown here.
+func (s *Server) peerName(id raft.ID) string {
+	p, _ := s.peerOf(id)
+	return p.Name
 }
 
 // handOver is the first step of a clean stop: a leader hands its
@@ -97,5 +104,5 @@ func (s *Server) handOver() {
 		s.lg.Warn("leadership handover before shutdown failed; stopping anyway", zap.Error(err), zap.Duration("waited", time.Since(start)))
 		return
 	}
-	s.lg.Info("handed leadership over before shutdown", zap.String("leader", s.cfg.Peers[lead].Name), zap.Duration("took", time.Since(start)))
+	s.lg.Info("handed leadership over before shutdown", zap.String("leader", s.peerName(lead)), zap.Duration("took", time.Since(start)))
 }

@@ -56,6 +56,14 @@ type Command struct {
 	Prefix bool
 	// Txn is the transaction of an OpTxn command (Key is then empty).
 	Txn *api.TxnRequest
+	// Lease: a put attaches Key to this lease (0: none, and a put detaches
+	// the key from any lease); the lease of a keep-alive, revoke or expiry.
+	Lease uint64
+	// TTLMillis is a lease grant's TTL.
+	TTLMillis int64
+	// Renew is an expiry's condition: the lease's renew index the leader
+	// saw (see OpLeaseExpire).
+	Renew uint64
 }
 
 // Sentinel errors. Result.Err is always nil or one of these.
@@ -163,6 +171,18 @@ func EncodeCommand(c Command) []byte {
 	if c.Prefix {
 		b = append(b, `,"prefix":true`...)
 	}
+	if c.Lease != 0 {
+		b = append(b, `,"lease":`...)
+		b = strconv.AppendUint(b, c.Lease, 10)
+	}
+	if c.TTLMillis != 0 {
+		b = append(b, `,"ttl_ms":`...)
+		b = strconv.AppendInt(b, c.TTLMillis, 10)
+	}
+	if c.Renew != 0 {
+		b = append(b, `,"renew":`...)
+		b = strconv.AppendUint(b, c.Renew, 10)
+	}
 	if c.Txn != nil {
 		// encoding/json writes struct fields in declaration order and
 		// escapes like appendString (plus the HTML escapes), so the bytes
@@ -190,7 +210,7 @@ func DecodeCommand(b []byte) (Command, error) {
 			return Command{}, err
 		}
 	}
-	if !c.Op.Valid() && c.Op != OpTxn {
+	if !c.Op.Valid() && c.Op != OpTxn && !isLeaseOp(c.Op) {
 		return Command{}, fmt.Errorf("kv: decode command: unknown op %q", c.Op)
 	}
 	return c, nil
@@ -208,6 +228,9 @@ type wireCommand struct {
 	CAS      *uint64         `json:"cas"`
 	Prefix   bool            `json:"prefix"`
 	Txn      *api.TxnRequest `json:"txn"`
+	Lease    uint64          `json:"lease"`
+	TTL      int64           `json:"ttl_ms"`
+	Renew    uint64          `json:"renew"`
 }
 
 // decodeSlow decodes with encoding/json whatever decodeFast did not take:
@@ -234,7 +257,8 @@ func decodeSlow(b []byte) (Command, error) {
 		// client's session: the command runs without one.
 		client = ""
 	}
-	return Command{Op: Op(w.Op), Key: w.Key, Value: w.Value, ClientID: client, Seq: w.Seq, CAS: w.CAS, Prefix: w.Prefix, Txn: w.Txn}, nil
+	return Command{Op: Op(w.Op), Key: w.Key, Value: w.Value, ClientID: client, Seq: w.Seq, CAS: w.CAS, Prefix: w.Prefix, Txn: w.Txn,
+		Lease: w.Lease, TTLMillis: w.TTL, Renew: w.Renew}, nil
 }
 
 // decodeFast decodes the exact shape EncodeCommand writes when no string

@@ -20,14 +20,17 @@ type DeltaSink interface {
 
 // FrozenDelta is the change of a Store's state between two snapshot
 // indexes, From and AppliedIndex: the current value and metadata of every
-// key put since From, the keys deleted since, and the whole session table
-// (it is bounded, see Options). Every field of the snapshot JSON that is
-// not Contents or Meta must be written whole by EncodeTo: a field a delta
-// leaves out would keep its value of From.
+// key put since From, the keys deleted since, every lease granted, renewed
+// or given or relieved of a key since From, the leases ended since, and
+// the whole session table (it is bounded, see Options). Every field of the
+// snapshot JSON that is not Contents, Meta or Leases must be written whole
+// by EncodeTo: a field a delta leaves out would keep its value of From.
 type FrozenDelta struct {
 	from, applied uint64
 	set           []keyValueMeta
 	deleted       []string
+	leases        []frozenLease
+	endedLeases   []uint64
 	sessions      []frozenSession
 }
 
@@ -47,6 +50,20 @@ func (s *Store) markChanged(k string) {
 	}
 }
 
+// markLeaseChanged records that lease id was granted, renewed, ended, or
+// gained or lost a key at the current index. Callers hold s.mu.
+func (s *Store) markLeaseChanged(id uint64) {
+	if testHookMarkLeaseChanged != nil && !testHookMarkLeaseChanged(s, id) {
+		return // a planted bug (tests only)
+	}
+	if s.changed != nil {
+		s.changedLeases[id] = struct{}{}
+	}
+}
+
+// testHookMarkLeaseChanged is testHookMarkChanged for leases.
+var testHookMarkLeaseChanged func(s *Store, id uint64) bool
+
 // testHookMarkChanged, when set (tests only), can keep a change out of the
 // next delta: the planted bug of TestDeltaSnapshotsMatchState.
 var testHookMarkChanged func(s *Store, k string) bool
@@ -54,6 +71,7 @@ var testHookMarkChanged func(s *Store, k string) bool
 // resetChanges starts a new delta at the applied index. Callers hold s.mu.
 func (s *Store) resetChanges() {
 	s.changed = make(map[string]struct{}, len(s.changed))
+	s.changedLeases = make(map[uint64]struct{}, len(s.changedLeases))
 	s.changesFrom = s.applied
 }
 
@@ -73,6 +91,13 @@ func (s *Store) FreezeDelta() (d *FrozenDelta, ok bool) {
 			d.set = append(d.set, keyValueMeta{k, v, s.meta[k]})
 		} else {
 			d.deleted = append(d.deleted, k)
+		}
+	}
+	for id := range s.changedLeases {
+		if l := s.leases[id]; l != nil {
+			d.leases = append(d.leases, frozenLease{LeaseInfo: l.LeaseInfo, keys: sortedKeys(l.keys)})
+		} else {
+			d.endedLeases = append(d.endedLeases, id)
 		}
 	}
 	s.resetChanges()
@@ -96,8 +121,10 @@ func (d *FrozenDelta) From() uint64 { return d.from }
 // AppliedIndex is the index the delta brings the state to.
 func (d *FrozenDelta) AppliedIndex() uint64 { return d.applied }
 
-// Len is the number of keys put or deleted.
-func (d *FrozenDelta) Len() int { return len(d.set) + len(d.deleted) }
+// Len is the number of keys and leases put or deleted.
+func (d *FrozenDelta) Len() int {
+	return len(d.set) + len(d.deleted) + len(d.leases) + len(d.endedLeases)
+}
 
 // EncodeTo writes the delta to sink.
 func (d *FrozenDelta) EncodeTo(sink DeltaSink) error {
@@ -118,6 +145,17 @@ func (d *FrozenDelta) EncodeTo(sink DeltaSink) error {
 			return err
 		}
 		if err := sink.Delete("Meta", k); err != nil {
+			return err
+		}
+	}
+	for _, l := range d.leases {
+		k = appendLeaseID(k[:0], l.ID)
+		if err := sink.Set("Leases", k, appendLease(v[:0], l)); err != nil {
+			return err
+		}
+	}
+	for _, id := range d.endedLeases {
+		if err := sink.Delete("Leases", appendLeaseID(k[:0], id)); err != nil {
 			return err
 		}
 	}

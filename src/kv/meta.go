@@ -24,7 +24,7 @@ func nextMeta(m Meta, existed bool, index uint64) Meta {
 
 // deletePrefix removes every key that starts with prefix and returns how
 // many it removed.
-func (s *Store) deletePrefix(prefix string) int {
+func (s *Store) deletePrefix(prefix string, index uint64) int {
 	var keys []string
 	s.index.ascend(prefix, func(k string) bool {
 		if !strings.HasPrefix(k, prefix) {
@@ -34,17 +34,20 @@ func (s *Store) deletePrefix(prefix string) int {
 		return true
 	})
 	for _, k := range keys {
-		s.remove1(k)
+		s.removeKey(k, index, api.EventDelete)
 	}
 	return len(keys)
 }
 
-// remove1 removes a present key from the map, the metadata and the index.
-func (s *Store) remove1(k string) {
+// removeKey removes a present key from the map, the metadata, the index
+// and its lease, and reports the change (typ: api.EventDelete or
+// EventExpire).
+func (s *Store) removeKey(k string, index uint64, typ string) {
 	delete(s.contents, k)
 	delete(s.meta, k)
 	s.index.remove(k)
-	s.markChanged(k)
+	s.attach(k, 0)
+	s.emit(index, typ, k, "")
 }
 
 // Entry returns key's value and metadata in the local state, and the
@@ -228,6 +231,7 @@ type staged struct {
 	value  string
 	meta   Meta
 	exists bool
+	op     api.Op // the last write of the transaction to it
 }
 
 // compareHolds evaluates c against a key's state.
@@ -336,7 +340,7 @@ func (s *Store) execTxn(index uint64, cmd Command) Result {
 			if len(v) > MaxValueBytes {
 				return Result{Index: index, Err: ErrTooLarge}
 			}
-			next = staged{value: v, meta: nextMeta(st.meta, st.exists, index), exists: true}
+			next = staged{value: v, meta: nextMeta(st.meta, st.exists, index), exists: true, op: o.Op}
 		case api.OpDelete:
 			next = staged{}
 		}
@@ -355,12 +359,19 @@ func (s *Store) execTxn(index uint64, cmd Command) Result {
 		switch st := overlay[k]; {
 		case st.exists:
 			s.contents[k], s.meta[k] = st.value, st.meta
-			s.markChanged(k)
 			if !existed {
 				s.index.insert(k)
 			}
+			typ := api.EventAppend
+			if st.op == api.OpPut {
+				// A put without a lease detaches the key, as outside a
+				// transaction.
+				s.attach(k, 0)
+				typ = api.EventPut
+			}
+			s.emit(index, typ, k, st.value)
 		case existed:
-			s.remove1(k)
+			s.removeKey(k, index, api.EventDelete)
 		}
 	}
 	res.Txn = &api.TxnBody{Succeeded: ok, Index: index, Results: results}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"raftkv/src/api"
 )
@@ -27,6 +28,8 @@ var errCodes = []struct {
 	{"bad_command", ErrBadCommand},
 	{"cas_failed", ErrCASFailed},
 	{"bad_txn", ErrBadTxn},
+	{"lease_not_found", ErrLeaseNotFound},
+	{"bad_ttl", ErrBadTTL},
 }
 
 func errCode(err error) string {
@@ -54,12 +57,21 @@ type snapshotJSON struct {
 	Contents map[string]string
 	// Meta is each key's [create_index, mod_index, version]. A snapshot
 	// written before metadata existed has none: see Restore.
-	Meta         map[string][3]uint64
-	Sessions     map[string]sessionJSON
+	Meta     map[string][3]uint64
+	Sessions map[string]sessionJSON
+	// Leases are the live leases by ID, each with its attached keys; a
+	// snapshot without leases (or of a version before them) has none.
+	Leases       map[string]leaseJSON
 	AppliedIndex uint64
 	// meta is Meta already in the Store's type, from decodeSnapshotFast
 	// (Meta is then nil): restoreMeta checks it in place.
 	meta map[string]Meta
+}
+
+type leaseJSON struct {
+	TTL   int64 // milliseconds
+	Renew uint64
+	Keys  []string
 }
 
 type sessionJSON struct {
@@ -75,6 +87,8 @@ type sessionJSON struct {
 	Meta    *[3]uint64   `json:",omitempty"`
 	Deleted int          `json:",omitempty"`
 	Txn     *api.TxnBody `json:",omitempty"`
+	// Lease is a grant's or keep-alive's [id, ttl_ms, renew].
+	Lease *[3]uint64 `json:",omitempty"`
 }
 
 // Snapshot returns the whole state as a JSON object:
@@ -97,6 +111,12 @@ type Frozen struct {
 	pairs    []pair // unordered; EncodeTo sorts them
 	metas    []keyMeta
 	sessions []frozenSession
+	leases   []frozenLease
+}
+
+type frozenLease struct {
+	LeaseInfo
+	keys []string
 }
 
 type pair struct{ key, value string }
@@ -129,6 +149,9 @@ func (s *Store) Freeze() *Frozen {
 		f.metas = append(f.metas, keyMeta{k, m})
 	}
 	f.sessions = s.frozenSessions()
+	for _, l := range s.leases {
+		f.leases = append(f.leases, frozenLease{LeaseInfo: l.LeaseInfo, keys: sortedKeys(l.keys)})
+	}
 	return f
 }
 
@@ -163,6 +186,7 @@ const encodeChunk = 64 << 10
 func (f *Frozen) EncodeTo(w io.Writer) error {
 	slices.SortFunc(f.pairs, func(a, b pair) int { return strings.Compare(a.key, b.key) })
 	slices.SortFunc(f.metas, func(a, b keyMeta) int { return strings.Compare(a.key, b.key) })
+	slices.SortFunc(f.leases, func(a, b frozenLease) int { return cmp.Compare(a.ID, b.ID) })
 
 	b := make([]byte, 0, encodeChunk+512)
 	flush := func(force bool) error {
@@ -213,6 +237,22 @@ func (f *Frozen) EncodeTo(w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Written only when there are leases, so that a state without them
+	// encodes exactly as before leases existed.
+	if len(f.leases) > 0 {
+		b = append(b, `,"Leases":{`...)
+		for i, l := range f.leases {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendLeaseID(b, l.ID)
+			b = appendLease(append(b, ':'), l)
+			if err := flush(false); err != nil {
+				return err
+			}
+		}
+		b = append(b, '}')
+	}
 	b = append(b, `,"AppliedIndex":`...)
 	b = strconv.AppendUint(b, f.applied, 10)
 	b = append(b, '}')
@@ -245,6 +285,8 @@ func (s *Store) Restore(data []byte) error {
 	}
 	meta, merrs := restoreMeta(snap)
 	errs = append(errs, merrs...)
+	leases, keyLease, lerrs := restoreLeases(snap)
+	errs = append(errs, lerrs...)
 	sessions := make(map[string]*session, len(snap.Sessions))
 	list := make([]*session, 0, len(snap.Sessions))
 	for id, js := range snap.Sessions {
@@ -269,6 +311,9 @@ func (s *Store) Restore(data []byte) error {
 		}
 		if js.Meta != nil {
 			sess.result.Meta = Meta{CreateIndex: js.Meta[0], ModIndex: js.Meta[1], Version: js.Meta[2]}
+		}
+		if js.Lease != nil {
+			sess.result.Lease = &LeaseInfo{ID: js.Lease[0], TTLMillis: int64(js.Lease[1]), Renew: js.Lease[2]}
 		}
 		sessions[id] = sess
 		list = append(list, sess)
@@ -313,6 +358,7 @@ func (s *Store) Restore(data []byte) error {
 	s.sessions = sessions
 	s.sessionBytes = size
 	s.oldest, s.newest = oldest, newest
+	s.leases, s.keyLease = leases, keyLease
 	s.changed = nil // no delta on top of a snapshot that lacks Meta: it would patch a field that is not there
 	if snap.Meta != nil || snap.meta != nil || len(snap.Contents) == 0 {
 		s.resetChanges()
@@ -443,6 +489,15 @@ func appendSessions(b []byte, sessions []frozenSession, flush func([]byte) ([]by
 			}
 			b = append(append(b, `,"Txn":`...), t...)
 		}
+		if l := sess.result.Lease; l != nil {
+			b = append(b, `,"Lease":[`...)
+			b = strconv.AppendUint(b, l.ID, 10)
+			b = append(b, ',')
+			b = strconv.AppendInt(b, l.TTLMillis, 10)
+			b = append(b, ',')
+			b = strconv.AppendUint(b, l.Renew, 10)
+			b = append(b, ']')
+		}
 		b = append(b, '}')
 		var err error
 		if b, err = flush(b); err != nil {
@@ -450,4 +505,63 @@ func appendSessions(b []byte, sessions []frozenSession, flush func([]byte) ([]by
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// appendLeaseID appends a lease's member name in the Leases object: its
+// ID as a JSON string.
+func appendLeaseID(b []byte, id uint64) []byte {
+	b = append(b, '"')
+	b = strconv.AppendUint(b, id, 10)
+	return append(b, '"')
+}
+
+// appendLease appends a lease's value in the Leases object.
+func appendLease(b []byte, l frozenLease) []byte {
+	b = append(b, `{"TTL":`...)
+	b = strconv.AppendInt(b, l.TTLMillis, 10)
+	b = append(b, `,"Renew":`...)
+	b = strconv.AppendUint(b, l.Renew, 10)
+	b = append(b, `,"Keys":[`...)
+	for j, k := range l.keys {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+	}
+	return append(b, "]}"...)
+}
+
+// restoreLeases rebuilds the leases of a snapshot, and says what is wrong
+// with them: a lease must have 1 <= ID <= Renew <= the applied index and a
+// TTL in bounds; its keys must be in Contents, each in one lease only.
+func restoreLeases(snap snapshotJSON) (map[uint64]*lease, map[string]uint64, []error) {
+	leases := make(map[uint64]*lease, len(snap.Leases))
+	keyLease := make(map[string]uint64)
+	var errs []error
+	for name, lj := range snap.Leases {
+		id, err := strconv.ParseUint(name, 10, 64)
+		ttl := time.Duration(lj.TTL) * time.Millisecond
+		switch {
+		case err != nil || id == 0 || strconv.FormatUint(id, 10) != name:
+			errs = append(errs, fmt.Errorf("lease %.32q: the id is not a log index", name))
+			continue
+		case lj.Renew < id || lj.Renew > snap.AppliedIndex:
+			errs = append(errs, fmt.Errorf("lease %d: renew index %d does not fit [id, AppliedIndex %d]", id, lj.Renew, snap.AppliedIndex))
+		case lj.TTL <= 0 || ttl < MinLeaseTTL || ttl > MaxLeaseTTL:
+			errs = append(errs, fmt.Errorf("lease %d: TTL %d ms is out of bounds", id, lj.TTL))
+		}
+		l := &lease{LeaseInfo: LeaseInfo{ID: id, TTLMillis: lj.TTL, Renew: lj.Renew}, keys: make(map[string]struct{}, len(lj.Keys))}
+		for _, k := range lj.Keys {
+			if _, ok := snap.Contents[k]; !ok {
+				errs = append(errs, fmt.Errorf("lease %d: key %.64q is not in Contents", id, k))
+			}
+			if other, ok := keyLease[k]; ok {
+				errs = append(errs, fmt.Errorf("key %.64q is in leases %d and %d", k, min(id, other), max(id, other)))
+			}
+			keyLease[k] = id
+			l.keys[k] = struct{}{}
+		}
+		leases[id] = l
+	}
+	return leases, keyLease, errs
 }

@@ -71,6 +71,8 @@ type Result struct {
 	Deleted int
 	// Txn is the outcome of a transaction (OpTxn) that applied.
 	Txn *api.TxnBody
+	// Lease is the lease a grant or keep-alive made or renewed.
+	Lease *LeaseInfo
 	// Err is nil or one of the package's sentinel errors (compare with ==
 	// or errors.Is).
 	Err error
@@ -118,9 +120,17 @@ type Store struct {
 	// oldest and newest are the ends of the session list.
 	oldest, newest *session
 	// changed holds the keys put or deleted since changesFrom (see
-	// delta.go); nil when no delta can be taken.
-	changed     map[string]struct{}
-	changesFrom uint64
+	// delta.go), nil when no delta can be taken; changedLeases the leases
+	// granted, renewed, ended or whose keys changed since.
+	changed       map[string]struct{}
+	changedLeases map[uint64]struct{}
+	changesFrom   uint64
+	// leases are the live leases by ID; keyLease each leased key's lease.
+	// Invariant: k is in leases[id].keys iff keyLease[k] == id, and then k
+	// is in contents.
+	leases   map[uint64]*lease
+	keyLease map[string]uint64
+	hooks    Hooks // see SetHooks; not replicated state
 }
 
 // New returns an empty Store.
@@ -130,7 +140,10 @@ func New(opts Options) *Store {
 		contents: make(map[string]string),
 		meta:     make(map[string]Meta),
 		sessions: make(map[string]*session),
-		changed:  make(map[string]struct{}),
+		changed:       make(map[string]struct{}),
+		changedLeases: make(map[uint64]struct{}),
+		leases:        make(map[uint64]*lease),
+		keyLease:      make(map[string]uint64),
 	}
 }
 
@@ -251,6 +264,12 @@ func (s *Store) exec(index uint64, cmd Command) Result {
 	switch {
 	case cmd.Op == OpTxn:
 		return s.execTxn(index, cmd)
+	case isLeaseOp(cmd.Op):
+		return s.execLease(index, cmd)
+	case cmd.TTLMillis != 0 || cmd.Renew != 0 || (cmd.Lease != 0 && cmd.Op != OpPut):
+		// The API never proposes these shapes either.
+		res.Err = ErrBadCommand
+		return res
 	case cmd.Txn != nil || (cmd.Prefix && (cmd.Op != OpDelete || cmd.CAS != nil)) ||
 		(cmd.CAS != nil && cmd.Op != OpPut && cmd.Op != OpDelete):
 		// The API never proposes these shapes.
@@ -263,7 +282,7 @@ func (s *Store) exec(index uint64, cmd Command) Result {
 		return res
 	}
 	if cmd.Prefix {
-		res.Deleted = s.deletePrefix(cmd.Key)
+		res.Deleted = s.deletePrefix(cmd.Key, index)
 		res.Found = res.Deleted > 0
 		return res
 	}
@@ -283,12 +302,17 @@ func (s *Store) exec(index uint64, cmd Command) Result {
 			res.Err = ErrTooLarge
 			return res
 		}
+		if cmd.Lease != 0 && s.leases[cmd.Lease] == nil {
+			res.Err = ErrLeaseNotFound
+			return res
+		}
 		s.contents[cmd.Key] = cmd.Value
 		s.meta[cmd.Key] = nextMeta(s.meta[cmd.Key], found, index)
-		s.markChanged(cmd.Key)
 		if !found {
 			s.index.insert(cmd.Key)
 		}
+		s.attach(cmd.Key, cmd.Lease)
+		s.emit(index, api.EventPut, cmd.Key, cmd.Value)
 	case OpAppend:
 		if len(old)+len(cmd.Value) > MaxValueBytes {
 			res.Err = ErrTooLarge
@@ -296,18 +320,15 @@ func (s *Store) exec(index uint64, cmd Command) Result {
 		}
 		s.contents[cmd.Key] = old + cmd.Value
 		s.meta[cmd.Key] = nextMeta(s.meta[cmd.Key], found, index)
-		s.markChanged(cmd.Key)
 		if !found {
 			s.index.insert(cmd.Key)
 		}
+		s.emit(index, api.EventAppend, cmd.Key, s.contents[cmd.Key])
 	case OpGet:
 		res.Value = old
 	case OpDelete:
 		if found {
-			delete(s.contents, cmd.Key)
-			delete(s.meta, cmd.Key)
-			s.index.remove(cmd.Key)
-			s.markChanged(cmd.Key)
+			s.removeKey(cmd.Key, index, api.EventDelete)
 		}
 	default:
 		// DecodeCommand refuses unknown ops.

@@ -51,6 +51,9 @@ type Node struct {
 	Name     string
 	HTTPAddr string
 	RaftAddr string
+	// hostfile is the node's own hostfile when it is not the cluster's
+	// (AddJoiner).
+	hostfile string
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	logFile  *os.File
@@ -109,6 +112,7 @@ type hostEntry struct {
 	Host     string `json:"host"`
 	RaftPort int    `json:"raft_port"`
 	HTTPPort int    `json:"http_port"`
+	Join     bool   `json:"join,omitempty"`
 }
 
 // Start writes a hostfile for opts.Nodes nodes on free ports and starts
@@ -159,6 +163,62 @@ func Start(opts Options) (*Cluster, error) {
 	return c, nil
 }
 
+// AddJoiner prepares a node outside the cluster's hostfile, called name,
+// on free ports, and returns its index in Nodes; it is not started (see
+// StartNode). Its own hostfile is the cluster's plus its entry, marked
+// join (every node added so far with AddJoiner comes before it, as the
+// IDs `raftkv member add` hands out do); the cluster's hostfile does not
+// name it. With TLS it gets a certificate for name from the cluster's CA.
+func (c *Cluster) AddJoiner(name string) (int, error) {
+	data, err := os.ReadFile(c.Hostfile)
+	if err != nil {
+		return -1, err
+	}
+	var hf struct {
+		Raft []hostEntry `json:"raft"`
+	}
+	if err := json.Unmarshal(data, &hf); err != nil {
+		return -1, err
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		return -1, err
+	}
+	c.mu.Lock()
+	for _, n := range c.Nodes[len(hf.Raft):] {
+		hf.Raft = append(hf.Raft, joinEntry(n))
+	}
+	n := &Node{Name: name, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]), RaftAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		hostfile: filepath.Join(c.opts.Dir, "hostfile."+name+".json")}
+	hf.Raft = append(hf.Raft, joinEntry(n))
+	c.mu.Unlock()
+	b, _ := json.MarshalIndent(hf, "", "  ")
+	if err := os.WriteFile(n.hostfile, b, 0o644); err != nil {
+		return -1, err
+	}
+	if !c.opts.Insecure {
+		if cert, _ := certs.NodePaths(c.CertsDir(), name); !fileExists(cert) {
+			if err := certs.Node(c.CertsDir(), name, []string{"127.0.0.1", "localhost"}, certs.Options{}, false); err != nil {
+				return -1, err
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Nodes = append(c.Nodes, n)
+	return len(c.Nodes) - 1, nil
+}
+
+// joinEntry is n's hostfile entry, marked join.
+func joinEntry(n *Node) hostEntry {
+	host, rp, _ := net.SplitHostPort(n.RaftAddr)
+	_, hp, _ := net.SplitHostPort(n.HTTPAddr)
+	e := hostEntry{Name: n.Name, Host: host, Join: true}
+	fmt.Sscan(rp, &e.RaftPort)
+	fmt.Sscan(hp, &e.HTTPPort)
+	return e
+}
+
 // Endpoints lists the nodes' HTTP addresses in hostfile order.
 func (c *Cluster) Endpoints() []string {
 	var eps []string
@@ -194,7 +254,11 @@ func (c *Cluster) StartNode(i int) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"node", "--name", n.Name, "--hostfile", c.Hostfile, "--data", filepath.Join(c.opts.Dir, "persistence")}
+	hostfile := c.Hostfile
+	if n.hostfile != "" {
+		hostfile = n.hostfile
+	}
+	args := []string{"node", "--name", n.Name, "--hostfile", hostfile, "--data", filepath.Join(c.opts.Dir, "persistence")}
 	if c.opts.Insecure {
 		args = append(args, "--insecure")
 	} else {

@@ -45,14 +45,15 @@ func TestWipedNodeDoesNotElectStaleLeader(t *testing.T) {
 	// may lead. (An observation window, not a wait for a condition.)
 	deadline := time.Now().Add(3 * time.Second)
 	asked := 0
-	for time.Now().Before(deadline) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for ; time.Now().Before(deadline); <-tick.C {
 		for _, i := range []int{b, cc} {
 			if st, err := c.NodeStatus(i); err == nil {
 				asked++
 				require.NotEqual(t, "leader", st.Role, "%s was elected without a", c.Nodes[i].Name)
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	require.Positive(t, asked, "b and c never answered their status")
 	assert.Contains(t, c.Log(b), "a cluster exists", "b did not learn that it must rejoin")
@@ -67,15 +68,15 @@ func TestWipedNodeDoesNotElectStaleLeader(t *testing.T) {
 	}
 
 	// b catches up under its new incarnation...
-	eventuallyTrue(t, 20*time.Second, "b catches up", func() bool {
+	eventually(t, 20*time.Second, func() bool {
 		r, err := do(http.MethodGet, c.Nodes[b].HTTPAddr, "X5", "consistency=stale", nil, nil)
 		return err == nil && r.code == http.StatusOK && r.value == "v5"
-	})
+	}, "timed out: %s", "b catches up")
 	// ...and is a voter again: without c, a write needs b's acknowledgement.
-	eventuallyTrue(t, 20*time.Second, "b promoted back to voter", func() bool {
+	eventually(t, 20*time.Second, func() bool {
 		confs := appliedConfigs(c.Log(a))
 		return len(confs) > 0 && confs[len(confs)-1] != confs[0] && !strings.Contains(confs[len(confs)-1], "/")
-	})
+	}, "timed out: %s", "b promoted back to voter")
 	require.NoError(t, c.Kill(cc))
 	waitLeader(t, c, 20*time.Second)
 	r, err := do(http.MethodPut, c.Nodes[a].HTTPAddr, "after", "", []byte("yes"), session("wipe", 6))
@@ -102,17 +103,6 @@ func appliedConfigs(log string) []string {
 		}
 	}
 	return confs
-}
-
-func eventuallyTrue(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestMemberCLI: `raftkv member` against real nodes: list the bootstrap
@@ -165,10 +155,10 @@ func TestMemberCLI(t *testing.T) {
 	_, hp, _ := strings.Cut(c.Nodes[2].HTTPAddr, ":")
 	out, code = member("add", c.Nodes[2].Name, host, rp, hp)
 	require.Equal(t, 0, code, out)
-	eventuallyTrue(t, 20*time.Second, "the added node becomes a voter", func() bool {
+	eventually(t, 20*time.Second, func() bool {
 		out, code := member("list")
 		return code == 0 && strings.Count(out, "voter") == 3 && !strings.Contains(out, "0000000000000000")
-	})
+	}, "timed out: %s", "the added node becomes a voter")
 	// With one of the two others down, the leader and the added node
 	// commit a write: the added node counts.
 	a := waitLeader(t, c, 10*time.Second)

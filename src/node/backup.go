@@ -100,7 +100,7 @@ func (s *Node) TransferLeadership(to raft.ID, deadline <-chan time.Time) (raft.I
 	if err != nil {
 		return raft.None, err
 	}
-	s.lg.Info("transferring leadership", zap.String("to", s.cfg.Peers[to].Name))
+	s.lg.Info("transferring leadership", zap.String("to", s.tr.Stats()[to].Name))
 	poll := time.NewTicker(max(s.cfg.Heartbeat/5, time.Millisecond))
 	defer poll.Stop()
 	for {

@@ -64,8 +64,15 @@ const (
 // runtime (raft.Member.Meta). The bootstrap configuration holds only the
 // name: the hostfile gives the addresses, and hostfiles may differ in the
 // addresses of other nodes but every node must write the same entry.
+//
+// A member added by `raftkv member add` also has its addresses (the add
+// request's fields, httpapi.AddMemberRequest): a node outside the hostfile
+// is reached at them (peers.go).
 type memberMeta struct {
-	Name string `json:"name"`
+	Name     string `json:"name"`
+	Host     string `json:"host,omitempty"`
+	RaftPort int    `json:"raft_port,omitempty"`
+	HTTPPort int    `json:"http_port,omitempty"`
 }
 
 // bootstrapState is the loop's view of an empty node deciding whether to
@@ -106,6 +113,14 @@ func (s *Node) initBootstrap(rec *storage.Recovered) {
 	if !s.boot.waiting {
 		return
 	}
+	if int(s.cfg.ID) >= s.cfg.Bootstrap {
+		// Marked join in the hostfile: added to a running cluster, never
+		// one of its founders, whatever the others answer.
+		s.boot.joining = true
+		s.lg.Info("a node marked join: waiting for the leader to take this node in (raftkv member add)",
+			zap.Stringer("incarnation", s.inc))
+		return
+	}
 	if s.boot.empty {
 		s.lg.Info("empty data folder: asking the hostfile's nodes whether a cluster exists",
 			zap.Stringer("incarnation", s.inc))
@@ -132,13 +147,15 @@ func (s *Node) bootstrapTick() error {
 	if b.ticks++; b.ticks%probeEvery != 1 {
 		return nil
 	}
-	if !b.joining && len(b.incs) == len(s.cfg.Peers)-1 {
+	if !b.joining && len(b.incs) == s.cfg.Bootstrap-1 {
 		return s.bootstrap()
 	}
 	// A joining node keeps asking too: a peer that bootstrapped with this
-	// node's incarnation answers with the entry (see onProbe).
+	// node's incarnation answers with the entry (see onProbe). Only the
+	// bootstrap configuration's nodes are asked: the answer of a node
+	// marked join says nothing about a bootstrap.
 	var msgs []raft.Message
-	for i := range s.cfg.Peers {
+	for i := range s.cfg.Bootstrap {
 		if id := raft.ID(i); id != s.cfg.ID {
 			msgs = append(msgs, raft.Message{Type: msgProbe, From: s.cfg.ID, To: id, Incarnation: s.inc})
 		}
@@ -165,7 +182,7 @@ func (s *Node) onProbe(m raft.Message) error {
 		s.tr.Send([]raft.Message{resp})
 	case msgProbeResp:
 		b := &s.boot
-		if !b.waiting {
+		if !b.waiting || int(m.From) >= s.cfg.Bootstrap {
 			return nil
 		}
 		if m.Reject && len(m.Entries) == 1 && s.namesMe(m.Entries[0]) && b.empty {
@@ -181,7 +198,7 @@ func (s *Node) onProbe(m raft.Message) error {
 			return nil
 		}
 		b.incs[m.From] = m.Incarnation
-		if len(b.incs) == len(s.cfg.Peers)-1 {
+		if len(b.incs) == s.cfg.Bootstrap-1 {
 			return s.bootstrap()
 		}
 	}
@@ -191,9 +208,9 @@ func (s *Node) onProbe(m raft.Message) error {
 // bootstrap writes the bootstrap configuration entry, which every node of
 // the hostfile writes the same, and restarts the core on it.
 func (s *Node) bootstrap() error {
-	names := make([]string, len(s.cfg.Peers))
-	incs := make([]raft.Incarnation, len(s.cfg.Peers))
-	for i, p := range s.cfg.Peers {
+	names := make([]string, s.cfg.Bootstrap)
+	incs := make([]raft.Incarnation, s.cfg.Bootstrap)
+	for i, p := range s.cfg.Peers[:s.cfg.Bootstrap] {
 		names[i], incs[i] = p.Name, s.boot.incs[raft.ID(i)]
 	}
 	incs[s.cfg.ID] = s.inc
@@ -261,6 +278,7 @@ func (s *Node) coreConfig(hs raft.HardState, ents []raft.Entry, snap *raft.Snaps
 		ElectionTicks: int(s.cfg.ElectionTimeout / s.cfg.Heartbeat), HeartbeatTicks: 1,
 		Rand:     s.rand,
 		Snapshot: snap, HardState: hs, Entries: ents, Applied: applied,
+		LogStorage: walReader{s}, LogWindowEntries: s.cfg.LogWindowEntries, LogWindowBytes: s.cfg.LogWindowBytes,
 	}
 }
 
@@ -280,15 +298,16 @@ func (s *Node) applyConfig(e raft.Entry) {
 // in the log: every hostfile node a voter of incarnation 0.
 func (s *Node) legacyConf() raft.Membership {
 	var conf raft.Membership
-	for i := range s.cfg.Peers {
+	for i := range s.cfg.Bootstrap {
 		conf.Members = append(conf.Members, raft.Member{ID: raft.ID(i)})
 	}
 	return conf
 }
 
-// hostfileIDs are the IDs of the hostfile's nodes.
+// hostfileIDs are the IDs of the hostfile's nodes of the bootstrap
+// configuration (not marked join).
 func (s *Node) hostfileIDs() []raft.ID {
-	ids := make([]raft.ID, len(s.cfg.Peers))
+	ids := make([]raft.ID, s.cfg.Bootstrap)
 	for i := range ids {
 		ids[i] = raft.ID(i)
 	}

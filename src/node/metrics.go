@@ -1,6 +1,8 @@
 package node
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,14 +47,12 @@ func (s *Node) peerSamples() []metrics.PeerSample {
 		}
 	}
 	out := make([]metrics.PeerSample, 0, len(stats))
-	for i := range s.cfg.Peers {
-		id := raft.ID(i)
-		ps, ok := stats[id]
-		if !ok {
-			continue
-		}
+	// Every peer the transport knows: the hostfile's and the members
+	// added outside it (peers.go), by ID.
+	for _, id := range slices.Sorted(maps.Keys(stats)) {
+		ps := stats[id]
 		smp := metrics.PeerSample{
-			Name: s.cfg.Peers[i].Name, BytesSent: ps.BytesSent, MessagesSent: ps.MessagesSent,
+			Name: ps.Name, BytesSent: ps.BytesSent, MessagesSent: ps.MessagesSent,
 			BytesReceived: ps.BytesReceived, MessagesRecv: ps.MessagesReceived,
 			Dropped: ps.Dropped, Connected: ps.Connected,
 		}

@@ -16,8 +16,10 @@ import (
 	"raftkv/src/kv"
 	"raftkv/src/metrics"
 	"raftkv/src/raft"
+	"raftkv/src/snapstream"
 	"raftkv/src/storage"
 	"raftkv/src/transport"
+	"raftkv/src/watch"
 )
 
 // Peer is one node of the cluster as the runtime sees it.
@@ -30,8 +32,12 @@ type Peer struct {
 
 // Config is everything the runtime needs; main builds it from src/config.
 type Config struct {
-	ID        raft.ID
-	Peers     []Peer // every node in hostfile order, this one included
+	ID    raft.ID
+	Peers []Peer // every node in hostfile order, this one included
+	// Bootstrap is how many of Peers, the first ones, form the bootstrap
+	// configuration; the others are marked join in the hostfile (added to
+	// a running cluster). 0 means all of them.
+	Bootstrap int
 	ClusterID string
 	// DataDir is this node's own folder (persistence/<name>).
 	DataDir    string
@@ -44,10 +50,20 @@ type Config struct {
 	// SnapshotEvery: take a snapshot after at least this many applied
 	// entries (and see snapshotLogFraction).
 	SnapshotEvery uint64
+	// LogWindowEntries and LogWindowBytes bound the log the core keeps in
+	// memory; older entries are read back from the WAL (walReader). 0: the
+	// core's defaults.
+	LogWindowEntries int
+	LogWindowBytes   uint64
+	// SnapshotStream tunes the chunked transfer of snapshots to
+	// followers (zero: snapstream's defaults).
+	SnapshotStream snapstream.Config
 	// NewTicker makes the loop's clock: one core Tick per tick. nil means a
 	// time.Ticker of Heartbeat; tests inject one they drive by hand.
 	NewTicker func(d time.Duration) Ticker
 	Logger    *zap.Logger
+	// Watch bounds the history window of watches (see package watch).
+	Watch watch.Options
 }
 
 // Ticker is the loop's clock (a *time.Ticker by default).
@@ -138,6 +154,11 @@ type Node struct {
 	// lastSnapBytes is the size of the newest snapshot's state machine,
 	// logBytesSinceSnap the command bytes applied since (see maybeSnapshot).
 	lastSnapBytes, logBytesSinceSnap uint64
+	// readErr is the first failed read of the log back from the WAL
+	// (walReader): the loop stops at its next Ready.
+	readErr error
+	// streams are the snapshot transfers to and from peers (snapstream.go).
+	streams snapshotStreams
 	// debug: per-message logs are on (checked once; they allocate).
 	debug     bool
 	campaignc chan raft.ID
@@ -187,6 +208,19 @@ type Node struct {
 	// callc runs a function in the loop (see inLoop: backups, transfers).
 	callc chan func()
 	rtt   rttTracker // loop-owned (see rtt.go)
+
+	// hub is the history of changes watchers read (package watch);
+	// entryEvents collects one entry's changes for it (loop-owned).
+	hub         *watch.Hub
+	entryEvents []kv.Event
+	// lessor: lease deadlines while leading (lessor.go; loop-owned).
+	lessor lessor
+
+	// joined are the members outside the hostfile the transport knows
+	// (peers.go); outsideAddrs their raft addresses, for the transport's
+	// dialers.
+	joined       joinedPeers
+	outsideAddrs atomic.Pointer[map[raft.ID]string]
 }
 
 // New opens the node's storage, recovers its state and prepares the
@@ -200,6 +234,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Heartbeat <= 0 || cfg.ElectionTimeout < 2*cfg.Heartbeat {
 		return nil, fmt.Errorf("node: heartbeat %v must be positive and at most half the election timeout %v", cfg.Heartbeat, cfg.ElectionTimeout)
+	}
+	if cfg.Bootstrap <= 0 || cfg.Bootstrap > len(cfg.Peers) {
+		cfg.Bootstrap = len(cfg.Peers)
 	}
 	if cfg.NewTicker == nil {
 		cfg.NewTicker = func(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
@@ -227,6 +264,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
 	}
 	s.disk = disk
+	s.streams = newSnapshotStreams(cfg.SnapshotStream, cfg.DataDir, disk, disk)
 	s.kv = kv.New(kv.Options{})
 	s.inc = rec.Identity.Incarnation
 	s.rand = rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID)))
@@ -251,6 +289,13 @@ func New(cfg Config) (*Node, error) {
 		applied, s.appliedTerm, s.snapIndex = rec.Snapshot.Index, rec.Snapshot.Term, rec.Snapshot.Index
 		s.lastSnapBytes = uint64(len(rec.Snapshot.Data))
 	}
+	s.hub = watch.NewHub(cfg.Watch, applied)
+	s.lessor = newLessor(cfg.ElectionTimeout)
+	s.kv.SetHooks(kv.Hooks{
+		Change:       func(e kv.Event) { s.entryEvents = append(s.entryEvents, e) },
+		LeaseRenewed: func(info kv.LeaseInfo) { s.lessor.renewed(time.Now(), info) },
+		LeaseEnded:   s.lessor.ended,
+	})
 	lg.Info("recovered", zap.Uint64("term", rec.HardState.Term), zap.Uint64("commit", rec.HardState.Commit),
 		zap.Uint64("snapshot", applied), zap.Int("entries", len(rec.Entries)),
 		zap.Bool("clean_stop", rec.CleanStop), zap.Bool("torn_tail", rec.TornTail),
@@ -282,11 +327,12 @@ func New(cfg Config) (*Node, error) {
 		disk.Close()
 		return nil, err
 	}
+	s.syncPeers(s.Membership())
 	s.initMetrics()
 	s.met.WatchHandshakeRefusals(s.tr.Refusals)
 	s.ready = Handler{
-		Node: s.core, Storage: loopDisk{Storage: disk, met: s.met}, Sender: loopSender{s},
-		App: loopApp{s}, Logger: lg,
+		Node: s.core, Storage: loopDisk{Storage: disk, met: s.met, s: s}, Sender: loopSender{s},
+		App: loopApp{s}, Logger: lg, StreamSnapshots: true,
 	}
 	return s, nil
 }
@@ -433,9 +479,12 @@ func (s *Node) loop() error {
 		select {
 		case <-s.stopc:
 			s.failAll(ErrStopping)
+			s.endStreams()
 			return nil
 		case <-ticker.Chan():
 			s.core.Tick()
+			s.expireLeases()
+			s.tickStreams()
 			if err := s.bootstrapTick(); err != nil {
 				s.failAll(err)
 				return err
@@ -490,6 +539,19 @@ func (s *Node) loop() error {
 func (s *Node) step(m raft.Message) {
 	if s.debug {
 		s.lg.Debug("recv", zap.Stringer("msg", m))
+	}
+	switch {
+	case m.Type == snapstream.MsgChunk:
+		s.onSnapChunk(m)
+		return
+	case m.Type == snapstream.MsgAck:
+		s.onSnapAck(m)
+		return
+	case m.Type == raft.MsgSnap && (m.Snapshot == nil || m.Snapshot.Data == nil):
+		// Snapshots arrive in chunks; a MsgSnap on the wire is from a
+		// runtime that sends them whole, and then it has data.
+		s.met.InvalidMessage()
+		return
 	}
 	if m.Type == msgProbe || m.Type == msgProbeResp {
 		if err := s.onProbe(m); err != nil {
@@ -573,6 +635,10 @@ func (s *Node) handleReady() error {
 	if err := s.ready.HandleReady(); err != nil {
 		return err
 	}
+	if s.readErr != nil {
+		return fmt.Errorf("read the log back: %w", s.readErr)
+	}
+	s.dropStaged()
 	if err := s.compact(); err != nil {
 		return err
 	}
@@ -580,19 +646,23 @@ func (s *Node) handleReady() error {
 	s.status.Store(&st)
 	s.met.ObserveStatus(st)
 	s.met.SetPendingProposals(len(s.waiters))
-	s.publishConf()
+	if s.publishConf() {
+		s.syncPeers(s.Membership())
+	}
 	return nil
 }
 
-// publishConf publishes the configuration in force when it changed.
-func (s *Node) publishConf() {
+// publishConf publishes the configuration in force when it changed, and
+// reports whether it did.
+func (s *Node) publishConf() bool {
 	conf, idx := s.core.Membership()
 	if s.conf.Load() != nil && idx == s.confIndex {
-		return
+		return false
 	}
 	c := conf.Clone()
 	s.conf.Store(&c)
 	s.confIndex = idx
+	return true
 }
 
 // Membership is the configuration in force as the loop last published it
@@ -609,7 +679,14 @@ type loopApp struct{ s *Node }
 
 func (a loopApp) SoftStateChanged(ss raft.SoftState) {
 	s := a.s
+	switch {
+	case ss.Role == raft.RoleLeader && !s.lessor.leading:
+		s.lessor.promote(time.Now(), s.kv.Leases())
+	case ss.Role != raft.RoleLeader && s.lessor.leading:
+		s.lessor.demote()
+	}
 	if ss.Role != raft.RoleLeader {
+		s.endStreams()
 		// Reads waiting for a quorum round will never get one.
 		for id, reqs := range s.reads {
 			for _, r := range reqs {
@@ -628,11 +705,31 @@ func (a loopApp) PrepareRestore() error { return a.s.waitSnapshot() }
 
 func (a loopApp) Restore(snap *raft.Snapshot) error {
 	s := a.s
-	if err := s.kv.Restore(snap.Data); err != nil {
+	data := snap.Data
+	if data == nil {
+		data = s.takeStaged(snap) // received in chunks
+	}
+	if data == nil {
+		saved, err := s.disk.LoadSnapshot()
+		if err != nil {
+			return err
+		}
+		if saved == nil || saved.Index != snap.Index || saved.Term != snap.Term {
+			return fmt.Errorf("installed snapshot %d/t%d is not the newest saved one", snap.Index, snap.Term)
+		}
+		data = saved.Data
+	}
+	if err := s.kv.Restore(data); err != nil {
 		return err
 	}
+	// The history has a gap now: watchers resume from their last index.
+	s.hub.Reset(snap.Index)
+	if s.lessor.leading {
+		s.lessor.demote()
+		s.lessor.promote(time.Now(), s.kv.Leases())
+	}
 	s.appliedTerm, s.snapIndex = snap.Term, snap.Index
-	s.lastSnapBytes, s.logBytesSinceSnap = uint64(len(snap.Data)), 0
+	s.lastSnapBytes, s.logBytesSinceSnap = uint64(len(data)), 0
 	if snap.Membership != nil {
 		s.appliedConf = snap.Membership.Clone()
 	}
@@ -677,6 +774,16 @@ func (a loopApp) Advanced() error {
 type loopDisk struct {
 	*storage.Storage
 	met *metrics.Metrics
+	s   *Node
+}
+
+// SaveSnapshot saves a snapshot received whole (with data), or installs
+// the one received in chunks (without: snapstream.go).
+func (d loopDisk) SaveSnapshot(snap raft.Snapshot) error {
+	if snap.Data == nil {
+		return d.s.installStaged(snap)
+	}
+	return d.Storage.SaveSnapshot(snap)
 }
 
 func (d loopDisk) Save(hs raft.HardState, entries []raft.Entry) error {
@@ -693,6 +800,14 @@ func (d loopDisk) Save(hs raft.HardState, entries []raft.Entry) error {
 type loopSender struct{ s *Node }
 
 func (l loopSender) Send(msgs []raft.Message) {
+	for i := 0; i < len(msgs); i++ {
+		if m := msgs[i]; m.Type == raft.MsgSnap && m.Snapshot != nil && m.Snapshot.Data == nil {
+			// Streamed, not sent whole (snapstream.go).
+			l.s.sendSnapshot(m)
+			msgs = append(msgs[:i:i], msgs[i+1:]...)
+			i--
+		}
+	}
 	if l.s.debug {
 		for _, m := range msgs {
 			l.s.lg.Debug("send", zap.Stringer("msg", m))
@@ -712,6 +827,11 @@ func (s *Node) apply(e raft.Entry) {
 		s.applyConfig(e)
 	default:
 		res = s.kv.Apply(e.Index, e.Data)
+		if len(s.entryEvents) > 0 {
+			s.hub.Publish(s.entryEvents)
+			clear(s.entryEvents)
+			s.entryEvents = s.entryEvents[:0]
+		}
 	}
 	s.appliedTerm = e.Term
 	if w := s.waiters[e.Index]; w != nil {

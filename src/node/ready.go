@@ -80,6 +80,11 @@ type Handler struct {
 	App     Application
 	// Logger gets a line per snapshot sent to a follower; nil for none.
 	Logger *zap.Logger
+	// StreamSnapshots: a MsgSnap goes to the Sender with its metadata
+	// only, and the Sender streams the snapshot (the runtime's
+	// snapshotStreams); otherwise its data is attached whole from
+	// Storage.LoadSnapshot (the simulator).
+	StreamSnapshots bool
 
 	// Planted is NoPlantedBug in every runtime. Only the simulator's
 	// self-test (simtest's TestPlantedSendBeforePersistIsCaught) sets it, to
@@ -213,6 +218,9 @@ func (h *Handler) HandleOne() error {
 // after it is saved (a local one once its save finished, a received one
 // saved before the core's next Ready), and saved snapshots only grow newer.
 func (h *Handler) attachSnapshots(msgs []raft.Message) error {
+	if h.StreamSnapshots {
+		return nil
+	}
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Type != raft.MsgSnap || m.Snapshot == nil || m.Snapshot.Data != nil {

@@ -19,6 +19,10 @@ const (
 	// up within a round trip or two of AppendEntries, so promoting it does
 	// not stall commits while it fetches the rest.
 	defaultPromoteLag = 256
+	// The log window (Config.LogStorage): enough recent entries that a
+	// follower a few round trips behind is served from memory.
+	defaultLogWindowEntries = 8192
+	defaultLogWindowBytes   = 64 << 20
 )
 
 // setDefaults fills the fields left zero. Negative values stay, for validate
@@ -41,6 +45,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.PromoteLag == 0 {
 		c.PromoteLag = defaultPromoteLag
+	}
+	if c.LogWindowEntries == 0 {
+		c.LogWindowEntries = defaultLogWindowEntries
+	}
+	if c.LogWindowBytes == 0 {
+		c.LogWindowBytes = defaultLogWindowBytes
 	}
 }
 
@@ -71,6 +81,7 @@ func (c *Config) validate() error {
 		{"HeartbeatTicks", c.HeartbeatTicks},
 		{"MaxMsgEntries", c.MaxMsgEntries},
 		{"MaxInflight", c.MaxInflight},
+		{"LogWindowEntries", c.LogWindowEntries},
 	} {
 		if f.v < 0 {
 			bad("%s %d is negative", f.name, f.v)

@@ -38,6 +38,17 @@
 // see Ready. After taking a snapshot of its state machine at an applied
 // index and saving it durably, the runtime calls Compact so the core can
 // drop those entries and ship the snapshot to followers that need them.
+// A MsgSnap carries only the snapshot's metadata: the runtime attaches the
+// data, or streams it and hands the follower's core a MsgSnap once the
+// state is installed (src/snapstream).
+//
+// With Config.LogStorage, the log is not a second copy of the runtime's in
+// memory: the core keeps a window of recent entries (LogWindowEntries,
+// LogWindowBytes) and evicts older ones once applied and reported stable,
+// remembering only their terms (as runs) and configuration entries; a
+// leader reads them back through LogStorage.Entries, synchronously, when a
+// follower lags behind (as etcd-io/raft's Storage). The core still does no
+// I/O of its own, and MemoryLogStorage keeps it testable in memory.
 //
 // # What is in it
 //

@@ -2,14 +2,18 @@ package raft
 
 import "fmt"
 
-// raftLog is a node's log from its snapshot onward, held in memory. The
-// runtime persists what Ready hands out; the core never reads storage.
+// raftLog is a node's log from its snapshot onward. The runtime persists
+// what Ready hands out. Entries (start, lastIndex()] are in memory; with a
+// LogStorage, older ones (offset, start] are evicted once applied and
+// stable (the window, see evict) and read back through it only to be sent
+// to a lagging follower; their terms and configurations stay known (gone).
 //
 // Invariants:
 //
+//	offset <= start <= min(applied, stable)
 //	offset <= applied <= committed <= lastIndex()
 //	offset <= stable <= lastIndex()
-//	entries[i].Index == offset+1+i
+//	entries[i].Index == start+1+i
 type raftLog struct {
 	// snapshot is the newest snapshot this node holds (taken locally or
 	// received); it is what a leader sends a follower that needs compacted
@@ -18,7 +22,23 @@ type raftLog struct {
 	// offset and offsetTerm are the index and term of the last entry the
 	// snapshot covers (0, 0 without a snapshot).
 	offset, offsetTerm uint64
-	entries            []Entry
+	// start is the index of the last entry not in memory: offset, or the
+	// last evicted one; gone remembers the terms and configurations of
+	// (offset, start].
+	start   uint64
+	entries []Entry
+	gone    evicted
+	// reader reads evicted entries back; nil keeps every entry in memory.
+	// The window holds at most windowEntries entries and windowBytes of
+	// Data beyond what is not yet applied or stable; memBytes is the Data
+	// in entries.
+	reader        LogStorage
+	windowEntries int
+	windowBytes   uint64
+	memBytes      uint64
+	// deadPrefix counts evicted entries still held by entries' array.
+	deadPrefix int
+	planted    PlantedBug
 	// committed is the highest index known to be committed (Raft figure 2).
 	committed uint64
 	// applied is the highest index handed to the runtime to apply.
@@ -40,7 +60,7 @@ type raftLog struct {
 	snapConf Membership
 }
 
-func (l *raftLog) lastIndex() uint64 { return l.offset + uint64(len(l.entries)) }
+func (l *raftLog) lastIndex() uint64 { return l.start + uint64(len(l.entries)) }
 
 func (l *raftLog) lastTerm() uint64 {
 	t, _ := l.term(l.lastIndex())
@@ -55,8 +75,10 @@ func (l *raftLog) term(i uint64) (uint64, bool) {
 		return l.offsetTerm, true
 	case i < l.offset || i > l.lastIndex():
 		return 0, false
+	case i <= l.start:
+		return l.gone.term(i), true
 	}
-	return l.entries[i-l.offset-1].Term, true
+	return l.entries[i-l.start-1].Term, true
 }
 
 func (l *raftLog) matchTerm(i, term uint64) bool {
@@ -74,15 +96,28 @@ func (l *raftLog) isUpToDate(lastIndex, lastTerm uint64) bool {
 
 // slice returns entries [lo, hi) limited to maxEntries and maxBytes of Data,
 // but always at least one entry when lo < hi. The result must not be
-// modified; it may share memory with the log.
-func (l *raftLog) slice(lo, hi uint64, maxEntries int, maxBytes uint64) []Entry {
+// modified; it may share memory with the log. Evicted entries are read
+// back from storage (one read never mixes them with the window's); its
+// error is the storage's (see LogStorage).
+func (l *raftLog) slice(lo, hi uint64, maxEntries int, maxBytes uint64) ([]Entry, error) {
 	if lo >= hi {
-		return nil
+		return nil, nil
 	}
 	if lo <= l.offset || hi > l.lastIndex()+1 {
 		panic(fmt.Sprintf("raft: slice [%d, %d) out of log (%d, %d]", lo, hi, l.offset, l.lastIndex()))
 	}
-	ents := l.entries[lo-l.offset-1 : hi-l.offset-1]
+	if lo <= l.start {
+		if l.planted != PlantWindowServesEvicted {
+			return l.readBack(lo, hi, maxEntries, maxBytes)
+		}
+		// The bug: the window serves what it holds in place of the
+		// evicted entries.
+		lo = l.start + 1
+		if lo >= hi {
+			return nil, nil
+		}
+	}
+	ents := l.entries[lo-l.start-1 : hi-l.start-1]
 	if len(ents) > maxEntries {
 		ents = ents[:maxEntries]
 	}
@@ -90,10 +125,10 @@ func (l *raftLog) slice(lo, hi uint64, maxEntries int, maxBytes uint64) []Entry 
 	for i := range ents {
 		size += uint64(len(ents[i].Data))
 		if i > 0 && size > maxBytes {
-			return ents[:i:i]
+			return ents[:i:i], nil
 		}
 	}
-	return ents[:len(ents):len(ents)]
+	return ents[:len(ents):len(ents)], nil
 }
 
 // append adds entries that continue the log at lastIndex()+1 or replace a
@@ -111,7 +146,10 @@ func (l *raftLog) append(ents ...Entry) {
 	case first <= l.lastIndex():
 		// Truncate. The three-index slice forces a fresh array so that earlier
 		// Ready batches and messages that share the old one never change.
-		n := int(first - l.offset - 1)
+		n := int(first - l.start - 1)
+		for i := n; i < len(l.entries); i++ {
+			l.memBytes -= uint64(len(l.entries[i].Data))
+		}
 		l.entries = append(l.entries[:n:n], ents...)
 		l.stable = min(l.stable, first-1)
 		if l.confIndex >= first {
@@ -122,6 +160,9 @@ func (l *raftLog) append(ents ...Entry) {
 		}
 	default:
 		l.entries = append(l.entries, ents...)
+	}
+	for i := range ents {
+		l.memBytes += uint64(len(ents[i].Data))
 	}
 	for i := len(ents) - 1; i >= 0; i-- {
 		if ents[i].Type == EntryConfig {
@@ -135,10 +176,13 @@ func (l *raftLog) append(ents ...Entry) {
 // confAt returns the configuration in force at index i (offset <= i <=
 // lastIndex()) and the index of the entry that holds it.
 func (l *raftLog) confAt(i uint64) (Membership, uint64) {
-	for ; i > l.offset; i-- {
-		if e := &l.entries[i-l.offset-1]; e.Type == EntryConfig {
+	for ; i > l.start; i-- {
+		if e := &l.entries[i-l.start-1]; e.Type == EntryConfig {
 			return mustDecodeMembership(*e), e.Index
 		}
+	}
+	if c, ok := l.gone.confAt(i); ok {
+		return c.conf, c.index
 	}
 	return l.snapConf, l.offset
 }
@@ -192,10 +236,13 @@ func (l *raftLog) commitTo(c uint64) bool {
 // one entry (Raft 5.3, the optimization at the end of the section).
 func (l *raftLog) findConflictByTerm(index, term uint64) uint64 {
 	index = min(index, l.lastIndex())
-	for ; index > l.offset; index-- {
-		if l.entries[index-l.offset-1].Term <= term {
+	for ; index > l.start; index-- {
+		if l.entries[index-l.start-1].Term <= term {
 			return index
 		}
+	}
+	if i, ok := l.gone.findConflictByTerm(index, term, l.start); ok && index > l.offset {
+		return i
 	}
 	return l.offset
 }
@@ -205,7 +252,7 @@ func (l *raftLog) unstable() []Entry {
 	if l.stable >= l.lastIndex() {
 		return nil
 	}
-	ents := l.entries[l.stable-l.offset:]
+	ents := l.entries[l.stable-l.start:]
 	return ents[:len(ents):len(ents)]
 }
 
@@ -214,7 +261,7 @@ func (l *raftLog) toApply() []Entry {
 	if l.applied >= l.committed {
 		return nil
 	}
-	ents := l.entries[l.applied-l.offset : l.committed-l.offset]
+	ents := l.entries[l.applied-l.start : l.committed-l.start]
 	return ents[:len(ents):len(ents)]
 }
 
@@ -227,15 +274,25 @@ func (l *raftLog) compact(snap *Snapshot) {
 	if snap.Index > l.applied {
 		panic(fmt.Sprintf("raft: compact to %d beyond applied %d", snap.Index, l.applied))
 	}
-	n := snap.Index - l.offset
+	l.offset, l.offsetTerm = snap.Index, snap.Term
+	l.snapshot = snap
+	l.snapConf = *snap.Membership
+	if snap.Index <= l.start {
+		// The snapshot covers only evicted entries: memory keeps its window.
+		l.gone.compact(snap.Index)
+		return
+	}
+	l.gone = evicted{}
+	n := snap.Index - l.start
+	for i := range n {
+		l.memBytes -= uint64(len(l.entries[i].Data))
+	}
 	rest := l.entries[n:]
 	// Copy so the compacted prefix can be freed. Room for as many entries
 	// as the log held: it will grow back to about that before the next
 	// compaction, and growing by doubling would copy it several times.
 	l.entries = append(make([]Entry, 0, max(len(rest)+64, len(l.entries))), rest...)
-	l.offset, l.offsetTerm = snap.Index, snap.Term
-	l.snapshot = snap
-	l.snapConf = *snap.Membership
+	l.start, l.deadPrefix = snap.Index, 0
 }
 
 // restore replaces the whole log with snap (a follower too far behind),
@@ -243,7 +300,7 @@ func (l *raftLog) compact(snap *Snapshot) {
 func (l *raftLog) restore(snap *Snapshot) {
 	l.snapshot = snap
 	l.offset, l.offsetTerm = snap.Index, snap.Term
-	l.entries = nil
+	l.start, l.entries, l.gone, l.memBytes, l.deadPrefix = snap.Index, nil, evicted{}, 0, 0
 	l.committed, l.applied, l.stable = snap.Index, snap.Index, snap.Index
 	l.snapConf = *snap.Membership
 	l.conf, l.confIndex = l.snapConf, snap.Index

@@ -125,6 +125,32 @@ type Member struct {
 // sorted by ID, with no ID twice, and at least one is a voter.
 type Membership struct {
 	Members []Member `json:"members"`
+	// Retired are the latest incarnations that a configuration dropped
+	// (removed, or replaced by a new incarnation of the same node), newest
+	// last, at most maxRetired: a request to rejoin from one of them is a
+	// delayed message of a node that is gone, never taken back (see
+	// acceptSender). The core keeps it; a proposed configuration's own
+	// list is ignored.
+	Retired []Incarnation `json:"retired,omitempty"`
+}
+
+// maxRetired bounds Membership.Retired: a message delayed across this many
+// changes is beyond any network's reordering.
+const maxRetired = 16
+
+// withRetired returns next with the incarnations of old that it drops
+// added to old's Retired list.
+func withRetired(old, next Membership) Membership {
+	next.Retired = slices.Clone(old.Retired)
+	for _, x := range old.Members {
+		if y, ok := next.Member(x.ID); (!ok || y.Incarnation != x.Incarnation) && x.Incarnation != 0 {
+			next.Retired = append(next.Retired, x.Incarnation)
+		}
+	}
+	if extra := len(next.Retired) - maxRetired; extra > 0 {
+		next.Retired = next.Retired[extra:]
+	}
+	return next
 }
 
 // IsEmpty reports whether m names no member: a node that has never seen a
@@ -162,7 +188,7 @@ func (m Membership) IDs() []ID {
 
 // Clone returns a deep copy of m.
 func (m Membership) Clone() Membership {
-	c := Membership{Members: slices.Clone(m.Members)}
+	c := Membership{Members: slices.Clone(m.Members), Retired: slices.Clone(m.Retired)}
 	for i := range c.Members {
 		c.Members[i].Meta = slices.Clone(c.Members[i].Meta)
 	}
@@ -288,19 +314,34 @@ func (n *Node) isVoter() bool {
 	return ok && x.Suffrage == Voter
 }
 
-// mayCampaign reports whether this node may start an election: a voter
-// may; a learner may not, nor a node whose incarnation the configuration
-// does not name (it lost its state and waits to be taken back), nor one
-// that never saw a configuration. A node that its latest configuration
-// removes may still campaign while that configuration is not committed
-// (hashicorp/raft does the same): it may hold the longest log, which the
-// remaining voters need to elect anyone, and if it wins it counts only
-// their votes and steps down once its removal commits.
+// mayCampaign reports whether this node may start an election: a member
+// under its own incarnation may, a voter at once and a learner only after
+// a longer silence (see tickElection); a node whose incarnation the
+// configuration does not name (it lost its state and waits to be taken
+// back) may not, nor one that never saw a configuration. A node that its
+// latest configuration removes may still campaign while that
+// configuration is not committed (hashicorp/raft does the same): it may
+// hold the longest log, which the remaining voters need to elect anyone,
+// and if it wins it counts only their votes and steps down once its
+// removal commits.
+//
+// A learner campaigns for the same reason: a change that promotes it may
+// sit uncommitted in another node's log, whose holder then needs its vote,
+// while its own log is the longer one (a later term from a leader that
+// died). Neither could win, and the voters of its configuration could
+// not either (simulator seeds 33654, 58871 and 79025 of an earlier
+// version). The election restriction keeps a learner that wins safe: it
+// counts only voters' votes, leads until an entry of its term commits,
+// which settles the log, then hands over to a voter
+// (maybeStepDownRemoved). Pre-vote keeps it from disturbing a live leader.
 func (n *Node) mayCampaign() bool {
-	if n.isVoter() {
+	if n.log.conf.IsEmpty() {
+		return false
+	}
+	if _, member := n.self(); member {
 		return true
 	}
-	if n.log.conf.IsEmpty() || n.log.confIndex <= n.log.committed {
+	if n.log.confIndex <= n.log.committed {
 		return false
 	}
 	_, listed := n.log.conf.Member(n.id)
@@ -312,8 +353,13 @@ func (n *Node) mayCampaign() bool {
 // configuration names (FAST'18: a node that lost its disk must not vote or
 // acknowledge as if it had not): a message from another incarnation of a
 // member is ignored, even at a higher term. A leader that hears an answer
-// from another incarnation of a member notes it: that node lost its state
-// and asks to rejoin.
+// from another incarnation of a member that asks to rejoin (Message.Rejoin)
+// notes it: that node lost its state. Only an explicit request counts: a
+// delayed answer from an incarnation the leader already replaced would
+// otherwise bring back a disk that no longer exists (simulator seeds 41462
+// and 57336 of an earlier version put such a ghost back among the voters),
+// and so would a request to rejoin delayed past the change that dropped
+// its incarnation (Membership.Retired; seed 38130).
 //
 // A leader's messages are heard from anyone. A node our configuration does
 // not name at all may also ask for votes, as Raft thesis 4.1 says ("servers
@@ -334,14 +380,28 @@ func (n *Node) acceptSender(m *Message) bool {
 		// its disk, came back and was promoted may lead a configuration we
 		// have not seen yet. Leaders are made safe by the votes they got.
 		return true
+	case MsgVote, MsgPreVote:
+		// So does a request for votes, from any incarnation: granting a
+		// vote promises only not to grant another in the term, and the
+		// election restriction still guards the log. A new incarnation
+		// that campaigns is a voter in its own latest configuration, which
+		// this node may not have seen yet; refusing it deadlocked the
+		// cluster when that candidate held the longest log (simulator
+		// seed 41462 of an earlier version). Only the answers count by
+		// incarnation, on the candidate's side.
+		return true
 	}
 	x, ok := n.log.conf.Member(m.From)
 	switch {
 	case ok && x.Incarnation == m.Incarnation:
 		return true
 	case !ok:
-		return m.Type == MsgVote || m.Type == MsgPreVote
-	case n.role == RoleLeader && m.Term == n.term && (m.Type == MsgAppResp || m.Type == MsgHeartbeatResp):
+		return false
+	case n.role == RoleLeader && m.Term == n.term && (m.Rejoin || n.cfg.Planted == PlantRejoinOnAnyAnswer) &&
+		(m.Type == MsgAppResp || m.Type == MsgHeartbeatResp):
+		if slices.Contains(n.log.conf.Retired, m.Incarnation) && n.cfg.Planted != PlantRejoinOnAnyAnswer {
+			break
+		}
 		if n.rejoins == nil {
 			n.rejoins = map[ID]Incarnation{}
 		}
@@ -398,7 +458,7 @@ func (n *Node) ProposeMembership(next Membership) (index, term uint64, err error
 			return 0, 0, fmt.Errorf("%w: node %d is not a caught-up learner (add it as a learner first)", ErrNotCaughtUp, x.ID)
 		}
 	}
-	return n.appendEntry(Entry{Type: EntryConfig, Data: EncodeMembership(next.Clone())}), n.term, nil
+	return n.appendEntry(Entry{Type: EntryConfig, Data: EncodeMembership(withRetired(n.log.conf, next.Clone()))}), n.term, nil
 }
 
 // caughtUp reports whether the leader's view of a member's log is within
@@ -437,7 +497,7 @@ func (n *Node) maybeAutoChange() {
 			continue // it was the last voter: nothing to replace it with
 		}
 		n.tracef("replaces %d/%s by its new incarnation %s", id, x.Incarnation.String()[12:], inc.String()[12:])
-		n.appendEntry(Entry{Type: EntryConfig, Data: EncodeMembership(next)})
+		n.appendEntry(Entry{Type: EntryConfig, Data: EncodeMembership(withRetired(n.log.conf, next))})
 		return
 	}
 	for i, x := range n.log.conf.Members {
@@ -501,7 +561,9 @@ func (n *Node) confChanged() {
 // over to the most up-to-date voter at once rather than leave the cluster
 // to an election timeout.
 func (n *Node) maybeStepDownRemoved() {
-	if n.role != RoleLeader || n.isVoter() || n.log.committed < n.log.confIndex {
+	if n.role != RoleLeader || n.isVoter() || n.log.committed < n.log.confIndex || !n.committedInTerm() {
+		// A learner elected leader (mayCampaign) leads until an entry of
+		// its term commits: that settles which log the voters keep.
 		return
 	}
 	best, bestMatch := None, uint64(0)

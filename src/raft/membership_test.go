@@ -118,14 +118,59 @@ func TestLearnerReplicatesButNeitherVotesNorCommits(t *testing.T) {
 	assert.Equal(t, idx, mn.nodes[3].log.lastIndex(), "the learner holds the entry")
 	assert.Less(t, mn.nodes[0].log.committed, idx, "committed on the leader and a learner only")
 
-	// A learner never campaigns, even when its leader is silent.
+	// A learner campaigns only after learnerCampaignDelay election
+	// timeouts more than any voter waits (see mayCampaign).
 	mn.isolate(0)
-	for range 50 {
+	ticks := mn.nodes[3].cfg.ElectionTicks
+	for range ticks * (1 + learnerCampaignDelay) {
 		mn.nodes[3].Tick()
 		mn.stabilize()
 	}
-	assert.Equal(t, RoleFollower, mn.nodes[3].role)
-	assert.Equal(t, uint64(2), mn.nodes[3].term, "a learner starts no election")
+	assert.Equal(t, RoleFollower, mn.nodes[3].role, "a learner does not campaign while a voter still would wait")
+	assert.Equal(t, uint64(2), mn.nodes[3].term)
+	for range ticks {
+		mn.nodes[3].Tick()
+		mn.stabilize()
+	}
+	// The voters heard from their leader a moment ago: they ignore its
+	// pre-vote, and nothing changes but its role.
+	assert.Equal(t, RolePreCandidate, mn.nodes[3].role, "a learner campaigns once the voters had their chance")
+	assert.Equal(t, uint64(2), mn.nodes[1].term)
+	assert.Equal(t, uint64(2), mn.nodes[2].term)
+}
+
+// A learner that wins an election leads until an entry of its term
+// commits, then hands over to an up-to-date voter.
+func TestLearnerLeaderHandsOverAfterItsFirstCommit(t *testing.T) {
+	mn := newMemberNetwork(t, 3)
+	mn.elect(0)
+	mn.fresh(3)
+	require.NoError(t, mn.change(0, func(m *Membership) {
+		addMember(m, Member{ID: 3, Incarnation: mn.incs[3], Suffrage: Learner})
+	}))
+	mn.stabilize()
+	mn.propose(0, "x")
+	mn.stabilize()
+	require.Equal(t, mn.nodes[0].log.committed, mn.nodes[3].log.committed, "the learner caught up")
+	mn.isolate(0)
+	for _, id := range []ID{1, 2} {
+		mn.nodes[id].ExpireLease()
+	}
+	mn.nodes[3].campaign(false)
+	mn.stabilize()
+	var leader ID = None
+	for _, id := range []ID{1, 2} {
+		if mn.nodes[id].role == RoleLeader {
+			leader = id
+		}
+	}
+	require.NotEqual(t, None, leader, "a voter leads after the learner's term")
+	assert.Equal(t, RoleFollower, mn.nodes[3].role, "the learner handed over")
+	assert.Equal(t, uint64(4), mn.nodes[leader].term, "the learner led term 3, then transferred")
+	committed := mn.nodes[leader].log.committed
+	termOf := func(i uint64) uint64 { t, _ := mn.nodes[leader].log.term(i); return t }
+	assert.Equal(t, uint64(4), termOf(committed), "the new leader committed its own term")
+	assert.Equal(t, uint64(3), termOf(committed-1), "the learner's entry of term 3 committed first")
 }
 
 func TestPromoteOnlyCaughtUpLearner(t *testing.T) {
@@ -457,4 +502,23 @@ func TestAddUnderPlaceholderIncarnation(t *testing.T) {
 		}
 	}
 	assert.Equal(t, mn.nodes[0].log.committed, mn.nodes[3].log.committed)
+}
+
+func TestWithRetiredRecordsDroppedIncarnations(t *testing.T) {
+	old := Membership{Members: []Member{{ID: 0, Incarnation: 0xa}, {ID: 1, Incarnation: 0xb}, {ID: 2, Incarnation: 0xc}}, Retired: []Incarnation{0x1}}
+	next := old.Clone()
+	next.Members[1].Incarnation = 0xbb // replaced
+	next.Members = next.Members[:2]    // 2 removed
+	next.Retired = []Incarnation{0x99} // a proposal's own list is ignored
+	got := withRetired(old, next)
+	assert.Equal(t, []Incarnation{0x1, 0xb, 0xc}, got.Retired)
+
+	// Bounded, oldest first out.
+	for i := range maxRetired {
+		got.Members[0].Incarnation = Incarnation(0x100 + i)
+		got = withRetired(old, got)
+		old = got.Clone()
+	}
+	assert.Len(t, got.Retired, maxRetired)
+	assert.Equal(t, Incarnation(0x100+maxRetired-2), got.Retired[maxRetired-1])
 }

@@ -1,6 +1,6 @@
 package raft
 
-// PlantedBug is a membership bug planted on purpose into the core. It is
+// PlantedBug is a bug planted on purpose into the core. It is
 // NoPlantedBug in every runtime; only the simulator's self-test (simtest's
 // TestPlantedMembershipBugsAreCaught) sets Config.Planted, to show that the
 // simulator catches each of these bugs.
@@ -20,4 +20,12 @@ const (
 	PlantCountAnyIncarnation
 	// PlantCountLearners counts learners' acknowledgements towards commit.
 	PlantCountLearners
+	// PlantRejoinOnAnyAnswer takes any answer from another incarnation of
+	// a member as a request to rejoin, as an earlier version did: a
+	// delayed answer from an incarnation already replaced puts it back.
+	PlantRejoinOnAnyAnswer
+	// PlantWindowServesEvicted: a leader whose log window evicted the
+	// entries a follower needs serves what the window holds in their
+	// place instead of reading them back from storage.
+	PlantWindowServesEvicted
 )

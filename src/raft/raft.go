@@ -49,6 +49,16 @@ type Config struct {
 	// MaxInflight bounds the unacknowledged AppendEntries per follower.
 	MaxInflight int
 
+	// LogStorage, when set, lets the core keep only a window of recent
+	// entries in memory: entries beyond LogWindowEntries or
+	// LogWindowBytes (of Data) that are applied and stable are evicted,
+	// and read back through it for a follower that lags behind. nil keeps
+	// the whole log since the snapshot in memory. A zero bound is the
+	// default (defaultLogWindowEntries, defaultLogWindowBytes).
+	LogStorage       LogStorage
+	LogWindowEntries int
+	LogWindowBytes   uint64
+
 	// The recovered durable state: the newest snapshot (nil for none), the
 	// hard state, and the log entries that follow the snapshot.
 	Snapshot  *Snapshot
@@ -152,6 +162,11 @@ func NewNode(cfg Config) (*Node, error) {
 	// commit index is in the log and that Applied is committed, and that
 	// every configuration entry decodes.
 	n.log.entries = slices.Clone(cfg.Entries)
+	for i := range n.log.entries {
+		n.log.memBytes += uint64(len(n.log.entries[i].Data))
+	}
+	n.log.reader, n.log.windowEntries, n.log.windowBytes = cfg.LogStorage, cfg.LogWindowEntries, cfg.LogWindowBytes
+	n.log.planted = cfg.Planted
 	n.log.stable = n.log.lastIndex()
 	n.log.conf, n.log.confIndex = n.log.confAt(n.log.lastIndex())
 	n.log.confGen++
@@ -164,6 +179,7 @@ func NewNode(cfg Config) (*Node, error) {
 	// The recovered state now lives in n.log; holding it in n.cfg too would
 	// keep a second copy of the log alive.
 	n.cfg.Snapshot, n.cfg.Entries = nil, nil
+	n.log.evict()
 	n.prevHard = n.hardState()
 	n.becomeFollower(n.term, None)
 	n.prevSoft = n.softState()
@@ -185,6 +201,15 @@ func (n *Node) softState() SoftState { return SoftState{Lead: n.lead, Role: n.ro
 func (n *Node) send(m Message) {
 	m.From = n.id
 	m.Incarnation = n.inc
+	if m.Type == MsgAppResp || m.Type == MsgHeartbeatResp {
+		// Also while the configuration that names this incarnation is not
+		// committed: a leader that never saw it (its author lost the
+		// election) still names the old one, and would otherwise ignore
+		// every answer of this node, whose log it then cannot repair
+		// (simulator seeds 7939 and 16357 of an earlier version).
+		_, member := n.self()
+		m.Rejoin = !member || n.log.confIndex > n.log.committed
+	}
 	if m.Term == 0 {
 		m.Term = n.term
 	}
@@ -274,15 +299,25 @@ func (n *Node) Tick() {
 	}
 }
 
+// learnerCampaignDelay: a learner waits this many election timeouts more
+// than a voter before it campaigns.
+const learnerCampaignDelay = 2
+
 func (n *Node) tickElection() {
 	n.electionElapsed++
-	if n.electionElapsed >= n.randomizedTimeout {
+	timeout := n.randomizedTimeout
+	if _, member := n.self(); member && !n.isVoter() {
+		// A learner campaigns only when the voters could not elect anyone
+		// for a while (see mayCampaign).
+		timeout += learnerCampaignDelay * n.cfg.ElectionTicks
+	}
+	if n.electionElapsed >= timeout {
 		if !n.mayCampaign() {
-			// A learner or a node waiting to join: it starts no election,
-			// and the clock stays expired, so that it no longer holds a
-			// silent leader's lease against the candidates that must
-			// replace it (their pre-votes need its answer).
-			n.electionElapsed = n.randomizedTimeout
+			// A node waiting to join: it starts no election, and the
+			// clock stays expired, so that it no longer holds a silent
+			// leader's lease against the candidates that must replace it
+			// (their pre-votes need its answer).
+			n.electionElapsed = timeout
 			return
 		}
 		n.electionElapsed = 0
@@ -712,8 +747,17 @@ func (n *Node) sendAppend(to ID, sendIfEmpty bool) bool {
 		n.sendSnapshot(to)
 		return false
 	}
-	ents := n.log.slice(pr.Next, n.log.lastIndex()+1, n.cfg.MaxMsgEntries, n.cfg.MaxMsgBytes)
-	if len(ents) == 0 && !sendIfEmpty {
+	ents, err := n.log.slice(pr.Next, n.log.lastIndex()+1, n.cfg.MaxMsgEntries, n.cfg.MaxMsgBytes)
+	switch {
+	case errors.Is(err, ErrCompacted):
+		// The runtime's snapshot already covers them.
+		n.sendSnapshot(to)
+		return false
+	case err != nil:
+		// Not to be had now: the next answer or heartbeat tries again.
+		n.tracef("cannot read entries from %d for %d: %v", pr.Next, to, err)
+		return false
+	case len(ents) == 0 && !sendIfEmpty:
 		return false
 	}
 	n.send(Message{Type: MsgApp, To: to, Index: prev, LogTerm: prevTerm, Entries: ents, Commit: n.log.committed})

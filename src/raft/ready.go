@@ -140,6 +140,7 @@ func (n *Node) Advance(rd Ready) {
 	if k := len(rd.CommittedEntries); k > 0 {
 		n.log.applied = max(n.log.applied, rd.CommittedEntries[k-1].Index)
 	}
+	n.log.evict()
 	if n.role == RoleLeader {
 		// The leader's own copy counts towards a quorum only once durable.
 		// Followers learn the new commit index from the next AppendEntries

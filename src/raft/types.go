@@ -153,6 +153,13 @@ type Message struct {
 	// and acknowledgements count only from the incarnation the
 	// configuration names (see acceptSender).
 	Incarnation Incarnation `json:"incarnation,omitempty"`
+	// Rejoin marks an answer to a leader (MsgAppResp, MsgHeartbeatResp)
+	// from a node whose incarnation its own configuration does not name:
+	// it lost its state, or was added before its incarnation was known,
+	// and asks to be taken back under this incarnation (see acceptSender).
+	// An explicit request, so that a delayed answer of an incarnation
+	// that is gone is never mistaken for one.
+	Rejoin bool `json:"rejoin,omitempty"`
 }
 
 func (m Message) String() string {

@@ -90,6 +90,8 @@ type replayer struct {
 	// at maxCommitAt: the log must reach it (checkComplete).
 	maxCommit   uint64
 	maxCommitAt recordAt
+	// locs is where the entries are (read.go).
+	locs locIndex
 }
 
 // recordAt is where a record is: a segment's file name and a byte offset.
@@ -325,7 +327,10 @@ func (s *Storage) recover() (*Recovered, error) {
 
 	s.segs = l.segs
 	s.hs = rec.HardState
-	s.snapIndex, s.snapTerm, s.lastIndex = sI, sT, last
+	s.snapIndex, s.snapTerm, s.lastIndex, s.readFloor = sI, sT, last, sI
+	s.locs = r.locs
+	s.locs.compact(sI)
+	s.locs.truncate(last + 1)
 	for k := range ents {
 		if len(s.runs) == 0 || s.runs[len(s.runs)-1].term != ents[k].Term {
 			s.runs = append(s.runs, termRun{index: ents[k].Index, term: ents[k].Term})
@@ -512,6 +517,13 @@ func (s *Storage) replaySegment(r *replayer, seg, prev *segment, prevSize int64,
 		switch rc.kind {
 		case kindEntry:
 			seg.maxIdx = max(seg.maxIdx, rc.entry.Index)
+			r.locs.note(rc.entry.Index, seg.seq, int64(off), int64(off+nl+1))
+		case kindTruncate:
+			r.locs.truncate(rc.index)
+		case kindSnapshot:
+			if !rc.keep {
+				r.locs = locIndex{}
+			}
 		case kindHardState:
 			if rc.hs.Commit > r.maxCommit {
 				r.maxCommit, r.maxCommitAt = rc.hs.Commit, recordAt{seg.name, int64(off)}
@@ -580,6 +592,13 @@ func (s *Storage) loadSnapshot(name string) (*raft.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
+	want, _ := parseSnapshotName(name)
+	return s.parseSnapshot(b, name, want)
+}
+
+// parseSnapshot decodes and checks a snapshot file's content b, read from
+// file name, which must hold the snapshot at index want.
+func (s *Storage) parseSnapshot(b []byte, name string, want uint64) (*raft.Snapshot, error) {
 	f, fast := fastSnapshot(b)
 	if !fast {
 		dec := json.NewDecoder(bytes.NewReader(b))
@@ -596,7 +615,6 @@ func (s *Storage) loadSnapshot(name string) (*raft.Snapshot, error) {
 			return nil, s.corrupt(name, dec.InputOffset(), "data after the snapshot")
 		}
 	}
-	want, _ := parseSnapshotName(name)
 	switch {
 	case f.Index == nil || f.Term == nil || f.StateMachine == nil || f.StateMachineCRC32C == nil:
 		return nil, s.corrupt(name, -1, "snapshot lacks Index, Term, StateMachine or StateMachineCRC32C")

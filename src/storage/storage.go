@@ -120,12 +120,24 @@ type Storage struct {
 	baseBytes, deltaBytes int64
 	// The live log is (snapIndex, lastIndex]. Invariant: snapIndex <= lastIndex.
 	lastIndex uint64
+	// readFloor: ReadEntries serves (readFloor, lastIndex]. Behind the
+	// newest snapshot the segments keep the interval since the one before
+	// it, so that a follower lagging by about one snapshot interval (a
+	// restart) catches up from the log instead of by a whole snapshot; the
+	// node's core decides whether to ask for it. Invariant: readFloor <=
+	// snapIndex, and locs covers (readFloor, lastIndex].
+	readFloor uint64
 	// terms holds the term of each live entry as runs: runs[k].term applies
 	// from runs[k].index up to the next run's index. Used to decide, at
 	// SaveSnapshot, whether the log after the snapshot is kept (Raft figure 13).
 	runs []termRun
 
 	buf []byte // reused encode buffer
+	// locs is where the live entries are in the segments (read.go);
+	// lineEnds: where each entry's line starts in buf during a Save, and
+	// where the last one ends.
+	locs     locIndex
+	lineEnds []int
 
 	// sync flushes a segment; tests replace it to inject fsync errors.
 	sync func(*os.File) error
@@ -360,9 +372,12 @@ func (s *Storage) Save(hs raft.HardState, entries []raft.Entry) error {
 	if len(entries) > 0 && next <= s.lastIndex {
 		buf = appendTruncate(buf, next)
 	}
+	s.lineEnds = s.lineEnds[:0]
 	for k := range entries {
+		s.lineEnds = append(s.lineEnds, len(buf))
 		buf = appendEntry(buf, &entries[k])
 	}
+	s.lineEnds = append(s.lineEnds, len(buf))
 	if !hs.IsEmpty() {
 		buf = appendHardState(buf, hs)
 	}
@@ -376,6 +391,14 @@ func (s *Storage) Save(hs raft.HardState, entries []raft.Entry) error {
 		return err
 	}
 	if len(entries) > 0 {
+		if next <= s.lastIndex {
+			s.locs.truncate(next)
+		}
+		base := s.size - int64(len(buf))
+		seq := s.segs[len(s.segs)-1].seq
+		for k := range entries {
+			s.locs.note(entries[k].Index, seq, base+int64(s.lineEnds[k]), base+int64(s.lineEnds[k+1]))
+		}
 		s.noteEntries(entries)
 	}
 	if !hs.IsEmpty() {
@@ -587,6 +610,14 @@ func (s *Storage) finishSnapshot(snap raft.Snapshot, name string, werr error, ch
 		}
 		return s.poison(werr)
 	}
+	return s.recordSnapshot(snap, name, chained)
+}
+
+// recordSnapshot makes the snapshot file name (a base or a delta), durable
+// in the folder, the newest snapshot: its record in the log, the log after
+// it kept or discarded, the older segments, snapshots and deltas deleted.
+// chained updates the snapshot chain's bookkeeping. s.mu is held.
+func (s *Storage) recordSnapshot(snap raft.Snapshot, name string, chained func()) error {
 	if done, err := s.checkSnapshot(snap); done || err != nil {
 		return err
 	}
@@ -620,7 +651,12 @@ func (s *Storage) finishSnapshot(snap raft.Snapshot, name string, werr error, ch
 			zap.Uint64("index", snap.Index), zap.Uint64("term", snap.Term), zap.Uint64("last_index", s.lastIndex))
 		s.lastIndex = snap.Index
 		s.runs = s.runs[:0]
+		s.locs = locIndex{}
+		s.readFloor = snap.Index
 	} else {
+		// The interval since the previous snapshot stays readable.
+		s.readFloor = s.snapIndex
+		s.locs.compact(s.readFloor)
 		// Keep the run that covers snap.Index+1.
 		k := sort.Search(len(s.runs), func(k int) bool { return s.runs[k].index > snap.Index })
 		if k > 0 {
@@ -633,7 +669,7 @@ func (s *Storage) finishSnapshot(snap raft.Snapshot, name string, werr error, ch
 	if err := s.writeHardStateFile(); err != nil {
 		return s.poison(err)
 	}
-	if s.baseIndex == index {
+	if s.baseIndex == snap.Index {
 		if err := s.linkLatest(name); err != nil {
 			return s.poison(err)
 		}
@@ -645,13 +681,13 @@ func (s *Storage) finishSnapshot(snap raft.Snapshot, name string, werr error, ch
 	return nil
 }
 
-// compact deletes the oldest segments that hold no entry above the snapshot
+// compact deletes the oldest segments that hold no entry above readFloor
 // (all but the current one when the log was discarded), oldest first so that
 // a crash in between leaves a contiguous run, the deltas the newest base
 // replaced, and all but the newest two bases.
 func (s *Storage) compact(keep bool) error {
 	n := 0
-	for n < len(s.segs)-1 && (!keep || s.segs[n].maxIdx <= s.snapIndex) {
+	for n < len(s.segs)-1 && (!keep || s.segs[n].maxIdx <= s.readFloor) {
 		n++
 	}
 	for _, seg := range s.segs[:n] {

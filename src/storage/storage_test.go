@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -110,10 +111,19 @@ func TestCompactionAfterSnapshot(t *testing.T) {
 	for i := uint64(1); i <= 300; i += 10 {
 		save(i, i+9)
 	}
+	// The segments behind the snapshot before the newest are deleted; the
+	// interval between the two stays readable (see Storage.readFloor).
 	before := filesMatching(t, dir, "wal-*.jsonl")
+	require.NoError(t, s.SaveSnapshot(raft.Snapshot{Index: 100, Term: testTerm(100), Peers: []raft.ID{0, 1, 2}, Data: snapData(100)}))
+	assert.Subset(t, filesMatching(t, dir, "wal-*.jsonl"), before, "no snapshot before: nothing deleted")
 	require.NoError(t, s.SaveSnapshot(raft.Snapshot{Index: 150, Term: testTerm(150), Peers: []raft.ID{0, 1, 2}, Data: snapData(150)}))
 	after := filesMatching(t, dir, "wal-*.jsonl")
-	assert.Less(t, len(after), len(before), "segments wholly below the snapshot are deleted")
+	assert.Less(t, len(after), len(before), "segments wholly below the previous snapshot are deleted")
+	got, err := s.ReadEntries(101, 151, 1<<30)
+	require.NoError(t, err)
+	assert.Equal(t, testEntries(101, 150), got, "the interval since the previous snapshot is still readable")
+	_, err = s.ReadEntries(100, 101, 1<<30)
+	assert.ErrorIs(t, err, raft.ErrCompacted)
 
 	_, rec := openT(t, dir, readOnly)
 	require.NotNil(t, rec.Snapshot)
@@ -344,9 +354,15 @@ func TestOpenRefusesDamage(t *testing.T) {
 			return segs[2]
 		}},
 		"first segment missing": {func(t *testing.T, dir string) string {
+			// The first segment with an entry above the snapshot (the ones
+			// before it are kept for followers; losing them loses nothing).
 			segs := filesMatching(t, dir, "wal-*.jsonl")
-			require.NoError(t, os.Remove(filepath.Join(dir, segs[0])))
-			return segs[1]
+			k := 0
+			for k+1 < len(segs) && segFirst(t, segs[k+1]) <= 61 {
+				k++
+			}
+			require.NoError(t, os.Remove(filepath.Join(dir, segs[k])))
+			return segs[k+1]
 		}},
 		"record swapped": {func(t *testing.T, dir string) string {
 			segs := filesMatching(t, dir, "wal-*.jsonl")
@@ -460,4 +476,13 @@ func TestSaveSnapshotFromStreams(t *testing.T) {
 	require.NotNil(t, rec.Snapshot)
 	assert.Equal(t, want, rec.Snapshot.Data)
 	assert.Equal(t, uint64(41), rec.Entries[len(rec.Entries)-1].Index)
+}
+
+// segFirst is the index of the first entry of the segment file name.
+func segFirst(t *testing.T, name string) uint64 {
+	t.Helper()
+	var seq, first uint64
+	_, err := fmt.Sscanf(name, "wal-%d-%d.jsonl", &seq, &first)
+	require.NoError(t, err, name)
+	return first
 }

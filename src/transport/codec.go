@@ -13,7 +13,8 @@ import (
 //
 //	type      byte      (non-zero)
 //	flags     byte      bit0 Reject, bit1 Force, bit2 Snapshot present,
-//	                    bit3 Incarnation present, bit4 Snapshot.Membership present;
+//	                    bit3 Incarnation present, bit4 Snapshot.Membership present,
+//	                    bit5 Rejoin;
 //	                    other bits must be 0
 //	From, To  varint    (zig-zag, so raft.None = -1 is one byte)
 //	Term, LogTerm, Index, Commit, RejectHint, Context   uvarint
@@ -39,7 +40,8 @@ const (
 	flagSnapshot    = 1 << 2
 	flagIncarnation = 1 << 3
 	flagMembership  = 1 << 4
-	flagsKnown      = flagReject | flagForce | flagSnapshot | flagIncarnation | flagMembership
+	flagRejoin      = 1 << 5
+	flagsKnown      = flagReject | flagForce | flagSnapshot | flagIncarnation | flagMembership | flagRejoin
 
 	// minEntrySize is the fewest bytes one encoded entry takes:
 	// Term, Index, Type and the Data length, one byte each.
@@ -58,6 +60,9 @@ func AppendMessage(buf []byte, m *raft.Message) []byte {
 	}
 	if m.Force {
 		flags |= flagForce
+	}
+	if m.Rejoin {
+		flags |= flagRejoin
 	}
 	if m.Snapshot != nil {
 		flags |= flagSnapshot
@@ -157,6 +162,7 @@ func DecodeMessage(b []byte) (raft.Message, error) {
 	m.Type = raft.MessageType(typ)
 	m.Reject = flags&flagReject != 0
 	m.Force = flags&flagForce != 0
+	m.Rejoin = flags&flagRejoin != 0
 	m.From = d.id("from")
 	m.To = d.id("to")
 	m.Term = d.uvarint("term")

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"raftkv/src/raft"
+	"raftkv/src/snapstream"
 )
 
 // codecCases has one message of every type, plus the corners of the format.
@@ -50,6 +51,12 @@ func codecCases() []struct {
 		{"Snap with membership", raft.Message{Type: raft.MsgSnap, From: 0, To: 1, Term: 3, Incarnation: 7, Snapshot: &raft.Snapshot{
 			Index: 1000, Term: 3, Data: []byte("state"), Membership: &raft.Membership{Members: []raft.Member{
 				{ID: 0, Incarnation: 7}, {ID: 4, Incarnation: 9, Suffrage: raft.Staging, Meta: []byte(`{"name":"r4"}`)}}}}}},
+		// The runtime's snapshot stream (package snapstream): a chunk and
+		// its acknowledgements, a gap's Reject included.
+		{"snapstream chunk", raft.Message{Type: snapstream.MsgChunk, From: 0, To: 2, Term: 4, Incarnation: 7,
+			Index: 1 << 20, Commit: 3<<20 + 5, Snapshot: &raft.Snapshot{Index: 5000, Term: 3, Data: bytes.Repeat([]byte(`{"k":"v"},`), 50)}}},
+		{"snapstream ack", raft.Message{Type: snapstream.MsgAck, From: 2, To: 0, Term: 4, Incarnation: 9, Index: 5000, LogTerm: 3, Commit: 2 << 20}},
+		{"snapstream ack reject", raft.Message{Type: snapstream.MsgAck, From: 2, To: 0, Term: 4, Index: 5000, LogTerm: 3, Reject: true}},
 		{"None and max values", raft.Message{Type: raft.MessageType(255), From: raft.None, To: math.MaxInt,
 			Term: math.MaxUint64, LogTerm: math.MaxUint64, Index: math.MaxUint64, Commit: math.MaxUint64,
 			RejectHint: math.MaxUint64, Context: math.MaxUint64, Reject: true, Force: true,

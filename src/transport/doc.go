@@ -32,6 +32,11 @@
 //	...
 //	tr.Send(rd.Messages) // after the Ready's hard state and entries are durable
 //
+// A member added to the cluster after New (one outside the hostfile) is
+// made known with AddPeer, while the transport runs:
+//
+//	err = tr.AddPeer(3, transport.Peer{Name: "n3", Addr: func() string { return "n3:7000" }})
+//
 // # Delivery contract
 //
 // Send never blocks. Messages may be lost (a full queue, a peer that is down,

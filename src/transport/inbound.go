@@ -116,7 +116,7 @@ func (t *Transport) serveInbound(conn net.Conn) {
 	}
 	fields := []zap.Field{remote, zap.String("cluster_id", h.ClusterID),
 		zap.Int("sender_id", int(h.From)), zap.String("sender_name", h.FromName), zap.Int("receiver_id", int(h.To))}
-	p := t.peers[h.From]
+	p := t.peerMap()[h.From]
 	var reason, label string
 	switch {
 	case h.ClusterID != t.cfg.ClusterID:

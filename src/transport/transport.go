@@ -19,7 +19,8 @@ import (
 
 const (
 	// DefaultMaxFrame is the largest frame accepted when Config.MaxFrame is 0.
-	// A snapshot travels as one message, so this bounds the snapshot size.
+	// Snapshots travel in chunks (package snapstream), far below it; only a
+	// whole snapshot from a runtime that predates them must fit in one.
 	DefaultMaxFrame = 256 << 20
 	// DefaultQueueSize is the per-peer outbound queue length when
 	// Config.QueueSize is 0.
@@ -37,14 +38,16 @@ var (
 
 // Config configures a Transport. Self, SelfName, ClusterID and Peers must be
 // the same view of the hostfile on every node (names and order); addresses
-// may differ from node to node.
+// may differ from node to node. Members added to the cluster later are
+// made known with AddPeer.
 type Config struct {
 	Self      raft.ID
 	SelfName  string
 	ClusterID string // derived by the caller from the hostfile's names in order
 	// ListenAddr is where peers dial us, e.g. ":7000" or "127.0.0.1:0".
 	ListenAddr string
-	// Peers is every other node. Invariant: Self is not a key.
+	// Peers is every other node of the hostfile (AddPeer adds more).
+	// Invariant: Self is not a key.
 	Peers map[raft.ID]Peer
 	// MaxFrame is the largest frame accepted, in bytes (0: DefaultMaxFrame).
 	// A longer frame from a peer drops that connection; a longer outbound
@@ -102,7 +105,9 @@ type Transport struct {
 	cfg     Config
 	lg      *zap.Logger
 	deliver func(raft.Message)
-	peers   map[raft.ID]*peer // fixed after New
+	// peers is copy-on-write: readers load it without a lock; AddPeer
+	// (holding mu) stores a new map. A peer, once in it, stays.
+	peers atomic.Pointer[map[raft.ID]*peer]
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -223,7 +228,6 @@ func New(cfg Config, deliver func(raft.Message)) (*Transport, error) {
 		cfg:        cfg,
 		lg:         lg,
 		deliver:    deliver,
-		peers:      make(map[raft.ID]*peer, len(cfg.Peers)),
 		ctx:        ctx,
 		cancel:     cancel,
 		inbound:    make(map[raft.ID]*inConn),
@@ -240,20 +244,92 @@ func New(cfg Config, deliver func(raft.Message)) (*Transport, error) {
 	if cfg.TLS != nil {
 		t.serverTLS = serverTLS(cfg.TLS)
 	}
+	peers := make(map[raft.ID]*peer, len(cfg.Peers))
 	for id, p := range cfg.Peers {
-		t.peers[id] = &peer{
-			id:     id,
-			name:   p.Name,
-			addr:   p.Addr,
-			lg:     lg.With(zap.String("peer", p.Name), zap.Int("peer_id", int(id))),
-			signal: make(chan struct{}, 1),
-			qcap:   cfg.QueueSize,
+		peers[id] = t.newPeer(id, p)
+	}
+	t.peers.Store(&peers)
+	return t, nil
+}
+
+// newPeer makes the outbound side of one peer.
+func (t *Transport) newPeer(id raft.ID, p Peer) *peer {
+	pr := &peer{
+		id:     id,
+		name:   p.Name,
+		addr:   p.Addr,
+		lg:     t.lg.With(zap.String("peer", p.Name), zap.Int("peer_id", int(id))),
+		signal: make(chan struct{}, 1),
+		qcap:   t.cfg.QueueSize,
+	}
+	if t.cfg.TLS != nil {
+		pr.tls = clientTLS(t.cfg.TLS, p.Name)
+	}
+	return pr
+}
+
+// peerMap is the current set of peers; it must not be modified.
+func (t *Transport) peerMap() map[raft.ID]*peer { return *t.peers.Load() }
+
+// ErrPeerConflict is wrapped by AddPeer's error when the ID or the name is
+// already another peer's (or this node's).
+var ErrPeerConflict = errors.New("transport: peer conflicts with a known one")
+
+// AddPeer makes a node known after New: a member added to the cluster's
+// configuration after this node started (one outside its hostfile). From
+// then on Send reaches it (dialing p.Addr(), with TLS expecting a
+// certificate for p.Name) and its inbound connections are accepted under
+// the same rules as the others': the hello must name id and p.Name
+// together, and with TLS the certificate must name p.Name. It is safe
+// while the transport runs; after Start the peer's dialer starts at once.
+//
+// A peer stays known until Close: there is no removal (a configuration in
+// force may be truncated and come back; a removed member is no more able
+// to disturb the cluster than a hostfile node that was removed). AddPeer
+// of a known ID under the same name does nothing (Addr is called on every
+// dial, so the caller's func can follow a move); under another name, or
+// of a name another ID holds, it fails with ErrPeerConflict.
+func (t *Transport) AddPeer(id raft.ID, p Peer) error {
+	switch {
+	case id == t.cfg.Self || id < 0:
+		return fmt.Errorf("%w: ID %d is this node's or negative", ErrPeerConflict, id)
+	case p.Name == "" || len(p.Name) > maxNameLen:
+		return fmt.Errorf("transport: peer %d: name %q must be 1 to %d bytes", id, p.Name, maxNameLen)
+	case p.Addr == nil:
+		return fmt.Errorf("transport: peer %d (%s): Addr is nil", id, p.Name)
+	case p.Name == t.cfg.SelfName:
+		return fmt.Errorf("%w: %q is this node's name", ErrPeerConflict, p.Name)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return ErrClosed
+	}
+	old := t.peerMap()
+	if known := old[id]; known != nil {
+		if known.name == p.Name {
+			return nil
 		}
-		if cfg.TLS != nil {
-			t.peers[id].tls = clientTLS(cfg.TLS, p.Name)
+		return fmt.Errorf("%w: ID %d is %q here, not %q (restart this node to rename it)", ErrPeerConflict, id, known.name, p.Name)
+	}
+	for oid, known := range old {
+		if known.name == p.Name {
+			return fmt.Errorf("%w: %q is already node %d", ErrPeerConflict, p.Name, oid)
 		}
 	}
-	return t, nil
+	next := make(map[raft.ID]*peer, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	pr := t.newPeer(id, p)
+	next[id] = pr
+	t.peers.Store(&next)
+	pr.lg.Info("peer added")
+	if t.started {
+		t.wg.Add(1)
+		go t.runPeer(pr)
+	}
+	return nil
 }
 
 // Start listens on ListenAddr and starts dialing every peer. It returns the
@@ -274,10 +350,11 @@ func (t *Transport) Start() error {
 	}
 	t.ln = ln
 	t.started = true
-	t.lg.Info("listening", zap.Stringer("addr", ln.Addr()), zap.Int("peers", len(t.peers)), zap.Bool("tls", t.serverTLS != nil))
-	t.wg.Add(1 + len(t.peers))
+	peers := t.peerMap()
+	t.lg.Info("listening", zap.Stringer("addr", ln.Addr()), zap.Int("peers", len(peers)), zap.Bool("tls", t.serverTLS != nil))
+	t.wg.Add(1 + len(peers))
 	go t.acceptLoop(ln)
-	for _, p := range t.peers {
+	for _, p := range peers {
 		go t.runPeer(p)
 	}
 	return nil
@@ -301,9 +378,10 @@ func (t *Transport) Addr() net.Addr {
 // log. Send keeps the messages (and their Entries) until written; the
 // caller must not modify them afterwards.
 func (t *Transport) Send(msgs []raft.Message) {
+	peers := t.peerMap()
 	for i := range msgs {
 		m := &msgs[i]
-		p := t.peers[m.To]
+		p := peers[m.To]
 		if p == nil {
 			if ce := t.lg.Check(zapcore.DebugLevel, "dropped message to self or unknown node"); ce != nil {
 				ce.Write(zap.Stringer("msg", m))
@@ -350,8 +428,9 @@ func (t *Transport) Send(msgs []raft.Message) {
 
 // Stats returns a snapshot of every peer's counters.
 func (t *Transport) Stats() map[raft.ID]PeerStats {
-	out := make(map[raft.ID]PeerStats, len(t.peers))
-	for id, p := range t.peers {
+	peers := t.peerMap()
+	out := make(map[raft.ID]PeerStats, len(peers))
+	for id, p := range peers {
 		out[id] = PeerStats{
 			Name:             p.name,
 			Connected:        p.connected.Load(),
@@ -400,6 +479,8 @@ func (t *Transport) Close() error {
 		conns = append(conns, c)
 	}
 	t.mu.Unlock()
+	// closed is set: AddPeer adds no more, so this map is final.
+	peers := t.peerMap()
 
 	t.cancel()
 	var err error
@@ -411,7 +492,7 @@ func (t *Transport) Close() error {
 	for _, c := range conns {
 		_ = c.Close()
 	}
-	for _, p := range t.peers {
+	for _, p := range peers {
 		p.mu.Lock()
 		if p.conn != nil {
 			_ = p.conn.Close()
@@ -419,7 +500,7 @@ func (t *Transport) Close() error {
 		p.mu.Unlock()
 	}
 	t.wg.Wait()
-	for _, p := range t.peers {
+	for _, p := range peers {
 		if n := p.discard(); n > 0 {
 			p.dropped.Add(uint64(n))
 		}

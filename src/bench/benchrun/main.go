@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,6 +68,7 @@ type flags struct {
 	failoverSettle  time.Duration
 	preloadKeys     int
 	only            string
+	watchers        int
 	binary          string
 	plot            string
 	json, keep      bool
@@ -90,6 +92,7 @@ func main() {
 	flag.BoolVar(&f.scale, "scale", false, "instead of the table: put and get rows, RSS and a follower's kill -9 to caught-up at each of --scale-keys")
 	flag.StringVar(&f.scaleKeys, "scale-keys", "100000,1000000,3000000", "the key counts of --scale, ascending, comma-separated")
 	flag.StringVar(&f.only, "only", "", "run only workloads whose name contains this text")
+	flag.IntVar(&f.watchers, "watchers", 0, "hold this many idle watch streams (GET /v1/watch/ on a prefix no workload writes), spread over the nodes, during the table")
 	flag.StringVar(&f.binary, "binary", "", "a raftkv binary to run (default: build one in the temporary folder)")
 	flag.StringVar(&f.plot, "plot", "", "write latency (p50, p99) against throughput to this PNG file")
 	flag.BoolVar(&f.json, "json", false, "print the results as JSON on stdout (progress goes to stderr)")
@@ -100,8 +103,8 @@ func main() {
 	flag.BoolVar(&f.compareInsecure, "compare-insecure", false, "run everything twice, with TLS and tokens and then --insecure, and print the two side by side")
 	flag.StringVar(&f.nodeEnv, "node-env", "", "extra environment for every `raftkv node` only, e.g. \"GOGC=80 GOMEMLIMIT=72MiB\"")
 	flag.Parse()
-	if f.runs < 1 || f.failovers < 0 || f.preloadKeys < 1 || f.preloadKeys > maxPreloadKeys || f.duration <= 0 {
-		fmt.Fprintln(os.Stderr, "benchrun: want --runs >= 1, --failovers >= 0, --preload-keys in 1..10000000, --duration > 0")
+	if f.runs < 1 || f.failovers < 0 || f.watchers < 0 || f.preloadKeys < 1 || f.preloadKeys > maxPreloadKeys || f.duration <= 0 {
+		fmt.Fprintln(os.Stderr, "benchrun: want --runs >= 1, --failovers >= 0, --watchers >= 0, --preload-keys in 1..10000000, --duration > 0")
 		os.Exit(2)
 	}
 	if f.scale {
@@ -192,6 +195,15 @@ func measure(f flags, log io.Writer) (*bench.Suite, error) {
 	suite.PreloadKeys, suite.PreloadSecs = f.preloadKeys, time.Since(t0).Seconds()
 	fmt.Fprintf(log, "%.1f s (%.0f puts/s)\n", suite.PreloadSecs, float64(f.preloadKeys)/suite.PreloadSecs)
 	puts := uint64(f.preloadKeys)
+	if f.watchers > 0 {
+		stop, err := idleWatchers(c, f.watchers)
+		if err != nil {
+			return nil, fmt.Errorf("watchers: %w", err)
+		}
+		defer stop()
+		suite.Settings["watchers"] = fmt.Sprint(f.watchers)
+		fmt.Fprintf(log, "%d idle watchers open\n", f.watchers)
+	}
 
 	lastPut := -1
 	for i, w := range workloads {
@@ -509,4 +521,41 @@ func waitHealthy(c *localcluster.Cluster, i int, d time.Duration) error {
 		}
 	}
 	return fmt.Errorf("not healthy within %v", d)
+}
+
+// idleWatchers opens n watch streams on a prefix no workload writes,
+// round-robin over the nodes, and returns once every one answered 200;
+// stop closes them.
+func idleWatchers(c *localcluster.Cluster, n int) (stop func(), err error) {
+	hc, err := c.HTTPClient(localcluster.TokenReadOnly, 0)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var bodies []io.Closer
+	stop = func() {
+		cancel()
+		for _, b := range bodies {
+			b.Close()
+		}
+	}
+	for i := range n {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL(i%len(c.Nodes), "/v1/watch/__idle-watch/"), nil)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		bodies = append(bodies, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			stop()
+			return nil, fmt.Errorf("watch on %s: HTTP %d", c.Nodes[i%len(c.Nodes)].Name, resp.StatusCode)
+		}
+		go io.Copy(io.Discard, resp.Body) // progress lines, every 15 s
+	}
+	return stop, nil
 }

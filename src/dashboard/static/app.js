@@ -339,6 +339,63 @@ function line(g, pts, val, x, y, color, width, dash) {
   g.restore();
 }
 
+// The live feed: a watch of every key from now, resumed from the last
+// index seen when the stream ends (the node restarted, the stream was
+// cancelled). Only the newest FEED_ROWS changes are shown.
+const FEED_ROWS = 50;
+let feedSince = null;
+const feedShown = new Set(); // index/key of the rows shown: a resumed stream repeats an index
+
+
+function feedRow(e) {
+  const id = e.index + '/' + e.key;
+  if (feedShown.has(id)) return;
+  feedShown.add(id);
+  if (feedShown.size > 4 * FEED_ROWS) feedShown.delete(feedShown.values().next().value);
+  const v = e.value === undefined ? '' : (e.value.length > 80 ? e.value.slice(0, 80) + '…' : e.value);
+  const tr = el('tr', { class: 'feed-' + e.type }, el('td', {}, String(e.index)), el('td', {}, e.type),
+    el('td', {}, e.key), el('td', {}, v));
+  const body = $('feed').tBodies[0];
+  body.insertBefore(tr, body.firstChild);
+  while (body.rows.length > FEED_ROWS) body.deleteRow(body.rows.length - 1);
+}
+
+async function watchFeed() {
+  const headers = {};
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = 'Bearer ' + token;
+  try {
+    const path = '/v1/watch/' + (feedSince === null ? '' : '?since=' + feedSince);
+    const r = await fetch(path, { cache: 'no-store', headers });
+    if (r.status === 410) { feedSince = null; throw new Error('history compacted'); }
+    if (!r.ok) throw new Error('HTTP ' + r.status);
+    if (feedSince === null) feedSince = Number(r.headers.get('Raft-Index')) || 0;
+    const reader = r.body.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (!line) continue;
+        const e = JSON.parse(line);
+        if (e.type === 'progress' || e.type === 'cancelled') continue;
+        // Resume after the previous index: the events of one index come together.
+        feedSince = Math.max(feedSince, e.index - 1);
+        feedRow(e);
+      }
+    }
+  } catch (e) {
+    /* retried below */
+  }
+  setTimeout(watchFeed, 1000);
+}
+
 window.addEventListener('resize', drawChart);
 poll();
 setInterval(poll, POLL_MS);
+watchFeed();

@@ -52,12 +52,36 @@ func (s *Sim) committedConf(e raft.Entry) error {
 	}
 	s.confs = append(s.confs, confRec{index: e.Index, conf: m})
 	s.tracef("committed configuration %s at %d", m, e.Index)
+	if err := s.checkLostIncarnations(m, e.Index); err != nil {
+		return err
+	}
 	for _, sn := range s.nodes {
 		if x, ok := m.Member(sn.id); ok && x.Incarnation == sn.inc {
 			sn.member = true
 		}
 	}
 	s.resolveWipes()
+	return nil
+}
+
+// checkLostIncarnations: once a committed configuration has dropped the
+// incarnation of a wiped disk (replaced it, or removed the node), no later
+// one names it again. A ghost back among the members would count for a
+// quorum that can never answer (a leader once took a delayed answer of a
+// replaced incarnation for a request to rejoin).
+func (s *Sim) checkLostIncarnations(m raft.Membership, index uint64) error {
+	named := map[raft.Incarnation]bool{}
+	for _, x := range m.Members {
+		named[x.Incarnation] = true
+	}
+	for inc, droppedAt := range s.lost {
+		switch {
+		case named[inc] && droppedAt > 0:
+			return fmt.Errorf("committed configuration %s at %d names incarnation %s again, whose disk was wiped and which the configuration at %d dropped", m, index, inc, droppedAt)
+		case !named[inc] && droppedAt == 0:
+			s.lost[inc] = index
+		}
+	}
 	return nil
 }
 
@@ -260,6 +284,7 @@ func (s *Sim) wipe() {
 	}
 	old := sn.inc
 	s.tracef("wipe n%d/%s", sn.id, old.String()[12:])
+	s.lost[old] = 0
 	if sn.n != nil {
 		s.crash(sn, false)
 	}

@@ -66,7 +66,8 @@ func TestPlantedSendBeforePersistIsCaught(t *testing.T) {
 // TestPlantedMembershipBugsAreCaught is the same proof for membership: with
 // a membership bug planted into the core, fixed seeds fail, each with the
 // invariant that caught it, and pass without the bug. Seeds are pinned as
-// above.
+// above (the learner seeds re-pinned when learners began to campaign after
+// a longer wait: 16 and 24 no longer show that bug).
 func TestPlantedMembershipBugsAreCaught(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -81,7 +82,11 @@ func TestPlantedMembershipBugsAreCaught(t *testing.T) {
 		// A learner's acknowledgement counted towards commit: an entry on
 		// a minority of voters is taken for committed, and a leader
 		// elected without it lacks it.
-		{"learner counted", raft.PlantCountLearners, []int64{16, 24, 39}, "lacks entry"},
+		{"learner counted", raft.PlantCountLearners, []int64{39, 186, 248}, "lacks entry"},
+		// Any answer of another incarnation taken for a request to rejoin:
+		// a delayed answer of an incarnation the leader already replaced
+		// brings a wiped disk back into the configuration.
+		{"delayed answer taken for a rejoin", raft.PlantRejoinOnAnyAnswer, []int64{259, 2043, 3710}, "whose disk was wiped"},
 		// The errata of thesis 4.1: a configuration entry appended before
 		// the leader's first commit in its term. Leaders of successive
 		// terms append changes from the same base; the nodes end in
@@ -103,5 +108,24 @@ func TestPlantedMembershipBugsAreCaught(t *testing.T) {
 				assert.NoError(t, New(opts).Run(), "seed %d without the bug", seed)
 			}
 		})
+	}
+}
+
+// TestPlantedWindowServesEvictedIsCaught: with a leader whose log window
+// serves what it holds in place of entries it evicted (instead of reading
+// them back from storage), the tiny-window simulator fails on pinned seeds
+// and passes on them without the bug.
+func TestPlantedWindowServesEvictedIsCaught(t *testing.T) {
+	for _, seed := range []int64{1, 2, 3} {
+		opts := optionsFor(seed)
+		opts.LogWindow = 1 + int(seed%2)
+		opts.PlantedCore = raft.PlantWindowServesEvicted
+		err := New(opts).Run()
+		require.Error(t, err, "seed %d: the planted bug went unnoticed", seed)
+		// The follower's validation refuses entries that do not continue
+		// the AppendEntries' previous entry: "Entries[0].Index 4, want 2".
+		assert.Regexp(t, `refused .* App .*Entries\[0\]\.Index \d+, want \d+`, err.Error(), "seed %d", seed)
+		opts.PlantedCore = raft.NoPlantedBug
+		assert.NoError(t, New(opts).Run(), "seed %d without the bug", seed)
 	}
 }

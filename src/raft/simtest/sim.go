@@ -39,6 +39,10 @@ type Options struct {
 	// SnapshotEvery: each node compacts its log after this many applied
 	// entries, so InstallSnapshot is exercised too.
 	SnapshotEvery uint64
+	// LogWindow > 0 keeps only this many recent entries in each core's
+	// memory (raft.Config.LogStorage): a leader reads older ones back from
+	// the node's durable log (simStorage.Entries). 0 keeps the whole log.
+	LogWindow int
 	// Trace receives a readable line per event; nil for none.
 	Trace func(string)
 	// Planted runs the Ready handling with an ordering bug planted on
@@ -151,6 +155,10 @@ type Sim struct {
 	confs      []confRec
 	wiped      map[raft.ID]raft.Incarnation
 	promoteLag uint64
+	// lost holds every incarnation whose disk was wiped, with the index of
+	// the first committed configuration that no longer names it (0 while
+	// every one still does): no later one may name it again.
+	lost map[raft.Incarnation]uint64
 }
 
 // New builds a cluster from opts.
@@ -172,6 +180,7 @@ func New(opts Options) *Sim {
 	s.maxDelay = s.rng.Intn(6)
 	s.promoteLag = 1 + uint64(s.rng.Intn(8))
 	s.wiped = map[raft.ID]raft.Incarnation{}
+	s.lost = map[raft.Incarnation]uint64{}
 	s.tracef("sim seed=%d nodes=%d drop=%.2f dup=%.2f maxDelay=%d", opts.Seed, opts.Nodes, s.dropRate, s.dupRate, s.maxDelay)
 	// A brand-new cluster: every node's disk holds the same bootstrap
 	// configuration entry, committed, naming every node's incarnation.
@@ -212,7 +221,7 @@ func (s *Sim) start(sn *simNode) {
 	if sn.disk.snap != nil {
 		applied = sn.disk.snap.Index
 	}
-	n, err := raft.NewNode(raft.Config{
+	cfg := raft.Config{
 		ID: sn.id, Incarnation: sn.inc, PromoteLag: s.promoteLag, Planted: s.opts.PlantedCore,
 		ElectionTicks: electionTicks, HeartbeatTicks: heartbeatTicks,
 		Rand:          rand.New(rand.NewSource(s.rng.Int63())),
@@ -220,7 +229,12 @@ func (s *Sim) start(sn *simNode) {
 		Snapshot: sn.disk.snap, HardState: sn.disk.hs, Entries: slices.Clone(sn.disk.ents),
 		Applied: applied,
 		Trace:   trace,
-	})
+	}
+	if s.opts.LogWindow > 0 {
+		cfg.LogStorage = simStorage{s, sn}
+		cfg.LogWindowEntries, cfg.LogWindowBytes = s.opts.LogWindow, 1<<30
+	}
+	n, err := raft.NewNode(cfg)
 	if err != nil {
 		panic(err)
 	}
@@ -589,6 +603,32 @@ func (d simStorage) SaveSnapshot(snap raft.Snapshot) error {
 		return errCrashed
 	}
 	return nil
+}
+
+// Entries reads the durable log back for a core whose window evicted the
+// entries (raft.LogStorage).
+func (d simStorage) Entries(lo, hi, maxBytes uint64) ([]raft.Entry, error) {
+	dd := &d.sn.disk
+	var base uint64
+	if dd.snap != nil {
+		base = dd.snap.Index
+	}
+	if lo <= base {
+		return nil, raft.ErrCompacted
+	}
+	if lo >= hi || hi > base+uint64(len(dd.ents))+1 {
+		return nil, fmt.Errorf("n%d: durable log (%d, %d] lacks [%d, %d)", d.sn.id, base, base+uint64(len(dd.ents)), lo, hi)
+	}
+	ents := dd.ents[lo-base-1 : hi-base-1]
+	var size uint64
+	for i := range ents {
+		size += uint64(len(ents[i].Data))
+		if i > 0 && size > maxBytes {
+			ents = ents[:i]
+			break
+		}
+	}
+	return slices.Clone(ents), nil
 }
 
 func (d simStorage) LoadSnapshot() (*raft.Snapshot, error) {
