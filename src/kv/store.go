@@ -136,10 +136,10 @@ type Store struct {
 // New returns an empty Store.
 func New(opts Options) *Store {
 	return &Store{
-		opts:     opts.withDefaults(),
-		contents: make(map[string]string),
-		meta:     make(map[string]Meta),
-		sessions: make(map[string]*session),
+		opts:          opts.withDefaults(),
+		contents:      make(map[string]string),
+		meta:          make(map[string]Meta),
+		sessions:      make(map[string]*session),
 		changed:       make(map[string]struct{}),
 		changedLeases: make(map[uint64]struct{}),
 		leases:        make(map[uint64]*lease),
