@@ -4,12 +4,16 @@ package main
 // tokens (peer mutual TLS, HTTPS, a bearer token on every request) and
 // then against one run --insecure, printed side by side: what security
 // costs per put and per get.
+//
+// --compare-watchers: the same workloads on one cluster without and with
+// --watchers idle watch streams, pass by pass: what idle watchers cost.
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"text/tabwriter"
 
 	"raftkv/src/bench"
@@ -31,17 +35,19 @@ type comparison struct {
 
 func compare(f flags, log io.Writer) error {
 	fmt.Fprintln(log, "==== with TLS and tokens")
-	secure, err := measure(f, log)
+	secures, err := measure(f, log)
 	if err != nil {
 		return fmt.Errorf("with TLS: %w", err)
 	}
+	secure := secures[0]
 	fmt.Fprintln(log, "==== with --insecure")
 	plain := f
 	plain.insecure, plain.plot = true, "" // the plot is the TLS run's
-	insecure, err := measure(plain, log)
+	insecures, err := measure(plain, log)
 	if err != nil {
 		return fmt.Errorf("with --insecure: %w", err)
 	}
+	insecure := insecures[0]
 	if f.json {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -52,7 +58,7 @@ func compare(f flags, log io.Writer) error {
 		printSuite(os.Stdout, secure)
 		printSuite(os.Stdout, insecure)
 		fmt.Fprintln(os.Stdout)
-		writeComparison(os.Stdout, secure, insecure)
+		writeComparison(os.Stdout, "TLS and tokens against --insecure", "TLS", "plain", secure, insecure)
 	}
 	if err := checkRows(secure); err != nil {
 		return err
@@ -61,31 +67,82 @@ func compare(f flags, log io.Writer) error {
 }
 
 // writeComparison prints, per workload, throughput, latency and cluster
-// CPU per 1,000 operations with TLS and tokens next to --insecure, and
-// the throughput TLS loses.
-func writeComparison(w io.Writer, secure, insecure *bench.Suite) {
-	fmt.Fprintln(w, "==== TLS and tokens against --insecure (medians)")
+// CPU per 1,000 operations of a (labelled la) next to b (lb), and the
+// throughput a loses against b.
+func writeComparison(w io.Writer, title, la, lb string, a, b *bench.Suite) {
+	fmt.Fprintf(w, "==== %s (medians)\n", title)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\treq/s TLS\treq/s plain\tthroughput lost\tp50 ms TLS\tp50 ms plain\tp99 ms TLS\tp99 ms plain\tCPU s/1k TLS\tCPU s/1k plain\t")
+	fmt.Fprintf(tw, "workload\treq/s %[1]s\treq/s %[2]s\tthroughput lost\tp50 ms %[1]s\tp50 ms %[2]s\tp99 ms %[1]s\tp99 ms %[2]s\tCPU s/1k %[1]s\tCPU s/1k %[2]s\t\n", la, lb)
 	byName := map[string]bench.Row{}
-	for _, r := range insecure.Median {
+	for _, r := range b.Median {
 		byName[r.Workload] = r
 	}
-	for _, s := range secure.Median {
+	for _, s := range a.Median {
 		p, ok := byName[s.Workload]
 		if !ok {
 			continue
 		}
-		lost := "-"
-		if p.Throughput > 0 {
-			lost = fmt.Sprintf("%.1f %%", 100*(p.Throughput-s.Throughput)/p.Throughput)
-		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", s.Workload, s.Throughput, p.Throughput, lost,
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", s.Workload, s.Throughput, p.Throughput, lost(s.Throughput, p.Throughput),
 			s.P50, p.P50, s.P99, p.P99, s.ClusterCPUPer1k, p.ClusterCPUPer1k)
 	}
 	tw.Flush()
-	if secure.Failover != nil && insecure.Failover != nil {
-		fmt.Fprintf(w, "failover (median to the next acknowledged write): TLS %.1f ms, plain %.1f ms\n",
-			secure.Failover.MedianMs, insecure.Failover.MedianMs)
+	if a.Failover != nil && b.Failover != nil {
+		fmt.Fprintf(w, "failover (median to the next acknowledged write): %s %.1f ms, %s %.1f ms\n",
+			la, a.Failover.MedianMs, lb, b.Failover.MedianMs)
 	}
+}
+
+// lost is the throughput a loses against b, as a percentage of b.
+func lost(a, b float64) string {
+	if b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f %%", 100*(b-a)/b)
+}
+
+// watcherComparison is --compare-watchers' JSON.
+type watcherComparison struct {
+	Without *bench.Suite `json:"without_watchers"`
+	With    *bench.Suite `json:"with_watchers"`
+}
+
+// compareWatchers measures the table without and with f.watchers idle
+// watch streams on one cluster (see measure) and prints both, the medians
+// side by side and, run by run, what the watchers cost each workload: a
+// paired comparison, since two passes of one run are neighbours in time.
+func compareWatchers(f flags, log io.Writer) error {
+	suites, err := measure(f, log)
+	if err != nil {
+		return err
+	}
+	without, with := suites[0], suites[1]
+	if f.json {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(watcherComparison{without, with}); err != nil {
+			return err
+		}
+	} else {
+		printSuite(os.Stdout, without)
+		printSuite(os.Stdout, with)
+		fmt.Fprintln(os.Stdout)
+		label := fmt.Sprintf("%d watchers", f.watchers)
+		writeComparison(os.Stdout, label+" against none", label, "none", with, without)
+		fmt.Fprintln(os.Stdout, "throughput lost run by run (the two passes of a run are neighbours in time):")
+		for i, row := range with.Median {
+			fmt.Fprintf(os.Stdout, "  %-30s", row.Workload)
+			var losses []float64
+			for r := range with.Runs {
+				a, b := with.Runs[r].Rows[i].Throughput, without.Runs[r].Rows[i].Throughput
+				fmt.Fprintf(os.Stdout, " %8s", lost(a, b))
+				losses = append(losses, (b-a)/b)
+			}
+			slices.Sort(losses)
+			fmt.Fprintf(os.Stdout, "   median %.1f %%\n", 100*losses[len(losses)/2])
+		}
+	}
+	if err := checkRows(without); err != nil {
+		return err
+	}
+	return checkRows(with)
 }

@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -79,6 +80,7 @@ type flags struct {
 	compareInsecure bool // compare.go
 	scale           bool // scale.go
 	scaleKeys       string
+	compareWatchers bool // compare.go
 }
 
 func main() {
@@ -101,6 +103,7 @@ func main() {
 	flag.StringVar(&f.nodeArgs, "node-args", "", "extra flags for every `raftkv node`, e.g. \"--snapshot-every 100000\"")
 	flag.BoolVar(&f.insecure, "insecure", false, "run the nodes with --insecure (plaintext peer traffic) instead of mutual TLS")
 	flag.BoolVar(&f.compareInsecure, "compare-insecure", false, "run everything twice, with TLS and tokens and then --insecure, and print the two side by side")
+	flag.BoolVar(&f.compareWatchers, "compare-watchers", false, "on one cluster, run the table without and with the --watchers idle streams, alternating the order run to run, and print the two side by side")
 	flag.StringVar(&f.nodeEnv, "node-env", "", "extra environment for every `raftkv node` only, e.g. \"GOGC=80 GOMEMLIMIT=72MiB\"")
 	flag.Parse()
 	if f.runs < 1 || f.failovers < 0 || f.watchers < 0 || f.preloadKeys < 1 || f.preloadKeys > maxPreloadKeys || f.duration <= 0 {
@@ -123,6 +126,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchrun: --compare-insecure runs both; drop --insecure")
 		os.Exit(2)
 	}
+	if f.compareWatchers && (f.watchers == 0 || f.compareInsecure) {
+		fmt.Fprintln(os.Stderr, "benchrun: --compare-watchers needs --watchers N > 0, and not --compare-insecure")
+		os.Exit(2)
+	}
 	if err := run(f); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
@@ -138,10 +145,14 @@ func run(f flags) error {
 	if f.compareInsecure {
 		return compare(f, log)
 	}
-	suite, err := measure(f, log)
+	if f.compareWatchers {
+		return compareWatchers(f, log)
+	}
+	suites, err := measure(f, log)
 	if err != nil {
 		return err
 	}
+	suite := suites[0]
 	if f.json {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -165,8 +176,12 @@ func checkRows(suite *bench.Suite) error {
 }
 
 // measure starts a cluster (with TLS and tokens unless f.insecure), runs
-// the table and the failovers, and stops it.
-func measure(f flags, log io.Writer) (*bench.Suite, error) {
+// the table and the failovers, and stops it. It returns one suite; with
+// f.compareWatchers two, measured on the same cluster: without and with
+// f.watchers idle watch streams. Each run then measures both, in an order
+// that alternates from run to run, so that the drift of one cluster (its
+// growing log, its snapshots) falls on both alike.
+func measure(f flags, log io.Writer) ([]*bench.Suite, error) {
 	suite := &bench.Suite{
 		Machine: bench.ThisMachine(), LoadBefore: bench.LoadAverage(),
 		Settings: map[string]string{
@@ -195,14 +210,41 @@ func measure(f flags, log io.Writer) (*bench.Suite, error) {
 	suite.PreloadKeys, suite.PreloadSecs = f.preloadKeys, time.Since(t0).Seconds()
 	fmt.Fprintf(log, "%.1f s (%.0f puts/s)\n", suite.PreloadSecs, float64(f.preloadKeys)/suite.PreloadSecs)
 	puts := uint64(f.preloadKeys)
-	if f.watchers > 0 {
-		stop, err := idleWatchers(c, f.watchers)
-		if err != nil {
-			return nil, fmt.Errorf("watchers: %w", err)
+	// variants[k] holds the watchers open during its passes.
+	variants := []int{f.watchers}
+	if f.compareWatchers {
+		variants = []int{0, f.watchers}
+	}
+	suites := make([]*bench.Suite, len(variants))
+	for k, n := range variants {
+		s := *suite
+		s.Settings = maps.Clone(suite.Settings)
+		if n > 0 {
+			s.Settings["watchers"] = fmt.Sprint(n)
 		}
-		defer stop()
-		suite.Settings["watchers"] = fmt.Sprint(f.watchers)
-		fmt.Fprintf(log, "%d idle watchers open\n", f.watchers)
+		suites[k] = &s
+	}
+	var stopWatchers func()
+	defer func() {
+		if stopWatchers != nil {
+			stopWatchers()
+		}
+	}()
+	setWatchers := func(n int) error {
+		if stopWatchers != nil && n == 0 {
+			stopWatchers()
+			stopWatchers = nil
+			fmt.Fprintln(log, "idle watchers closed")
+		}
+		if stopWatchers == nil && n > 0 {
+			stop, err := idleWatchers(c, n)
+			if err != nil {
+				return fmt.Errorf("watchers: %w", err)
+			}
+			stopWatchers = stop
+			fmt.Fprintf(log, "%d idle watchers open\n", n)
+		}
+		return nil
 	}
 
 	lastPut := -1
@@ -212,33 +254,49 @@ func measure(f flags, log io.Writer) (*bench.Suite, error) {
 		}
 	}
 	for r := range f.runs {
-		var run bench.Pass
-		for i, w := range workloads {
-			if !selected(f, w) {
-				continue
+		for j := range variants {
+			k := j
+			if r%2 == 1 {
+				k = len(variants) - 1 - j
 			}
-			row, err := runWorkload(f, c, auth, w, log)
-			if err != nil {
+			if err := setWatchers(variants[k]); err != nil {
 				return nil, err
 			}
-			if w.op == "put" {
-				puts += row.OK
-			}
-			run.Rows = append(run.Rows, row)
-			if i == lastPut {
-				if run.Memory, err = memory(c, puts, putKeySpace(f)); err != nil {
+			var run bench.Pass
+			for i, w := range workloads {
+				if !selected(f, w) {
+					continue
+				}
+				row, err := runWorkload(f, c, auth, w, log)
+				if err != nil {
 					return nil, err
 				}
+				if w.op == "put" {
+					puts += row.OK
+				}
+				run.Rows = append(run.Rows, row)
+				if i == lastPut {
+					if run.Memory, err = memory(c, puts, putKeySpace(f)); err != nil {
+						return nil, err
+					}
+				}
+			}
+			suites[k].Runs = append(suites[k].Runs, run)
+			if f.runs > 1 && !f.json {
+				fmt.Fprintf(log, "\nrun %d of %d", r+1, f.runs)
+				if len(variants) > 1 {
+					fmt.Fprintf(log, ", %d idle watchers", variants[k])
+				}
+				fmt.Fprintln(log, ":")
+				bench.WriteTable(log, run.Rows)
+				fmt.Fprintln(log)
 			}
 		}
-		suite.Runs = append(suite.Runs, run)
-		if f.runs > 1 && !f.json {
-			fmt.Fprintf(log, "\nrun %d of %d:\n", r+1, f.runs)
-			bench.WriteTable(log, run.Rows)
-			fmt.Fprintln(log)
-		}
 	}
-	suite.Median = bench.MedianRows(suite.Runs)
+	for _, s := range suites {
+		s.Median = bench.MedianRows(s.Runs)
+	}
+	suite = suites[len(suites)-1] // the failovers and the plot are the last variant's
 
 	if f.failovers > 0 {
 		fmt.Fprintf(log, "failover: %d kills of the leader ...\n", f.failovers)
@@ -246,7 +304,9 @@ func measure(f flags, log io.Writer) (*bench.Suite, error) {
 			return nil, fmt.Errorf("failover: %w", err)
 		}
 	}
-	suite.LoadAfter = bench.LoadAverage()
+	for _, s := range suites {
+		s.LoadAfter = bench.LoadAverage()
+	}
 
 	if f.plot != "" {
 		if err := benchplot.WritePlot(f.plot, suite.Runs); err != nil {
@@ -254,7 +314,7 @@ func measure(f flags, log io.Writer) (*bench.Suite, error) {
 		}
 		fmt.Fprintln(log, "plot written to", f.plot)
 	}
-	return suite, nil
+	return suites, nil
 }
 
 // startCluster starts the 3 nodes in a temporary folder (kept with
