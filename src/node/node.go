@@ -897,8 +897,16 @@ const deltaSnapshotLogBytes = 8 << 20
 // the state or less. A variable so that tests can lower it.
 var catchUpMarginMinState uint64 = 4 * deltaSnapshotLogBytes
 
+// maxLogBytesBetweenSnapshots starts a snapshot whatever the entry count
+// (SnapshotEvery): few large entries (a bulk load writes 128 keys an entry)
+// would otherwise pile up hundreds of megabytes of log for a restart to
+// replay and a follower to be sent, and lose the catch-up margin (see
+// finishSnapshot).
+const maxLogBytesBetweenSnapshots = 2 * deltaSnapshotLogBytes
+
 // maybeSnapshot starts a snapshot once SnapshotEvery entries and enough
-// log bytes (snapshotLogFraction) were applied since the last one.
+// log bytes (snapshotLogFraction) were applied since the last one, or
+// maxLogBytesBetweenSnapshots of log.
 func (s *Node) maybeSnapshot() error {
 	applied := s.kv.AppliedIndex()
 	// Nodes apply the same log, so with the same threshold all of them
@@ -907,8 +915,10 @@ func (s *Node) maybeSnapshot() error {
 	// p99 at 256 clients: 80 ms with snapshots, 52 ms without). Node i waits
 	// i/(2n) longer, which keeps their snapshots apart.
 	stagger := uint64(2*len(s.cfg.Peers)) + uint64(s.cfg.ID)
-	threshold := min(s.lastSnapBytes/snapshotLogFraction, deltaSnapshotLogBytes) * stagger / uint64(2*len(s.cfg.Peers))
-	if s.snapping || applied < s.snapIndex+s.cfg.SnapshotEvery || s.logBytesSinceSnap < threshold {
+	n := uint64(2 * len(s.cfg.Peers))
+	threshold := min(s.lastSnapBytes/snapshotLogFraction, deltaSnapshotLogBytes) * stagger / n
+	enoughEntries := applied >= s.snapIndex+s.cfg.SnapshotEvery || s.logBytesSinceSnap >= maxLogBytesBetweenSnapshots*stagger/n
+	if s.snapping || applied <= s.snapIndex || !enoughEntries || s.logBytesSinceSnap < threshold {
 		return nil
 	}
 	s.startSnapshot(applied, false)

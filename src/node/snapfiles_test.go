@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +112,19 @@ func TestRestartedFollowerCatchesUpFromLog(t *testing.T) {
 		return ok && v == "v"
 	})
 	assert.Equal(t, sent, c.logs.FilterMessage("sending snapshot").Len(), "a snapshot was sent to a follower whose log overlapped")
+}
+
+// TestFewLargeEntriesTakeASnapshot: a node snapshots after
+// maxLogBytesBetweenSnapshots of log even when far fewer entries than
+// SnapshotEvery were applied (a bulk load of large entries), so that the
+// log a restart replays stays bounded.
+func TestFewLargeEntriesTakeASnapshot(t *testing.T) {
+	c := makeCluster(t, 3, func(cfg *Config) { cfg.SnapshotEvery = 1 << 30 })
+	big := strings.Repeat("x", 512<<10)
+	taken := func() int { return c.logs.FilterMessage("snapshot taken").Len() }
+	// Twice the bound (the nodes' thresholds are staggered up to 1.5x).
+	for i := range 2 * maxLogBytesBetweenSnapshots / len(big) {
+		c.propose(put(fmt.Sprint("k", i%8), big))
+	}
+	eventually(t, 10*time.Second, "every node snapshots", func() bool { return taken() >= 3 })
 }
