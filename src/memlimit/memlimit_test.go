@@ -15,7 +15,8 @@ func TestLimit(t *testing.T) {
 	const mib = 1 << 20
 	assert.Equal(t, uint64(70*mib), Limit(10*mib, 70*mib, 32*mib), "a small heap stays under the floor")
 	assert.Equal(t, uint64(70*mib), Limit(38*mib, 70*mib, 32*mib))
-	assert.Equal(t, uint64(132*mib), Limit(100*mib, 70*mib, 32*mib), "a large heap keeps its headroom")
+	assert.Equal(t, uint64(82*mib), Limit(50*mib, 70*mib, 32*mib), "a larger heap keeps its headroom")
+	assert.Equal(t, uint64(600*mib), Limit(400*mib, 70*mib, 32*mib), "a larger one half its size, so a collection's cost per allocated byte does not grow with it")
 }
 
 var sink [][]byte
