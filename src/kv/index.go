@@ -22,8 +22,12 @@ type keyIndex struct {
 // maxChunk bounds a chunk; a fuller one splits in two.
 const maxChunk = 512
 
-func newKeyIndex(m map[string]string) keyIndex {
-	keys := slices.Sorted(maps.Keys(m))
+// newKeyIndex indexes the keys of m. keys, if not nil, are m's keys (each
+// once), used as they are when already sorted.
+func newKeyIndex(m map[string]string, keys []string) keyIndex {
+	if keys == nil || len(keys) != len(m) || !slices.IsSorted(keys) {
+		keys = slices.Sorted(maps.Keys(m))
+	}
 	var x keyIndex
 	for len(keys) > 0 {
 		n := min(len(keys), maxChunk/2)

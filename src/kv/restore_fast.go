@@ -20,11 +20,14 @@ func decodeSnapshotFast(data []byte) (snap snapshotJSON, ok bool) {
 		return snap, false
 	}
 	// Pairs first, then a map of the right size: growing a map of a
-	// million keys rehashes it again and again.
+	// million keys rehashes it again and again. The pairs go in blocks, so
+	// that no growing slice copies them again and again either.
 	type kvPair struct{ k, v string }
-	var pairs []kvPair
+	const block = 1 << 14
+	var blocks [][]kvPair
+	n := 0
 	for !p.lit("}") {
-		if len(pairs) > 0 && !p.lit(",") {
+		if n > 0 && !p.lit(",") {
 			return snap, false
 		}
 		k, ok1 := p.str()
@@ -33,13 +36,26 @@ func decodeSnapshotFast(data []byte) (snap snapshotJSON, ok bool) {
 		if !ok1 || !ok2 || !ok3 {
 			return snap, false
 		}
-		pairs = append(pairs, kvPair{k, v})
+		if n%block == 0 {
+			blocks = append(blocks, make([]kvPair, 0, block))
+		}
+		blocks[len(blocks)-1] = append(blocks[len(blocks)-1], kvPair{k, v})
+		n++
 	}
-	snap.Contents = make(map[string]string, len(pairs))
-	for _, kv := range pairs {
-		snap.Contents[kv.k] = kv.v
+	snap.Contents = make(map[string]string, n)
+	// The writer sorts the keys (EncodeTo, and a delta chain's merge keeps
+	// them sorted): kept in that order, the key index is built without
+	// sorting a million strings again.
+	snap.keys = make([]string, 0, n)
+	for _, b := range blocks {
+		for _, kv := range b {
+			if _, dup := snap.Contents[kv.k]; !dup {
+				snap.keys = append(snap.keys, kv.k)
+			}
+			snap.Contents[kv.k] = kv.v
+		}
 	}
-	pairs = nil
+	blocks = nil
 	if !p.lit(`,"Meta":{`) {
 		return snap, false
 	}

@@ -66,6 +66,9 @@ type snapshotJSON struct {
 	// meta is Meta already in the Store's type, from decodeSnapshotFast
 	// (Meta is then nil): restoreMeta checks it in place.
 	meta map[string]Meta
+	// keys are Contents' keys in the order decodeSnapshotFast read them
+	// (nil from encoding/json); newKeyIndex sorts them only if they are not.
+	keys []string
 }
 
 type leaseJSON struct {
@@ -347,7 +350,7 @@ func (s *Store) Restore(data []byte) error {
 		size += sessionSize(sess.id, sess.result)
 	}
 
-	index := newKeyIndex(snap.Contents) // sorting takes a while: outside the lock
+	index := newKeyIndex(snap.Contents, snap.keys) // sorting takes a while: outside the lock
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
