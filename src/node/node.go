@@ -259,7 +259,9 @@ func New(cfg Config) (*Node, error) {
 		waiters:   map[uint64]*proposal{},
 		reads:     map[uint64][]*readRequest{},
 	}
+	t0 := time.Now()
 	disk, rec, err := storage.Open(storage.Options{Dir: cfg.DataDir, Logger: lg})
+	opened := time.Since(t0)
 	if err != nil {
 		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
 	}
@@ -296,7 +298,8 @@ func New(cfg Config) (*Node, error) {
 		LeaseRenewed: func(info kv.LeaseInfo) { s.lessor.renewed(time.Now(), info) },
 		LeaseEnded:   s.lessor.ended,
 	})
-	lg.Info("recovered", zap.Uint64("term", rec.HardState.Term), zap.Uint64("commit", rec.HardState.Commit),
+	lg.Info("recovered", zap.Duration("storage_open", opened), zap.Duration("restore", time.Since(t0)-opened),
+		zap.Uint64("term", rec.HardState.Term), zap.Uint64("commit", rec.HardState.Commit),
 		zap.Uint64("snapshot", applied), zap.Int("entries", len(rec.Entries)),
 		zap.Bool("clean_stop", rec.CleanStop), zap.Bool("torn_tail", rec.TornTail),
 		zap.Stringer("incarnation", s.inc), zap.Bool("new_incarnation", rec.Identity.Created),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -290,7 +291,8 @@ func seedDelta() []byte {
 	var b bytes.Buffer
 	err := writeDeltaFile(&b, 20, raft.Snapshot{Index: 40, Term: 2, Peers: []raft.ID{0, 1}}, func(w *DeltaWriter) error {
 		return errors.Join(w.Set("Contents", []byte(`"k"`), []byte(`"v"`)), w.Set("Meta", []byte(`"k"`), []byte(`[21,30,2]`)),
-			w.Delete("Contents", []byte(`"gone"`)), w.Replace("Sessions", []byte(`{}`)), w.Replace("AppliedIndex", []byte(`40`)))
+			w.Delete("Contents", []byte(`"gone"`)), w.Set("Leases", []byte(`"7"`), []byte(`{"TTL":5000,"Renew":7,"Keys":["k"]}`)),
+			w.Delete("Leases", []byte(`"3"`)), w.Replace("Sessions", []byte(`{}`)), w.Replace("AppliedIndex", []byte(`40`)))
 	})
 	if err != nil {
 		panic(err)
@@ -308,7 +310,7 @@ func FuzzDeltaFile(f *testing.F) {
 	f.Add(seed)
 	f.Add(seed[:len(seed)/2])
 	f.Add(bytes.Replace(seed, []byte(`"kind":"del"`), []byte(`"kind":"set"`), 1))
-	f.Add(bytes.Replace(seed, []byte(`"records":4`), []byte(`"records":5`), 1))
+	f.Add(regexp.MustCompile(`"records":\d+`).ReplaceAll(seed, []byte(`"records":99`)))
 	dir := f.TempDir()
 	s := &Storage{dir: dir}
 	name := deltaName(20, 40)
