@@ -1,6 +1,10 @@
 package kv
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -167,4 +171,166 @@ func (d *FrozenDelta) EncodeTo(sink DeltaSink) error {
 		return err
 	}
 	return sink.Replace("AppliedIndex", strconv.AppendUint(nil, d.applied, 10))
+}
+
+// Deltas are delta files read back, as their net effect on a base state
+// (storage.Deltas implements it): each top-level field of the snapshot JSON
+// replaced whole (member false) or members of an object field set to a
+// JSON value or removed (value nil).
+type Deltas interface {
+	Each(fn func(field string, member bool, key string, value []byte) error) error
+}
+
+// apply patches a decoded snapshot with deltas, as the snapshot JSON with
+// the deltas written into it would decode.
+func (snap *snapshotJSON) apply(deltas Deltas) error {
+	if snap.Contents == nil {
+		snap.Contents = make(map[string]string)
+	}
+	var added, removed []string // keys of Contents, for the sorted key list
+	err := deltas.Each(func(field string, member bool, key string, value []byte) error {
+		if !member {
+			switch field {
+			case "Sessions":
+				snap.Sessions = nil
+				return strictJSON(value, &snap.Sessions)
+			case "AppliedIndex":
+				return strictJSON(value, &snap.AppliedIndex)
+			}
+			return fmt.Errorf("field %q cannot be replaced", field)
+		}
+		switch field {
+		case "Contents":
+			_, had := snap.Contents[key]
+			if value == nil && testHookApplyDelete != nil && !testHookApplyDelete(field, key) {
+				return nil // a planted bug (tests only)
+			}
+			if value == nil {
+				if had {
+					delete(snap.Contents, key)
+					removed = append(removed, key)
+				}
+				return nil
+			}
+			v, err := jsonString(value)
+			if err != nil {
+				return fmt.Errorf("Contents %.64q: %w", key, err)
+			}
+			if !had {
+				added = append(added, key)
+			}
+			snap.Contents[key] = v
+		case "Meta":
+			var m [3]uint64
+			if value != nil {
+				var err error
+				if m, err = jsonMeta(value); err != nil {
+					return fmt.Errorf("Meta %.64q: %w", key, err)
+				}
+			}
+			switch {
+			case snap.meta != nil && value == nil:
+				delete(snap.meta, key)
+			case snap.meta != nil:
+				snap.meta[key] = Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}
+			case value == nil:
+				delete(snap.Meta, key)
+			default:
+				if snap.Meta == nil {
+					snap.Meta = make(map[string][3]uint64)
+				}
+				snap.Meta[key] = m
+			}
+		case "Leases":
+			if value == nil {
+				delete(snap.Leases, key)
+				return nil
+			}
+			var l leaseJSON
+			if err := strictJSON(value, &l); err != nil {
+				return fmt.Errorf("lease %.32q: %w", key, err)
+			}
+			if snap.Leases == nil {
+				snap.Leases = make(map[string]leaseJSON)
+			}
+			snap.Leases[key] = l
+		default:
+			return fmt.Errorf("field %q has no members to patch", field)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// The decoder's key list, kept sorted without sorting every key again.
+	if snap.keys != nil {
+		if len(removed) > 0 {
+			gone := make(map[string]struct{}, len(removed))
+			for _, k := range removed {
+				gone[k] = struct{}{}
+			}
+			snap.keys = slices.DeleteFunc(snap.keys, func(k string) bool { _, ok := gone[k]; return ok })
+		}
+		if len(added) > 0 {
+			slices.Sort(added)
+			merged := make([]string, 0, len(snap.keys)+len(added))
+			i := 0
+			for _, k := range snap.keys {
+				for i < len(added) && added[i] < k {
+					merged = append(merged, added[i])
+					i++
+				}
+				merged = append(merged, k)
+			}
+			snap.keys = append(merged, added[i:]...)
+		}
+	}
+	return nil
+}
+
+// testHookApplyDelete, when set (tests only), can make apply skip a
+// member's removal: the planted bug of TestDeltaSnapshotsMatchState.
+var testHookApplyDelete func(field, key string) bool
+
+// jsonString decodes a JSON string value: with the snapshot decoder's
+// parser when it can (a delta holds many), else with encoding/json.
+func jsonString(b []byte) (string, error) {
+	p := fastParser{b: b}
+	if v, ok := p.str(); ok && p.i == len(b) {
+		return v, nil
+	}
+	var v string
+	return v, strictJSON(b, &v)
+}
+
+// jsonMeta decodes a key's metadata, [create_index,mod_index,version].
+func jsonMeta(b []byte) ([3]uint64, error) {
+	var m [3]uint64
+	p := fastParser{b: b}
+	ok := p.lit("[")
+	for j := range m {
+		if ok && j > 0 {
+			ok = p.lit(",")
+		}
+		if ok {
+			m[j], ok = p.uint()
+		}
+	}
+	if ok && p.lit("]") && p.i == len(b) {
+		return m, nil
+	}
+	return m, strictJSON(b, &m)
+}
+
+// strictJSON decodes one JSON value, refusing unknown fields and trailing data.
+func strictJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("data after the value")
+	}
+	return nil
 }

@@ -264,12 +264,22 @@ func (f *Frozen) EncodeTo(w io.Writer) error {
 
 // Restore replaces the whole state with a snapshot's. On error the state is
 // unchanged.
-func (s *Store) Restore(data []byte) error {
+func (s *Store) Restore(data []byte) error { return s.RestoreChain(data, nil) }
+
+// RestoreChain is Restore of a snapshot's state data with deltas applied
+// (a chain of delta files, see storage.Deltas; nil: none): the state is
+// checked once, whole, after they are applied.
+func (s *Store) RestoreChain(data []byte, deltas Deltas) error {
 	snap, fast := decodeSnapshotFast(data)
 	if !fast {
 		var err error
 		if snap, err = decodeSnapshotJSON(data); err != nil {
 			return err
+		}
+	}
+	if deltas != nil {
+		if err := snap.apply(deltas); err != nil {
+			return fmt.Errorf("kv: restore: delta: %w", err)
 		}
 	}
 	if snap.Contents == nil {

@@ -72,7 +72,7 @@ func inspect(dir string, rec *storage.Recovered) (*Inspection, error) {
 	out := &Inspection{Dir: dir, CleanStop: rec.CleanStop, TornTail: rec.TornTail, Repairs: rec.Repairs, HardState: rec.HardState,
 		Incarnation: rec.Identity.Incarnation}
 	if rec.Snapshot != nil {
-		if err := store.Restore(rec.Snapshot.Data); err != nil {
+		if err := store.RestoreChain(rec.Snapshot.Data, rec.Deltas); err != nil {
 			return nil, fmt.Errorf("snapshot %d in %s: %w", rec.Snapshot.Index, dir, err)
 		}
 		out.Snapshot = &snapshotInfo{Index: rec.Snapshot.Index, Term: rec.Snapshot.Term}

@@ -284,7 +284,7 @@ func New(cfg Config) (*Node, error) {
 		if rec.Snapshot.Membership != nil {
 			s.appliedConf = rec.Snapshot.Membership.Clone()
 		}
-		if err := s.kv.Restore(rec.Snapshot.Data); err != nil {
+		if err := s.kv.RestoreChain(rec.Snapshot.Data, rec.Deltas); err != nil {
 			disk.Close()
 			return nil, fmt.Errorf("restore snapshot %d in %s: %w", rec.Snapshot.Index, cfg.DataDir, err)
 		}

@@ -171,7 +171,7 @@ func checkRecovered(t *testing.T, rec *Recovered, acked uint64) {
 	t.Helper()
 	next := uint64(1)
 	if rec.Snapshot != nil {
-		assert.Equal(t, snapData(rec.Snapshot.Index), rec.Snapshot.Data)
+		assert.Equal(t, snapData(rec.Snapshot.Index), recState(t, rec))
 		assert.Equal(t, testTerm(rec.Snapshot.Index), rec.Snapshot.Term)
 		next = rec.Snapshot.Index + 1
 	}

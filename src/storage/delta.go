@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -241,6 +242,52 @@ type patch struct {
 	off   int64
 }
 
+// fastPatch reads a set or del record in the spelling DeltaWriter writes
+// ({"kind":"set","field":"F","key":K,"value":V}, {"kind":"del",...} without
+// value) without encoding/json: a delta holds a record per changed key and
+// a restart reads them all. Anything spelled otherwise gives ok false and
+// is read by encoding/json, which refuses what is malformed.
+func fastPatch(rec []byte) (p patch, ok bool) {
+	v := validator{b: rec}
+	switch {
+	case bytes.HasPrefix(rec, []byte(`{"kind":"set","field":"`)):
+		p.op = "set"
+	case bytes.HasPrefix(rec, []byte(`{"kind":"del","field":"`)):
+		p.op = "del"
+	default:
+		return p, false
+	}
+	v.i = len(`{"kind":"set","field":`)
+	start := v.i
+	if !v.str() {
+		return p, false
+	}
+	field := rec[start+1 : v.i-1]
+	if len(field) == 0 || bytes.IndexByte(field, '\\') >= 0 || !bytes.HasPrefix(rec[v.i:], []byte(`,"key":"`)) {
+		return p, false
+	}
+	p.field = string(field)
+	v.i += len(`,"key":`)
+	start = v.i
+	if !v.str() {
+		return p, false
+	}
+	p.rawKy = rec[start:v.i]
+	if raw := p.rawKy[1 : len(p.rawKy)-1]; bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		p.key = string(raw)
+	} else if json.Unmarshal(p.rawKy, &p.key) != nil {
+		return p, false
+	}
+	if p.op == "del" {
+		return p, v.i == len(rec)-1 && rec[v.i] == '}'
+	}
+	if !bytes.HasPrefix(rec[v.i:], []byte(`,"value":`)) || rec[len(rec)-1] != '}' {
+		return p, false
+	}
+	p.value = rec[v.i+len(`,"value":`) : len(rec)-1]
+	return p, isRawJSON(p.value)
+}
+
 // deltaRec is a patch record's shape.
 type deltaRec struct {
 	Kind    string          `json:"kind"`
@@ -288,6 +335,9 @@ func (s *Storage) loadDelta(name string) (*deltaFile, error) {
 				}
 			}
 			sawHead = true
+		} else if p, ok := fastPatch(rec); ok {
+			p.off = off
+			d.patches = append(d.patches, p)
 		} else {
 			var r deltaRec
 			if err := strictUnmarshal(rec, &r); err != nil {
@@ -394,40 +444,80 @@ func (s *Storage) findChain(l dirListing) (chain, error) {
 	return c, nil
 }
 
-// loadChain reads the base and the deltas of c and returns the snapshot
-// they make (the state machine materialized), the base's size and the
-// deltas' size.
-func (s *Storage) loadChain(c chain) (snap *raft.Snapshot, baseBytes, deltaBytes int64, err error) {
+// loadChain reads the base and the deltas of c and returns the base's
+// snapshot with its state machine as the base holds it (Index, Term and
+// configuration the newest delta's), the deltas' net effect on it (nil
+// when there are none), the base's size and the deltas' size.
+func (s *Storage) loadChain(c chain) (snap *raft.Snapshot, deltas *Deltas, baseBytes, deltaBytes int64, err error) {
 	base, err := s.loadSnapshot(snapshotName(c.base))
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, nil, 0, 0, err
 	}
 	baseBytes = int64(len(base.Data))
 	if len(c.deltas) == 0 {
-		return base, baseBytes, 0, nil
+		return base, nil, baseBytes, 0, nil
 	}
 	ps := newPatchSet()
 	snap = base
 	for _, name := range c.deltas {
 		d, err := s.loadDelta(name)
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, nil, 0, 0, err
 		}
 		for _, p := range d.patches {
 			if why := ps.add(p); why != "" {
-				return nil, 0, 0, s.corrupt(name, p.off, why)
+				return nil, nil, 0, 0, s.corrupt(name, p.off, why)
 			}
 		}
 		deltaBytes += d.size
-		snap = &raft.Snapshot{Index: d.head.Index, Term: d.head.Term, Peers: d.head.Peers, Membership: d.head.Membership}
+		snap = &raft.Snapshot{Index: d.head.Index, Term: d.head.Term, Peers: d.head.Peers, Membership: d.head.Membership, Data: base.Data}
+	}
+	return snap, &Deltas{ps: ps}, baseBytes, deltaBytes, nil
+}
+
+// Deltas is the net effect of a chain of delta files on its base's state
+// machine (Recovered.Deltas): per top-level field, a new value of the
+// whole field, or new values of some members of an object field. A restart
+// applies it to the decoded base (kv.Store.RestoreChain) rather than
+// writing base and deltas into one more copy of the state: at a million
+// keys that copy took seconds of a restart.
+type Deltas struct{ ps *patchSet }
+
+// Each calls fn for every field replaced whole (member false, key "") and
+// every member of an object field set (value its JSON) or removed (value
+// nil). A nil Deltas has none.
+func (d *Deltas) Each(fn func(field string, member bool, key string, value []byte) error) error {
+	if d == nil {
+		return nil
+	}
+	for field, fp := range d.ps.fields {
+		if fp.replace != nil {
+			if err := fn(field, false, "", fp.replace); err != nil {
+				return err
+			}
+			continue
+		}
+		for key, kp := range fp.keys {
+			if err := fn(field, true, key, kp.value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Materialize returns the state machine data with the deltas applied, as
+// one JSON object (the form a snapshot file holds).
+func (d *Deltas) Materialize(data []byte) ([]byte, error) {
+	if d == nil {
+		return data, nil
 	}
 	var out bytes.Buffer
-	out.Grow(len(base.Data) + int(deltaBytes))
-	if err := materialize(&out, base.Data, ps); err != nil {
-		return nil, 0, 0, s.corrupt(snapshotName(c.base), -1, "StateMachine cannot take the deltas: "+err.Error())
+	out.Grow(len(data) + len(data)/8)
+	if err := materialize(&out, data, d.ps); err != nil {
+		return nil, err
 	}
-	snap.Data = out.Bytes()
-	return snap, baseBytes, deltaBytes, nil
+	return out.Bytes(), nil
 }
 
 // patchSet is the net effect of a chain of deltas.

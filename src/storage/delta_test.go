@@ -69,15 +69,15 @@ func TestDeltaChainRecovers(t *testing.T) {
 	require.NotNil(t, rec.Snapshot)
 	assert.Equal(t, uint64(60), rec.Snapshot.Index)
 	assert.Equal(t, testTerm(60), rec.Snapshot.Term)
-	assert.Equal(t, want, decodeAny(t, rec.Snapshot.Data))
-	assert.Contains(t, string(rec.Snapshot.Data), `{"Contents":{"k00":"a","k01":"B","k02":"again","k03":"new","k\u00e9":"x"}`)
+	assert.Equal(t, want, decodeAny(t, recState(t, rec)))
+	assert.Contains(t, string(recState(t, rec)), `{"Contents":{"k00":"a","k01":"B","k02":"again","k03":"new","k\u00e9":"x"}`)
 	assertEntries(t, 61, 80, rec.Entries)
 
 	// LoadSnapshot and WriteSnapshotTo give the same state, the latter as
 	// one self-contained snapshot file that loads as a base.
 	snap, err := s.LoadSnapshot()
 	require.NoError(t, err)
-	assert.Equal(t, rec.Snapshot.Data, snap.Data)
+	assert.Equal(t, recState(t, rec), snap.Data)
 	var buf bytes.Buffer
 	idx, term, err := s.WriteSnapshotTo(&buf)
 	require.NoError(t, err)
@@ -90,7 +90,7 @@ func TestDeltaChainRecovers(t *testing.T) {
 	assert.Equal(t, want, decodeAny(t, got.Data))
 
 	// A merge: a base at the end of the chain replaces the deltas.
-	require.NoError(t, s.SaveSnapshot(raft.Snapshot{Index: 60, Term: testTerm(60), Peers: []raft.ID{0, 1, 2}, Data: rec.Snapshot.Data}))
+	require.NoError(t, s.SaveSnapshot(raft.Snapshot{Index: 60, Term: testTerm(60), Peers: []raft.ID{0, 1, 2}, Data: recState(t, rec)}))
 	base, _, deltaBytes := s.SnapshotChain()
 	assert.Equal(t, uint64(60), base)
 	assert.Zero(t, deltaBytes)
@@ -100,7 +100,7 @@ func TestDeltaChainRecovers(t *testing.T) {
 	assert.Equal(t, snapshotName(60), link)
 	require.NoError(t, s.Close())
 	_, rec = openT(t, dir)
-	assert.Equal(t, want, decodeAny(t, rec.Snapshot.Data))
+	assert.Equal(t, want, decodeAny(t, recState(t, rec)))
 	assertEntries(t, 61, 80, rec.Entries)
 }
 
@@ -190,7 +190,7 @@ func TestDeltaCrashLeftovers(t *testing.T) {
 		dir := copyDir(t, fixture)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, deltaName(60, 75)+tmpSuffix), []byte(`{"crc":"00`), 0o644))
 		s, rec := openT(t, dir)
-		assert.Equal(t, want, decodeAny(t, rec.Snapshot.Data))
+		assert.Equal(t, want, decodeAny(t, recState(t, rec)))
 		assertEntries(t, 61, 80, rec.Entries)
 		assert.Empty(t, filesMatching(t, dir, "*.tmp"))
 		require.NoError(t, s.Close())
@@ -207,7 +207,7 @@ func TestDeltaCrashLeftovers(t *testing.T) {
 		dropLastSnapshotMark(t, dir)
 		s, rec := openT(t, dir)
 		assert.Equal(t, uint64(75), rec.Snapshot.Index)
-		assert.NotContains(t, decodeAny(t, rec.Snapshot.Data)["Contents"], "k00")
+		assert.NotContains(t, decodeAny(t, recState(t, rec))["Contents"], "k00")
 		assertEntries(t, 76, 80, rec.Entries)
 		assert.Contains(t, rec.Repairs, "record snapshot 75 in the log (a snapshot was interrupted)")
 		require.NoError(t, s.Close())
@@ -215,11 +215,11 @@ func TestDeltaCrashLeftovers(t *testing.T) {
 	t.Run("merge written, deltas not deleted", func(t *testing.T) {
 		dir := copyDir(t, fixture)
 		s, rec := openT(t, dir)
-		data := rec.Snapshot.Data
+		data := recState(t, rec)
 		crash(s)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, snapshotName(60)), encodeSnapshot(60, testTerm(60), []raft.ID{0, 1, 2}, data), 0o644))
 		s, rec = openT(t, dir)
-		assert.Equal(t, want, decodeAny(t, rec.Snapshot.Data))
+		assert.Equal(t, want, decodeAny(t, recState(t, rec)))
 		base, _, deltaBytes := s.SnapshotChain()
 		assert.Equal(t, []int64{60, 0}, []int64{int64(base), deltaBytes})
 		require.NoError(t, s.Save(raft.HardState{}, testEntries(81, 90)))
@@ -231,7 +231,7 @@ func TestDeltaCrashLeftovers(t *testing.T) {
 		dir := copyDir(t, fixture)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, snapshotName(60)+tmpSuffix), []byte(`{"Index":60,"Ter`), 0o644))
 		s, rec := openT(t, dir)
-		assert.Equal(t, want, decodeAny(t, rec.Snapshot.Data))
+		assert.Equal(t, want, decodeAny(t, recState(t, rec)))
 		require.NoError(t, s.Close())
 	})
 }
@@ -333,5 +333,30 @@ func FuzzDeltaFile(f *testing.F) {
 		if materialize(&out, []byte(`{"Contents":{"a":"1","k":"0"},"Meta":{},"Sessions":{"x":{}},"AppliedIndex":20}`), ps) == nil {
 			require.True(t, json.Valid(out.Bytes()), "%s", out.Bytes())
 		}
+	})
+}
+
+// FuzzFastPatch: what fastPatch reads from a record, encoding/json reads
+// the same (kind, field, key, value); what it does not read is left to
+// encoding/json.
+func FuzzFastPatch(f *testing.F) {
+	f.Add([]byte(`{"kind":"set","field":"Contents","key":"k","value":"v"}`))
+	f.Add([]byte(`{"kind":"del","field":"Meta","key":"k\u00e9"}`))
+	f.Add([]byte(`{"kind":"set","field":"Leases","key":"7","value":{"TTL":5000,"Renew":7,"Keys":["k"]}}`))
+	f.Add([]byte("{\"kind\":\"set\",\"field\":\"Contents\",\"key\":\"\xff\",\"value\":[1,2]}"))
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		p, ok := fastPatch(rec)
+		if !ok {
+			return
+		}
+		var r deltaRec
+		require.NoError(t, strictUnmarshal(rec, &r), "%s", rec)
+		assert.Equal(t, r.Kind, p.op)
+		assert.Equal(t, r.Field, p.field)
+		var key string
+		require.NoError(t, json.Unmarshal(r.Key, &key))
+		assert.Equal(t, key, p.key)
+		assert.Equal(t, string(r.Key), string(p.rawKy))
+		assert.Equal(t, string(r.Value), string(p.value))
 	})
 }

@@ -125,3 +125,11 @@ func crash(s *Storage) {
 	s.unlock()
 	s.closed = true
 }
+
+// recState is the recovered state machine, the deltas written into it.
+func recState(t testing.TB, rec *Recovered) []byte {
+	t.Helper()
+	data, err := rec.Deltas.Materialize(rec.Snapshot.Data)
+	require.NoError(t, err)
+	return data
+}

@@ -224,11 +224,11 @@ func (s *Storage) recover() (*Recovered, error) {
 		return nil, err
 	}
 	if c.base > 0 {
-		snap, baseBytes, deltaBytes, err := s.loadChain(c)
+		snap, deltas, baseBytes, deltaBytes, err := s.loadChain(c)
 		if err != nil {
 			return nil, err
 		}
-		rec.Snapshot = snap
+		rec.Snapshot, rec.Deltas = snap, deltas
 		s.baseIndex, s.baseBytes, s.deltaBytes = c.base, baseBytes, deltaBytes
 	}
 	var sI, sT uint64

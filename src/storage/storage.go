@@ -61,9 +61,13 @@ type Options struct {
 type Recovered struct {
 	HardState raft.HardState
 	Snapshot  *raft.Snapshot // newest valid snapshot, nil if none
-	Entries   []raft.Entry   // log entries after the snapshot index, in order, contiguous
-	TornTail  bool           // a torn last record was cut off (logged); with ReadOnly: would be
-	CleanStop bool           // the last run closed the storage cleanly (Close was called)
+	// Deltas, when not nil, bring Snapshot.Data (the state machine of the
+	// chain's base) up to Snapshot.Index: restore with kv.Store.RestoreChain,
+	// or Deltas.Materialize it.
+	Deltas    *Deltas
+	Entries   []raft.Entry // log entries after the snapshot index, in order, contiguous
+	TornTail  bool         // a torn last record was cut off (logged); with ReadOnly: would be
+	CleanStop bool         // the last run closed the storage cleanly (Close was called)
 	// Repairs lists, for people, every repair made on disk (with ReadOnly:
 	// that would be made), e.g. a torn tail cut off or a stale temp file removed.
 	Repairs []string
@@ -801,8 +805,14 @@ func (s *Storage) LoadSnapshot() (*raft.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap, _, _, err := s.loadChain(c)
-	return snap, err
+	snap, deltas, _, _, err := s.loadChain(c)
+	if err != nil || deltas == nil {
+		return snap, err
+	}
+	if snap.Data, err = deltas.Materialize(snap.Data); err != nil {
+		return nil, s.corrupt(snapshotName(c.base), -1, "StateMachine cannot take the deltas: "+err.Error())
+	}
+	return snap, nil
 }
 
 // SnapshotIndex returns the index of the newest snapshot, 0 if none.
