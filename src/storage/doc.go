@@ -80,7 +80,9 @@
 //   - SaveSnapshot: snapshot file via temp file, fsync, rename, fsync folder;
 //     then a snapshot record in the log (fsynced); then hardstate.json
 //     (atomically); then deletion of the oldest segments that hold no entry
-//     above the snapshot (oldest first) and of all but the newest two snapshots.
+//     above the snapshot before it (oldest first: the interval between the
+//     two stays readable by ReadEntries, a catch-up margin for a follower),
+//     and of all but the newest two snapshots.
 //     A crash between any two steps is recovered from.
 //   - Close writes hardstate.json and clean-stop.json atomically.
 //   - An I/O error poisons the Storage (see Storage): the node must stop.
@@ -102,7 +104,9 @@
 //     it: it does not fall back to an older snapshot, because the log before
 //     the newest snapshot may already be deleted and falling back would
 //     silently lose entries. A delta is written atomically, so no damage in
-//     it is a torn write.
+//     it is a torn write. The base's state machine is returned as it is,
+//     with the deltas' net effect beside it (Recovered.Deltas), which the
+//     node applies to the decoded state (kv.Store.RestoreChain).
 //  3. Replays every segment in order. Each line must decode and its CRC must
 //     match; entries must follow one another (index = previous + 1), except
 //     after a truncate or a snapshot record, which say where the log goes on.
