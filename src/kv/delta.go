@@ -214,7 +214,7 @@ func (snap *snapshotJSON) apply(deltas Deltas) error {
 			}
 			v, err := jsonString(value)
 			if err != nil {
-				return fmt.Errorf("Contents %.64q: %w", key, err)
+				return fmt.Errorf("value of key %.64q: %w", key, err)
 			}
 			if !had {
 				added = append(added, key)
@@ -225,7 +225,7 @@ func (snap *snapshotJSON) apply(deltas Deltas) error {
 			if value != nil {
 				var err error
 				if m, err = jsonMeta(value); err != nil {
-					return fmt.Errorf("Meta %.64q: %w", key, err)
+					return fmt.Errorf("metadata of key %.64q: %w", key, err)
 				}
 			}
 			switch {
