@@ -68,31 +68,6 @@ func TestSteadyWriterWaitAckDeadline(t *testing.T) {
 	}
 }
 
-func TestPreload(t *testing.T) {
-	var mu sync.Mutex
-	keys := map[string]int{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		keys[strings.TrimPrefix(r.URL.Path, "/v1/kv/")]++
-		mu.Unlock()
-	}))
-	defer srv.Close()
-	if err := Preload(context.Background(), Auth{}, strings.TrimPrefix(srv.URL, "http://"), 500, 8, 32, 8); err != nil {
-		t.Fatal(err)
-	}
-	if len(keys) != 500 || keys["00000000"] != 1 || keys["00000499"] != 1 {
-		t.Fatalf("%d distinct keys written", len(keys))
-	}
-
-	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}))
-	defer bad.Close()
-	if err := Preload(context.Background(), Auth{}, strings.TrimPrefix(bad.URL, "http://"), 50, 8, 32, 4); err == nil || !strings.Contains(err.Error(), "HTTP 503") {
-		t.Fatalf("Preload against 503s: %v", err)
-	}
-}
-
 func TestPreloadRange(t *testing.T) {
 	var mu sync.Mutex
 	keys := map[string]int{}

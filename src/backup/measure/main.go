@@ -54,7 +54,7 @@ func run(keys, valSize int) error {
 		return err
 	}
 	start := time.Now()
-	if err := bench.Preload(ctx, bench.Auth{TLS: tlsCfg, Token: tok}, c.Nodes[lead].HTTPAddr, keys, 8, valSize, 64); err != nil {
+	if err := bench.PreloadRange(ctx, bench.Auth{TLS: tlsCfg, Token: tok}, c.Nodes[lead].HTTPAddr, 0, keys, 8, valSize, 16, nil); err != nil {
 		return err
 	}
 	fmt.Printf("loaded %d keys of %d-byte values in %v\n", keys, valSize, time.Since(start).Round(time.Millisecond))
