@@ -137,6 +137,17 @@ func (f *clusterFlags) logger(stderr io.Writer) *zap.Logger {
 	return newWriterLogger(stderr, zapcore.DebugLevel)
 }
 
+// dial is newClient for command cmd: a failure is told on stderr as
+// "raftkv CMD: ..." and gives nil (the command exits with exitUsage).
+func (f *clusterFlags) dial(cmd string, stderr io.Writer) *client.Client {
+	c, err := f.newClient(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "raftkv %s: %v\n", cmd, err)
+		return nil
+	}
+	return c
+}
+
 func (f *clusterFlags) newClient(stderr io.Writer) (*client.Client, error) {
 	if f.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout %v must be positive", f.timeout)
@@ -205,6 +216,26 @@ func printUsage(w io.Writer, fs *flag.FlagSet, synopsis string) {
 	fs.SetOutput(io.Discard)
 }
 
+// parseArgs parses a command's flags and arguments (parseInterleaved). It
+// answers -h itself (the usage on stdout) and a bad command line (the
+// problem and the usage on stderr): then ok is false and code is the exit
+// code to return. check, if not nil, judges the arguments once the flags
+// parsed.
+func parseArgs(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr io.Writer, check func(pos []string) error) (pos []string, code int, ok bool) {
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout, fs, synopsis)
+		return nil, exitOK, false
+	}
+	if err == nil && check != nil {
+		err = check(pos)
+	}
+	if err != nil {
+		return nil, usageError(stderr, fs, synopsis, err), false
+	}
+	return pos, exitOK, true
+}
+
 // usageError reports a usage problem and returns exitUsage.
 func usageError(stderr io.Writer, fs *flag.FlagSet, synopsis string, err error) int {
 	fmt.Fprintf(stderr, "raftkv %s: %v\n", fs.Name(), err)
@@ -256,24 +287,21 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	cf.register(fs, defaultStatusTimeout)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table (= -w json)")
 	out := registerOutput(fs, outTable)
-	pos, err := parseInterleaved(fs, args)
-	if err == nil {
-		err = checkOutput(*out)
+	_, code, ok := parseArgs(fs, synopsis, args, stdout, stderr, func(pos []string) error {
+		if err := checkOutput(*out); err != nil {
+			return err
+		}
 		*asJSON = *asJSON || *out == outJSON
+		if len(pos) != 0 {
+			return fmt.Errorf("unexpected argument %q", pos[0])
+		}
+		return nil
+	})
+	if !ok {
+		return code
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, synopsis)
-		return exitOK
-	}
-	if err != nil {
-		return usageError(stderr, fs, synopsis, err)
-	}
-	if len(pos) != 0 {
-		return usageError(stderr, fs, synopsis, fmt.Errorf("unexpected argument %q", pos[0]))
-	}
-	c, err := cf.newClient(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "raftkv status: %v\n", err)
+	c := cf.dial("status", stderr)
+	if c == nil {
 		return exitUsage
 	}
 	defer c.Close()

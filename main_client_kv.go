@@ -130,13 +130,9 @@ func runKVCommand(op api.Op, args []string, stdin io.Reader, stdout, stderr io.W
 	cf.register(fs, defaultCommandTimeout)
 	var kf kvFlags
 	kf.register(fs, op)
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, synopsis)
-		return exitOK
-	}
-	if err != nil {
-		return usageError(stderr, fs, synopsis, err)
+	pos, code, ok := parseArgs(fs, synopsis, args, stdout, stderr, nil)
+	if !ok {
+		return code
 	}
 	if err := checkOutput(*kf.out); err != nil {
 		return usageError(stderr, fs, synopsis, err)
@@ -167,14 +163,14 @@ func runKVCommand(op api.Op, args []string, stdin io.Reader, stdout, stderr io.W
 		return usageError(stderr, fs, synopsis, errors.New("--prefix and --cas exclude each other"))
 	}
 	var value string
+	var err error
 	if op.HasValue() {
 		if value, err = readValue(pos[1], stdin); err != nil {
 			return usageError(stderr, fs, synopsis, err)
 		}
 	}
-	c, err := cf.newClient(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "raftkv %s: %v\n", cmd, err)
+	c := cf.dial(cmd, stderr)
+	if c == nil {
 		return exitUsage
 	}
 	defer c.Close()
@@ -385,19 +381,17 @@ func runTxn(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var cf clusterFlags
 	cf.register(fs, defaultCommandTimeout)
 	out := registerOutput(fs, outSimple)
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, txnSynopsis)
-		return exitOK
-	}
-	if err == nil {
-		err = checkOutput(*out)
-	}
-	if err == nil && len(pos) > 1 {
-		err = fmt.Errorf("want at most 1 argument, got %d", len(pos))
-	}
-	if err != nil {
-		return usageError(stderr, fs, txnSynopsis, err)
+	pos, code, ok := parseArgs(fs, txnSynopsis, args, stdout, stderr, func(pos []string) error {
+		if err := checkOutput(*out); err != nil {
+			return err
+		}
+		if len(pos) > 1 {
+			return fmt.Errorf("want at most 1 argument, got %d", len(pos))
+		}
+		return nil
+	})
+	if !ok {
+		return code
 	}
 	in := stdin
 	if len(pos) == 1 && pos[0] != "-" {
@@ -421,9 +415,8 @@ func runTxn(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "raftkv txn: the transaction is not valid JSON of the documented shape: %v\n", err)
 		return exitUsage
 	}
-	c, err := cf.newClient(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "raftkv txn: %v\n", err)
+	c := cf.dial("txn", stderr)
+	if c == nil {
 		return exitUsage
 	}
 	defer c.Close()
@@ -480,19 +473,17 @@ var version = "dev"
 func runVersion(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("version")
 	out := registerOutput(fs, outSimple)
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, "version [-w simple|json|table]")
-		return exitOK
-	}
-	if err == nil {
-		err = checkOutput(*out)
-	}
-	if err == nil && len(pos) > 0 {
-		err = fmt.Errorf("unexpected argument %q", pos[0])
-	}
-	if err != nil {
-		return usageError(stderr, fs, "version [-w simple|json|table]", err)
+	_, code, ok := parseArgs(fs, "version [-w simple|json|table]", args, stdout, stderr, func(pos []string) error {
+		if err := checkOutput(*out); err != nil {
+			return err
+		}
+		if len(pos) > 0 {
+			return fmt.Errorf("unexpected argument %q", pos[0])
+		}
+		return nil
+	})
+	if !ok {
+		return code
 	}
 	v := struct {
 		Version  string `json:"version"`

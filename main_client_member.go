@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -40,13 +38,9 @@ func runMember(args []string, stdout, stderr io.Writer) int {
 	cf.register(fs, defaultCommandTimeout)
 	asJSON := fs.Bool("json", false, "list: print JSON instead of a table")
 	learner := fs.Bool("learner", false, "add: the node stays a learner until promoted (default: promoted once caught up)")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, memberSynopsis)
-		return exitOK
-	}
-	if err != nil {
-		return usageError(stderr, fs, memberSynopsis, err)
+	pos, code, ok := parseArgs(fs, memberSynopsis, args, stdout, stderr, nil)
+	if !ok {
+		return code
 	}
 	var method, path string
 	var body []byte

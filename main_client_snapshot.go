@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"hash"
 	"io"
@@ -94,13 +93,9 @@ func runSnapshotSave(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("snapshot save")
 	var cf clusterFlags
 	cf.register(fs, 10*time.Minute)
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, synopsis)
-		return exitOK
-	}
-	if err != nil {
-		return usageError(stderr, fs, synopsis, err)
+	pos, code, ok := parseArgs(fs, synopsis, args, stdout, stderr, nil)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
 		return usageError(stderr, fs, synopsis, fmt.Errorf("want FILE, got %d arguments", len(pos)))
@@ -110,9 +105,8 @@ func runSnapshotSave(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "raftkv snapshot save: %s exists: refusing to overwrite it\n", path)
 		return exitUsage
 	}
-	c, err := cf.newClient(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "raftkv snapshot save: %v\n", err)
+	c := cf.dial("snapshot save", stderr)
+	if c == nil {
 		return exitUsage
 	}
 	defer c.Close()
@@ -180,13 +174,9 @@ func runSnapshotStatus(args []string, stdout, stderr io.Writer) int {
 	const synopsis = "snapshot status [--json] FILE"
 	fs := newFlagSet("snapshot status")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, synopsis)
-		return exitOK
-	}
-	if err != nil {
-		return usageError(stderr, fs, synopsis, err)
+	pos, code, ok := parseArgs(fs, synopsis, args, stdout, stderr, nil)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
 		return usageError(stderr, fs, synopsis, fmt.Errorf("want FILE, got %d arguments", len(pos)))
@@ -215,13 +205,9 @@ func runSnapshotRestore(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("snapshot restore")
 	hostfile := fs.String("hostfile", config.DefaultHostfile, "the new cluster's hostfile: a folder is seeded for each of its nodes")
 	data := fs.String("data", "", "the data folder the nodes will run with (their --data); required")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, synopsis)
-		return exitOK
-	}
-	if err != nil {
-		return usageError(stderr, fs, synopsis, err)
+	pos, code, ok := parseArgs(fs, synopsis, args, stdout, stderr, nil)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
 		return usageError(stderr, fs, synopsis, fmt.Errorf("want FILE, got %d arguments", len(pos)))
@@ -267,13 +253,9 @@ func runTransferLeader(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("transfer-leader")
 	var cf clusterFlags
 	cf.register(fs, 15*time.Second)
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, synopsis)
-		return exitOK
-	}
-	if err != nil {
-		return usageError(stderr, fs, synopsis, err)
+	pos, code, ok := parseArgs(fs, synopsis, args, stdout, stderr, nil)
+	if !ok {
+		return code
 	}
 	if len(pos) > 1 {
 		return usageError(stderr, fs, synopsis, fmt.Errorf("want at most NAME, got %d arguments", len(pos)))

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -45,23 +44,20 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 	cf.register(fs, defaultCommandTimeout)
 	since := fs.Int64("since", -1, "stream the changes above this log index (default: from now)")
 	count := fs.Int("count", 0, "exit after this many changes (0: run until interrupted)")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, watchSynopsis)
-		return exitOK
+	pos, code, ok := parseArgs(fs, watchSynopsis, args, stdout, stderr, func(pos []string) error {
+		if len(pos) != 1 {
+			return fmt.Errorf("want 1 argument (the prefix), got %d", len(pos))
+		}
+		if *count < 0 {
+			return fmt.Errorf("--count %d must not be negative", *count)
+		}
+		return nil
+	})
+	if !ok {
+		return code
 	}
-	if err == nil && len(pos) != 1 {
-		err = fmt.Errorf("want 1 argument (the prefix), got %d", len(pos))
-	}
-	if err == nil && *count < 0 {
-		err = fmt.Errorf("--count %d must not be negative", *count)
-	}
-	if err != nil {
-		return usageError(stderr, fs, watchSynopsis, err)
-	}
-	c, err := cf.newClient(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "raftkv watch: %v\n", err)
+	c := cf.dial("watch", stderr)
+	if c == nil {
 		return exitUsage
 	}
 	defer c.Close()
@@ -81,7 +77,7 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 	n := 0
 	enc := json.NewEncoder(stdout)
 	errDone := errors.New("done")
-	err = c.Watch(ctx, pos[0], from, func(e api.WatchEvent) error {
+	err := c.Watch(ctx, pos[0], from, func(e api.WatchEvent) error {
 		if err := enc.Encode(e); err != nil {
 			return err
 		}
@@ -109,36 +105,35 @@ func runLease(args []string, stdout, stderr io.Writer) int {
 	cf.register(fs, defaultCommandTimeout)
 	once := fs.Bool("once", false, "keepalive: renew once and exit (default: every TTL/3 until interrupted)")
 	out := registerOutput(fs, outSimple)
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, leaseSynopsis)
-		return exitOK
-	}
 	want := map[string]int{"grant": 2, "keepalive": 2, "revoke": 2, "list": 1}
-	if err == nil {
-		err = checkOutput(*out)
-	}
-	if err == nil && (len(pos) == 0 || want[pos[0]] != len(pos)) {
-		err = errors.New("want grant TTL, keepalive ID, revoke ID or list")
-	}
 	var id uint64
 	var ttl time.Duration
-	if err == nil && len(pos) == 2 {
+	pos, code, ok := parseArgs(fs, leaseSynopsis, args, stdout, stderr, func(pos []string) error {
+		if err := checkOutput(*out); err != nil {
+			return err
+		}
+		if len(pos) == 0 || want[pos[0]] != len(pos) {
+			return errors.New("want grant TTL, keepalive ID, revoke ID or list")
+		}
+		if len(pos) != 2 {
+			return nil
+		}
+		var err error
 		if pos[0] == "grant" {
 			ttl, err = time.ParseDuration(pos[1])
 		} else {
 			id, err = strconv.ParseUint(pos[1], 10, 64)
 		}
 		if err != nil {
-			err = fmt.Errorf("%s %q: %v", pos[0], pos[1], err)
+			return fmt.Errorf("%s %q: %v", pos[0], pos[1], err)
 		}
+		return nil
+	})
+	if !ok {
+		return code
 	}
-	if err != nil {
-		return usageError(stderr, fs, leaseSynopsis, err)
-	}
-	c, err := cf.newClient(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "raftkv lease: %v\n", err)
+	c := cf.dial("lease", stderr)
+	if c == nil {
 		return exitUsage
 	}
 	defer c.Close()
@@ -332,20 +327,17 @@ func runLock(args []string, stdout, stderr io.Writer) int {
 	var cf clusterFlags
 	cf.register(fs, defaultCommandTimeout)
 	ttl := fs.Duration("ttl", defaultLockTTL, "the lock's lease: a holder that dies frees it after this long")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, lockSynopsis)
-		return exitOK
+	pos, code, ok := parseArgs(fs, lockSynopsis, args, stdout, stderr, func(pos []string) error {
+		if len(pos) < 2 {
+			return errors.New("want NAME -- COMMAND [ARGS...]")
+		}
+		return nil
+	})
+	if !ok {
+		return code
 	}
-	if err == nil && len(pos) < 2 {
-		err = errors.New("want NAME -- COMMAND [ARGS...]")
-	}
-	if err != nil {
-		return usageError(stderr, fs, lockSynopsis, err)
-	}
-	c, err := cf.newClient(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "raftkv lock: %v\n", err)
+	c := cf.dial("lock", stderr)
+	if c == nil {
 		return exitUsage
 	}
 	defer c.Close()
@@ -401,20 +393,17 @@ func runElect(args []string, stdout, stderr io.Writer) int {
 	var cf clusterFlags
 	cf.register(fs, defaultCommandTimeout)
 	ttl := fs.Duration("ttl", defaultLockTTL, "the leadership's lease: a leader that dies is replaced after this long")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, electSynopsis)
-		return exitOK
+	pos, code, ok := parseArgs(fs, electSynopsis, args, stdout, stderr, func(pos []string) error {
+		if len(pos) != 2 {
+			return fmt.Errorf("want NAME VALUE, got %d arguments", len(pos))
+		}
+		return nil
+	})
+	if !ok {
+		return code
 	}
-	if err == nil && len(pos) != 2 {
-		err = fmt.Errorf("want NAME VALUE, got %d arguments", len(pos))
-	}
-	if err != nil {
-		return usageError(stderr, fs, electSynopsis, err)
-	}
-	c, err := cf.newClient(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "raftkv elect: %v\n", err)
+	c := cf.dial("elect", stderr)
+	if c == nil {
 		return exitUsage
 	}
 	defer c.Close()
