@@ -17,14 +17,50 @@ package memlimit
 
 import (
 	"context"
+	"os"
+	"strconv"
+	"strings"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
 )
 
-// Limit returns the soft memory limit for a live heap of live bytes.
-func Limit(live, floor, headroom uint64) uint64 {
-	return max(floor, live+max(headroom, live/2))
+// Limit returns the soft memory limit for a live heap of live bytes: the
+// larger of floor and live plus the larger of headroom and live/2. With a
+// ceiling (0: none), at most the ceiling, unless live plus headroom alone
+// is above it: a node in a container then collects more often rather than
+// grow into the container's hard limit and be killed.
+func Limit(live, floor, headroom, ceiling uint64) uint64 {
+	l := max(floor, live+max(headroom, live/2))
+	if ceiling > 0 {
+		l = min(l, max(ceiling, live+headroom))
+	}
+	return l
+}
+
+// cgroupLimits are the files that hold a container's hard memory limit
+// (cgroup v2, then v1).
+var cgroupLimits = []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
+
+// Ceiling returns 90 % of the hard memory limit of the process's container
+// (its cgroup), or 0 when it has none.
+func Ceiling() uint64 {
+	for _, path := range cgroupLimits {
+		if b, err := os.ReadFile(path); err == nil {
+			return ceilingOf(string(b))
+		}
+	}
+	return 0
+}
+
+// ceilingOf is 90 % of a cgroup memory limit file's value; 0 for "max" or
+// v1's "no limit" (a value near the largest int64).
+func ceilingOf(s string) uint64 {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	if err != nil || n >= 1<<62 {
+		return 0
+	}
+	return n / 10 * 9
 }
 
 const liveHeapMetric = "/gc/heap/live:bytes"
@@ -40,8 +76,10 @@ func LiveHeap() uint64 {
 }
 
 // Run sets the limit at once and then every interval until ctx ends.
+// The ceiling is the container's (Ceiling), read once.
 func Run(ctx context.Context, floor, headroom uint64, interval time.Duration) {
-	set := func() { debug.SetMemoryLimit(int64(Limit(LiveHeap(), floor, headroom))) }
+	ceiling := Ceiling()
+	set := func() { debug.SetMemoryLimit(int64(Limit(LiveHeap(), floor, headroom, ceiling))) }
 	set()
 	t := time.NewTicker(interval)
 	defer t.Stop()

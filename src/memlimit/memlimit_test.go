@@ -13,10 +13,12 @@ import (
 
 func TestLimit(t *testing.T) {
 	const mib = 1 << 20
-	assert.Equal(t, uint64(70*mib), Limit(10*mib, 70*mib, 32*mib), "a small heap stays under the floor")
-	assert.Equal(t, uint64(70*mib), Limit(38*mib, 70*mib, 32*mib))
-	assert.Equal(t, uint64(82*mib), Limit(50*mib, 70*mib, 32*mib), "a larger heap keeps its headroom")
-	assert.Equal(t, uint64(600*mib), Limit(400*mib, 70*mib, 32*mib), "a larger one half its size, so a collection's cost per allocated byte does not grow with it")
+	assert.Equal(t, uint64(450*mib), Limit(400*mib, 70*mib, 32*mib, 450*mib), "at most a container's ceiling")
+	assert.Equal(t, uint64(432*mib), Limit(400*mib, 70*mib, 32*mib, 410*mib), "unless the live heap and the headroom alone pass it")
+	assert.Equal(t, uint64(70*mib), Limit(10*mib, 70*mib, 32*mib, 0), "a small heap stays under the floor")
+	assert.Equal(t, uint64(70*mib), Limit(38*mib, 70*mib, 32*mib, 0))
+	assert.Equal(t, uint64(82*mib), Limit(50*mib, 70*mib, 32*mib, 0), "a larger heap keeps its headroom")
+	assert.Equal(t, uint64(600*mib), Limit(400*mib, 70*mib, 32*mib, 0), "a larger one half its size, so a collection's cost per allocated byte does not grow with it")
 }
 
 var sink [][]byte
@@ -53,4 +55,11 @@ func TestRunFollowsTheLiveHeap(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+func TestCeilingOf(t *testing.T) {
+	assert.Equal(t, uint64(0), ceilingOf("max\n"), "cgroup v2 without a limit")
+	assert.Equal(t, uint64(0), ceilingOf("9223372036854771712\n"), "cgroup v1 without a limit")
+	assert.Equal(t, uint64(536870912/10*9), ceilingOf("536870912\n"), "90 % of 512 MiB")
+	assert.Equal(t, uint64(0), ceilingOf("garbage"))
 }
