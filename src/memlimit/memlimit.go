@@ -18,10 +18,10 @@ package memlimit
 import (
 	"context"
 	"os"
-	"strconv"
-	"strings"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
+	"strings"
 	"time"
 )
 
