@@ -51,7 +51,10 @@ type snapshotStreams struct {
 	source snapshotSource
 	inst   snapshotInstaller
 	out    map[raft.ID]*snapstream.Sender
-	in     *snapstream.Receiver
+	// opening marks the followers whose snapshot is being opened for
+	// sending (sendSnapshot).
+	opening map[raft.ID]bool
+	in      *snapstream.Receiver
 	// staged is a received snapshot, verified (with its state in Data),
 	// that the core was handed without data and whose Ready installs it
 	// and restores the state machine from it.
@@ -62,8 +65,8 @@ type snapshotStreams struct {
 func newSnapshotStreams(cfg snapstream.Config, dir string, source snapshotSource, inst snapshotInstaller) snapshotStreams {
 	return snapshotStreams{
 		cfg: cfg, source: source, inst: inst,
-		out: map[raft.ID]*snapstream.Sender{},
-		in:  snapstream.NewReceiver(filepath.Join(dir, incomingSnapshotFile), filepath.Join(dir, wholeSnapshotFile)),
+		out: map[raft.ID]*snapstream.Sender{}, opening: map[raft.ID]bool{},
+		in: snapstream.NewReceiver(filepath.Join(dir, incomingSnapshotFile), filepath.Join(dir, wholeSnapshotFile)),
 	}
 }
 
@@ -72,6 +75,11 @@ func newSnapshotStreams(cfg snapstream.Config, dir string, source snapshotSource
 // to it keeps going while its snapshot still meets the log: after it the
 // follower catches up from entries. Once the log was compacted past it, a
 // transfer of the newest snapshot replaces it.
+//
+// The snapshot is opened off the loop: when the newest one is a delta,
+// opening writes base and deltas into one file (seconds for a large state)
+// and the loop must go on ticking meanwhile. startSend takes it back in the
+// loop.
 func (s *Node) sendSnapshot(m raft.Message) {
 	st := &s.streams
 	if cur := st.out[m.To]; cur != nil && !cur.Done() {
@@ -80,10 +88,38 @@ func (s *Node) sendSnapshot(m raft.Message) {
 		}
 		s.endStream(m.To, cur)
 	}
-	src, err := st.source.OpenSnapshot()
+	if st.opening[m.To] {
+		return
+	}
+	st.opening[m.To] = true
+	source := st.source
+	go func() {
+		src, err := source.OpenSnapshot()
+		select {
+		case s.callc <- func() { s.startSend(m, src, err) }:
+		case <-s.stopc:
+			if src != nil {
+				src.Close()
+			}
+		}
+	}()
+}
+
+// startSend starts the transfer of the snapshot sendSnapshot opened, if
+// this node still leads in the term of the request.
+func (s *Node) startSend(m raft.Message, src *storage.SnapshotFile, err error) {
+	st := &s.streams
+	delete(st.opening, m.To)
 	if err != nil || src == nil {
 		s.lg.Error("cannot open the snapshot to send", zap.Int("to", int(m.To)), zap.Error(err))
 		return
+	}
+	if bs := s.core.BasicStatus(); bs.Role != raft.RoleLeader || bs.Term != m.Term {
+		src.Close() // the core asks again if it leads again
+		return
+	}
+	if cur := st.out[m.To]; cur != nil {
+		s.endStream(m.To, cur)
 	}
 	snd := snapstream.NewSender(st.cfg, s.cfg.ID, m.To, m.Term, s.inc, src)
 	st.out[m.To] = snd

@@ -105,3 +105,32 @@ func flip(b []byte, i int) []byte {
 	c[i] ^= 0x01
 	return c
 }
+
+// TestStreamedDeltaChainInstalls: when the leader's newest snapshot is a
+// delta, OpenSnapshot sends base and deltas as one snapshot file (left in
+// no file of the folder), which verifies and installs on the follower as
+// its base.
+func TestStreamedDeltaChainInstalls(t *testing.T) {
+	ldir, want := deltaFixture(t)
+	leader, _ := openT(t, ldir)
+	fdir := t.TempDir()
+	follower, _ := openT(t, fdir)
+	staged := filepath.Join(fdir, "incoming.tmp")
+	f := sendFile(t, leader, staged)
+	assert.Equal(t, uint64(60), f.Index())
+	assert.Equal(t, testTerm(60), f.Term())
+	require.NoError(t, f.Close())
+	assert.Empty(t, filesMatching(t, ldir, "*.tmp"), "the file sent was unlinked when opened")
+
+	snap, err := follower.VerifySnapshotFile(staged, 60, testTerm(60))
+	require.NoError(t, err)
+	assert.Equal(t, want, decodeAny(t, snap.Data))
+	meta := *snap
+	meta.Data = nil
+	require.NoError(t, follower.InstallSnapshotFile(staged, meta))
+	base, _, deltaBytes := follower.SnapshotChain()
+	assert.Equal(t, uint64(60), base, "a received snapshot is a base")
+	assert.Zero(t, deltaBytes)
+	require.NoError(t, follower.Close())
+	require.NoError(t, leader.Close())
+}
