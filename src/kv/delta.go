@@ -91,8 +91,8 @@ func (s *Store) FreezeDelta() (d *FrozenDelta, ok bool) {
 	}
 	d = &FrozenDelta{from: s.changesFrom, applied: s.applied, sessions: s.frozenSessions()}
 	for k := range s.changed {
-		if v, found := s.contents[k]; found {
-			d.set = append(d.set, keyValueMeta{k, v, s.meta[k]})
+		if v, m, found := s.table.get(k); found {
+			d.set = append(d.set, keyValueMeta{k, v, m})
 		} else {
 			d.deleted = append(d.deleted, k)
 		}

@@ -1,7 +1,6 @@
 package kv
 
 import (
-	"maps"
 	"slices"
 	"sort"
 )
@@ -22,12 +21,8 @@ type keyIndex struct {
 // maxChunk bounds a chunk; a fuller one splits in two.
 const maxChunk = 512
 
-// newKeyIndex indexes the keys of m. keys, if not nil, are m's keys (each
-// once), used as they are when already sorted.
-func newKeyIndex(m map[string]string, keys []string) keyIndex {
-	if keys == nil || len(keys) != len(m) || !slices.IsSorted(keys) {
-		keys = slices.Sorted(maps.Keys(m))
-	}
+// newKeyIndex indexes keys, which must be sorted and distinct.
+func newKeyIndex(keys []string) keyIndex {
 	var x keyIndex
 	for len(keys) > 0 {
 		n := min(len(keys), maxChunk/2)

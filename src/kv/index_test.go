@@ -72,12 +72,12 @@ func TestIndexMatchesTheMap(t *testing.T) {
 			if i%200 != 0 {
 				continue
 			}
-			require.Equal(t, slices.Sorted(maps.Keys(s.contents)), s.index.all(), "seed %d index %d", seed, i)
-			for ci, c := range s.index.chunks {
+			require.Equal(t, slices.Sorted(maps.Keys(s.table.contents())), s.table.index.all(), "seed %d index %d", seed, i)
+			for ci, c := range s.table.index.chunks {
 				require.NotEmpty(t, c)
 				require.LessOrEqual(t, len(c), maxChunk)
 				if ci > 0 {
-					require.Less(t, s.index.chunks[ci-1][len(s.index.chunks[ci-1])-1], c[0])
+					require.Less(t, s.table.index.chunks[ci-1][len(s.table.index.chunks[ci-1])-1], c[0])
 				}
 			}
 			for range 20 {
@@ -92,7 +92,7 @@ func TestIndexMatchesTheMap(t *testing.T) {
 					req.After, req.HasAfter = key(), true
 				}
 				got := s.Range(req).Keys
-				require.Equal(t, naiveRange(s.contents, req), got, "seed %d index %d %+v", seed, i, req)
+				require.Equal(t, naiveRange(s.table.contents(), req), got, "seed %d index %d %+v", seed, i, req)
 			}
 		}
 	}

@@ -91,8 +91,8 @@ func TestCompareAndSwap(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := New(Options{})
 			run(t, s, tt.steps)
-			assert.Equal(t, tt.want, s.contents)
-			assert.Len(t, s.meta, len(s.contents))
+			assert.Equal(t, tt.want, s.table.contents())
+			assert.Len(t, s.table.metas(), len(s.table.contents()))
 		})
 	}
 }
@@ -104,13 +104,13 @@ func TestDeletePrefix(t *testing.T) {
 	}
 	res := s.Apply(6, EncodeCommand(Command{Op: OpDelete, Key: "a/", Prefix: true}))
 	assert.Equal(t, Result{Index: 6, Found: true, Deleted: 3}, res)
-	assert.Equal(t, map[string]string{"ab": "v", "b": "v"}, s.contents)
-	assert.Len(t, s.meta, 2)
+	assert.Equal(t, map[string]string{"ab": "v", "b": "v"}, s.table.contents())
+	assert.Len(t, s.table.metas(), 2)
 	assert.Equal(t, Result{Index: 7}, s.Apply(7, EncodeCommand(Command{Op: OpDelete, Key: "zz", Prefix: true})))
 	// An empty prefix (every key) is not a key: refused, like any empty key.
 	assert.Equal(t, Result{Index: 8, Err: ErrBadKey}, s.Apply(8, EncodeCommand(Command{Op: OpDelete, Prefix: true})))
 	assert.Equal(t, Result{Index: 9, Err: ErrBadCommand}, s.Apply(9, EncodeCommand(Command{Op: OpPut, Key: "a", Prefix: true})))
-	assert.Len(t, s.contents, 2)
+	assert.Len(t, s.table.contents(), 2)
 }
 
 func TestTxn(t *testing.T) {
@@ -157,7 +157,7 @@ func TestTxn(t *testing.T) {
 			if tc.then {
 				want = "then"
 			}
-			assert.Equal(t, want, s.contents["r"])
+			assert.Equal(t, want, s.table.contents()["r"])
 		})
 	}
 
@@ -183,8 +183,8 @@ func TestTxn(t *testing.T) {
 			{Op: api.OpDelete, Key: "x", Found: true},
 			{Op: api.OpGet, Key: "x"},
 		}}, res.Txn)
-		assert.Equal(t, map[string]string{"y": "12"}, s.contents)
-		assert.Equal(t, map[string]Meta{"y": m}, s.meta)
+		assert.Equal(t, map[string]string{"y": "12"}, s.table.contents())
+		assert.Equal(t, map[string]Meta{"y": m}, s.table.metas())
 	})
 
 	t.Run("one failing operation applies nothing", func(t *testing.T) {
@@ -195,8 +195,8 @@ func TestTxn(t *testing.T) {
 			{Op: api.OpAppend, Key: "big", Value: "yy"},
 		}}))
 		assert.Equal(t, Result{Index: 2, Err: ErrTooLarge}, res)
-		assert.NotContains(t, s.contents, "first")
-		assert.Equal(t, meta(1, 1, 1), s.meta["big"])
+		assert.NotContains(t, s.table.contents(), "first")
+		assert.Equal(t, meta(1, 1, 1), s.table.metas()["big"])
 	})
 
 	bad := []struct {
@@ -247,7 +247,7 @@ func TestExactlyOnceCASAndTxn(t *testing.T) {
 	require.True(t, first.Txn.Succeeded)
 	again := s.Apply(4, txn)
 	assert.Equal(t, first, again)
-	assert.Equal(t, "1", s.contents["n"])
+	assert.Equal(t, "1", s.table.contents()["n"])
 	// And across a snapshot: the remembered results are in it.
 	snap, err := s.Snapshot()
 	require.NoError(t, err)

@@ -26,7 +26,7 @@ func nextMeta(m Meta, existed bool, index uint64) Meta {
 // many it removed.
 func (s *Store) deletePrefix(prefix string, index uint64) int {
 	var keys []string
-	s.index.ascend(prefix, func(k string) bool {
+	s.table.ascend(prefix, func(k string) bool {
 		if !strings.HasPrefix(k, prefix) {
 			return false
 		}
@@ -43,9 +43,7 @@ func (s *Store) deletePrefix(prefix string, index uint64) int {
 // and its lease, and reports the change (typ: api.EventDelete or
 // EventExpire).
 func (s *Store) removeKey(k string, index uint64, typ string) {
-	delete(s.contents, k)
-	delete(s.meta, k)
-	s.index.remove(k)
+	s.table.del(k)
 	s.attach(k, 0)
 	s.emit(index, typ, k, "")
 }
@@ -56,8 +54,8 @@ func (s *Store) removeKey(k string, index uint64, typ string) {
 func (s *Store) Entry(key string) (value string, meta Meta, found bool, applied uint64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	value, found = s.contents[key]
-	return value, s.meta[key], found, s.applied
+	value, meta, found = s.table.get(key)
+	return value, meta, found, s.applied
 }
 
 // RangeRequest selects keys for Range: those in [Start, End) (End ""
@@ -113,7 +111,7 @@ func (s *Store) Range(r RangeRequest) RangeResult {
 		from = r.After + "\x00" // the first key after it
 	}
 	size, n := 0, 0
-	s.index.ascend(from, func(k string) bool {
+	s.table.ascend(from, func(k string) bool {
 		if r.Prefix && !strings.HasPrefix(k, r.Start) || !r.Prefix && r.End != "" && k >= r.End {
 			return false
 		}
@@ -137,9 +135,9 @@ func (s *Store) Range(r RangeRequest) RangeResult {
 			size += len(item) + 8
 			res.Keys = append(res.Keys, item)
 		} else {
-			v := s.contents[k]
+			v, m, _ := s.table.get(k)
 			size += len(k) + len(v) + entryOverhead
-			res.Entries = append(res.Entries, api.ValueBody{Key: k, Value: v, KeyMeta: s.meta[k]})
+			res.Entries = append(res.Entries, api.ValueBody{Key: k, Value: v, KeyMeta: m})
 		}
 		if r.MaxBytes > 0 && size > r.MaxBytes {
 			res = RangeResult{TooLarge: true, Applied: s.applied}
@@ -297,8 +295,8 @@ func (s *Store) execTxn(index uint64, cmd Command) Result {
 		return res
 	}
 	cur := func(k string) staged {
-		v, ok := s.contents[k]
-		return staged{value: v, meta: s.meta[k], exists: ok}
+		v, m, ok := s.table.get(k)
+		return staged{value: v, meta: m, exists: ok}
 	}
 	ok := true
 	for _, c := range t.Compare {
@@ -355,13 +353,10 @@ func (s *Store) execTxn(index uint64, cmd Command) Result {
 		commit = testHookTxnCommit(order)
 	}
 	for _, k := range order[:commit] {
-		_, existed := s.contents[k]
+		existed := s.table.has(k)
 		switch st := overlay[k]; {
 		case st.exists:
-			s.contents[k], s.meta[k] = st.value, st.meta
-			if !existed {
-				s.index.insert(k)
-			}
+			s.table.set(k, st.value, st.meta)
 			typ := api.EventAppend
 			if st.op == api.OpPut {
 				// A put without a lease detaches the key, as outside a

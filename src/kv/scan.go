@@ -56,3 +56,14 @@ func plainWord(w uint64) bool {
 // hasZero has the high bit of a byte set if that byte of w is zero (and
 // maybe of bytes above a zero byte, which only makes the caller look closer).
 func hasZero(w uint64) uint64 { return (w - lsb) &^ w & msb }
+
+// appendBytesString is appendString of a byte slice: plain ASCII is
+// appended as it is, without a string copy.
+func appendBytesString(b, s []byte) []byte {
+	if plainPrefixBytes(s, 0) == len(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	return appendString(b, string(s))
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"slices"
 	"strconv"
@@ -111,8 +112,7 @@ func (s *Store) Snapshot() ([]byte, error) {
 // later, so a node can write a snapshot without stopping to apply entries.
 type Frozen struct {
 	applied  uint64
-	pairs    []pair // unordered; EncodeTo sorts them
-	metas    []keyMeta
+	table    frozenTable // unordered; EncodeTo sorts it
 	sessions []frozenSession
 	leases   []frozenLease
 }
@@ -120,16 +120,6 @@ type Frozen struct {
 type frozenLease struct {
 	LeaseInfo
 	keys []string
-}
-
-type pair struct{ key, value string }
-
-// keyMeta is a key's metadata. Freeze copies the metadata map by iterating
-// it, rather than looking each key of the contents up in it: 100,000
-// random lookups cost the loop about ten times the copy itself.
-type keyMeta struct {
-	key  string
-	meta Meta
 }
 
 type frozenSession struct {
@@ -142,15 +132,7 @@ type frozenSession struct {
 func (s *Store) Freeze() *Frozen {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	// A slice of pairs, not a clone of the map: half the memory, and sorting
-	// it is left to the encoder, off the caller's goroutine.
-	f := &Frozen{applied: s.applied, pairs: make([]pair, 0, len(s.contents)), metas: make([]keyMeta, 0, len(s.meta))}
-	for k, v := range s.contents {
-		f.pairs = append(f.pairs, pair{k, v})
-	}
-	for k, m := range s.meta {
-		f.metas = append(f.metas, keyMeta{k, m})
-	}
+	f := &Frozen{applied: s.applied, table: s.table.freeze()}
 	f.sessions = s.frozenSessions()
 	for _, l := range s.leases {
 		f.leases = append(f.leases, frozenLease{LeaseInfo: l.LeaseInfo, keys: sortedKeys(l.keys)})
@@ -187,8 +169,7 @@ const encodeChunk = 64 << 10
 // EncodeTo writes what Encode returns to w, a chunk at a time, so the
 // encoded state is never held whole in memory.
 func (f *Frozen) EncodeTo(w io.Writer) error {
-	slices.SortFunc(f.pairs, func(a, b pair) int { return strings.Compare(a.key, b.key) })
-	slices.SortFunc(f.metas, func(a, b keyMeta) int { return strings.Compare(a.key, b.key) })
+	f.table.sort()
 	slices.SortFunc(f.leases, func(a, b frozenLease) int { return cmp.Compare(a.ID, b.ID) })
 
 	b := make([]byte, 0, encodeChunk+512)
@@ -201,13 +182,14 @@ func (f *Frozen) EncodeTo(w io.Writer) error {
 		return err
 	}
 	b = append(b, `{"Contents":{`...)
-	for i, p := range f.pairs {
+	for i, r := range f.table.records {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, p.key)
+		b = appendString(b, r.key)
 		b = append(b, ':')
-		b = appendString(b, p.value)
+		v, _ := f.table.at(i)
+		b = appendBytesString(b, v)
 		if len(b) >= encodeChunk {
 			if err := flush(true); err != nil {
 				return err
@@ -219,12 +201,13 @@ func (f *Frozen) EncodeTo(w io.Writer) error {
 		}
 	}
 	b = append(b, `},"Meta":{`...)
-	for i, p := range f.metas {
+	for i, r := range f.table.records {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, p.key)
-		b = appendMeta(append(b, ':'), p.meta)
+		b = appendString(b, r.key)
+		_, m := f.table.at(i)
+		b = appendMeta(append(b, ':'), m)
 		if err := flush(false); err != nil {
 			return err
 		}
@@ -360,14 +343,18 @@ func (s *Store) RestoreChain(data []byte, deltas Deltas) error {
 		size += sessionSize(sess.id, sess.result)
 	}
 
-	index := newKeyIndex(snap.Contents, snap.keys) // sorting takes a while: outside the lock
+	// Sorting and copying take a while: outside the lock.
+	keys := snap.keys
+	if keys == nil || len(keys) != len(snap.Contents) || !slices.IsSorted(keys) {
+		keys = slices.Sorted(maps.Keys(snap.Contents))
+	}
+	table := newTable()
+	table.load(keys, func(i int) (string, Meta) { return snap.Contents[keys[i]], meta[keys[i]] })
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.applied = snap.AppliedIndex
-	s.contents = snap.Contents
-	s.meta = meta
-	s.index = index
+	s.table = table
 	s.sessions = sessions
 	s.sessionBytes = size
 	s.oldest, s.newest = oldest, newest
@@ -400,7 +387,7 @@ func decodeSnapshotJSON(data []byte) (snapshotJSON, error) {
 }
 
 // Len is the number of keys in the frozen state.
-func (f *Frozen) Len() int { return len(f.pairs) }
+func (f *Frozen) Len() int { return len(f.table.records) }
 
 // appendMeta appends m as [create_index,mod_index,version].
 func appendMeta(b []byte, m Meta) []byte {

@@ -106,13 +106,11 @@ type Store struct {
 	opts Options
 
 	mu       sync.RWMutex
-	applied  uint64            // index of the last applied entry; Invariant: only grows, except by Restore
-	contents map[string]string // the key-value map
-	// meta holds every key's metadata. Invariant: its keys are contents'
-	// keys, and 1 <= CreateIndex <= ModIndex <= applied, Version >= 1.
-	meta map[string]Meta
-	// index holds contents' keys in order (Range, deletes by prefix).
-	index    keyIndex
+	applied uint64 // index of the last applied entry; Invariant: only grows, except by Restore
+	// table holds the keys in order with their values and metadata.
+	// Invariant: every key's 1 <= CreateIndex <= ModIndex <= applied,
+	// Version >= 1.
+	table    *table
 	sessions map[string]*session
 	// sessionBytes is the sum of sessionSize over sessions.
 	// Invariant: sessionBytes <= opts.MaxSessionBytes after every Apply.
@@ -137,8 +135,7 @@ type Store struct {
 func New(opts Options) *Store {
 	return &Store{
 		opts:          opts.withDefaults(),
-		contents:      make(map[string]string),
-		meta:          make(map[string]Meta),
+		table:         newTable(),
 		sessions:      make(map[string]*session),
 		changed:       make(map[string]struct{}),
 		changedLeases: make(map[uint64]struct{}),
@@ -159,7 +156,7 @@ func (s *Store) AppliedIndex() uint64 {
 func (s *Store) Get(key string) (string, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	v, ok := s.contents[key]
+	v, _, ok := s.table.get(key)
 	return v, ok
 }
 
@@ -167,7 +164,7 @@ func (s *Store) Get(key string) (string, bool) {
 func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.contents)
+	return s.table.len()
 }
 
 // Sessions returns the number of client sessions.
@@ -286,12 +283,12 @@ func (s *Store) exec(index uint64, cmd Command) Result {
 		res.Found = res.Deleted > 0
 		return res
 	}
-	old, found := s.contents[cmd.Key]
+	m, found := s.table.meta(cmd.Key)
 	res.Found = found
 	if cmd.CAS != nil {
 		// Compared here, at apply time, on the replicated state: never on a
 		// node's local copy before proposing, which may be stale.
-		if m := s.meta[cmd.Key]; m.ModIndex != *cmd.CAS {
+		if m.ModIndex != *cmd.CAS {
 			res.Meta, res.Err = m, ErrCASFailed
 			return res
 		}
@@ -306,26 +303,20 @@ func (s *Store) exec(index uint64, cmd Command) Result {
 			res.Err = ErrLeaseNotFound
 			return res
 		}
-		s.contents[cmd.Key] = cmd.Value
-		s.meta[cmd.Key] = nextMeta(s.meta[cmd.Key], found, index)
-		if !found {
-			s.index.insert(cmd.Key)
-		}
+		s.table.set(cmd.Key, cmd.Value, nextMeta(m, found, index))
 		s.attach(cmd.Key, cmd.Lease)
 		s.emit(index, api.EventPut, cmd.Key, cmd.Value)
 	case OpAppend:
+		old, _, _ := s.table.get(cmd.Key)
 		if len(old)+len(cmd.Value) > MaxValueBytes {
 			res.Err = ErrTooLarge
 			return res
 		}
-		s.contents[cmd.Key] = old + cmd.Value
-		s.meta[cmd.Key] = nextMeta(s.meta[cmd.Key], found, index)
-		if !found {
-			s.index.insert(cmd.Key)
-		}
-		s.emit(index, api.EventAppend, cmd.Key, s.contents[cmd.Key])
+		v := old + cmd.Value
+		s.table.set(cmd.Key, v, nextMeta(m, found, index))
+		s.emit(index, api.EventAppend, cmd.Key, v)
 	case OpGet:
-		res.Value = old
+		res.Value, _, _ = s.table.get(cmd.Key)
 	case OpDelete:
 		if found {
 			s.removeKey(cmd.Key, index, api.EventDelete)
