@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 )
@@ -184,10 +185,22 @@ type Deltas interface {
 // apply patches a decoded snapshot with deltas, as the snapshot JSON with
 // the deltas written into it would decode.
 func (snap *snapshotJSON) apply(deltas Deltas) error {
-	if snap.Contents == nil {
-		snap.Contents = make(map[string]string)
+	// A key's value and its metadata are separate members: gather both
+	// (nil: removed), then write each changed key's record once.
+	type patch struct {
+		value      *string
+		meta       *Meta
+		setV, setM bool // the member is patched
 	}
-	var added, removed []string // keys of Contents, for the sorted key list
+	patches := make(map[string]*patch)
+	get := func(k string) *patch {
+		p := patches[k]
+		if p == nil {
+			p = &patch{}
+			patches[k] = p
+		}
+		return p
+	}
 	err := deltas.Each(func(field string, member bool, key string, value []byte) error {
 		if !member {
 			switch field {
@@ -201,45 +214,27 @@ func (snap *snapshotJSON) apply(deltas Deltas) error {
 		}
 		switch field {
 		case "Contents":
-			_, had := snap.Contents[key]
 			if value == nil && testHookApplyDelete != nil && !testHookApplyDelete(field, key) {
 				return nil // a planted bug (tests only)
 			}
-			if value == nil {
-				if had {
-					delete(snap.Contents, key)
-					removed = append(removed, key)
-				}
-				return nil
-			}
-			v, err := jsonString(value)
-			if err != nil {
-				return fmt.Errorf("value of key %.64q: %w", key, err)
-			}
-			if !had {
-				added = append(added, key)
-			}
-			snap.Contents[key] = v
-		case "Meta":
-			var m [3]uint64
+			p := get(key)
+			p.value, p.setV = nil, true
 			if value != nil {
-				var err error
-				if m, err = jsonMeta(value); err != nil {
+				v, err := jsonString(value)
+				if err != nil {
+					return fmt.Errorf("value of key %.64q: %w", key, err)
+				}
+				p.value = &v
+			}
+		case "Meta":
+			p := get(key)
+			p.meta, p.setM = nil, true
+			if value != nil {
+				m, err := jsonMeta(value)
+				if err != nil {
 					return fmt.Errorf("metadata of key %.64q: %w", key, err)
 				}
-			}
-			switch {
-			case snap.meta != nil && value == nil:
-				delete(snap.meta, key)
-			case snap.meta != nil:
-				snap.meta[key] = Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}
-			case value == nil:
-				delete(snap.Meta, key)
-			default:
-				if snap.Meta == nil {
-					snap.Meta = make(map[string][3]uint64)
-				}
-				snap.Meta[key] = m
+				p.meta = &Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}
 			}
 		case "Leases":
 			if value == nil {
@@ -262,27 +257,29 @@ func (snap *snapshotJSON) apply(deltas Deltas) error {
 	if err != nil {
 		return err
 	}
-	// The decoder's key list, kept sorted without sorting every key again.
-	if snap.keys != nil {
-		if len(removed) > 0 {
-			gone := make(map[string]struct{}, len(removed))
-			for _, k := range removed {
-				gone[k] = struct{}{}
-			}
-			snap.keys = slices.DeleteFunc(snap.keys, func(k string) bool { _, ok := gone[k]; return ok })
+	t := snap.table
+	for _, k := range slices.Sorted(maps.Keys(patches)) {
+		p := patches[k]
+		old, oldMeta, had := t.get(k)
+		value, meta := &old, &oldMeta
+		if !had {
+			value, meta = nil, nil
 		}
-		if len(added) > 0 {
-			slices.Sort(added)
-			merged := make([]string, 0, len(snap.keys)+len(added))
-			i := 0
-			for _, k := range snap.keys {
-				for i < len(added) && added[i] < k {
-					merged = append(merged, added[i])
-					i++
-				}
-				merged = append(merged, k)
-			}
-			snap.keys = append(merged, added[i:]...)
+		if p.setV {
+			value = p.value
+		}
+		if p.setM {
+			meta = p.meta
+		}
+		switch {
+		case value == nil && meta == nil:
+			t.del(k)
+		case value == nil:
+			return fmt.Errorf("meta of key %.64q: the key is not in Contents", k)
+		case meta == nil:
+			return fmt.Errorf("key %.64q has no meta", k)
+		default:
+			t.set(k, *value, *meta)
 		}
 	}
 	return nil

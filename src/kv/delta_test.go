@@ -171,14 +171,13 @@ func TestDecodeSnapshotFast(t *testing.T) {
 		require.True(t, ok, "%s", data)
 		slow, err := decodeSnapshotJSON(data)
 		require.NoError(t, err)
-		assert.Equal(t, slow.Contents, fast.Contents)
+		require.Empty(t, slow.buildTable())
+		assert.Equal(t, slow.table.contents(), fast.table.contents())
+		assert.Equal(t, slow.table.metas(), fast.table.metas())
 		assert.Equal(t, slow.Sessions, fast.Sessions)
 		assert.Equal(t, slow.AppliedIndex, fast.AppliedIndex)
 		assert.Equal(t, slow.Leases, fast.Leases)
-		assert.Equal(t, len(slow.Meta), len(fast.meta))
-		for k, m := range slow.Meta {
-			assert.Equal(t, Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}, fast.meta[k])
-		}
+		fast.table.check(t)
 	}
 	for seed := int64(1); seed <= 3; seed++ {
 		s := New(Options{})
@@ -202,8 +201,35 @@ func TestDecodeSnapshotFast(t *testing.T) {
 		`{"Contents":{},"Meta":{},"Sessions":{},"AppliedIndex":1,"X":2}`,
 		`{"Contents":{},"Meta":{},"Sessions":{},"AppliedIndex":-1}`,
 		`{"Contents":{"a":"1",},"Meta":{},"Sessions":{},"AppliedIndex":1}`,
+		`{"Contents":{"b":"1","a":"2"},"Meta":{"b":[1,1,1],"a":[1,1,1]},"Sessions":{},"AppliedIndex":1}`,
+		`{"Contents":{"a":"1","a":"2"},"Meta":{"a":[1,1,1],"a":[1,1,1]},"Sessions":{},"AppliedIndex":1}`,
+		`{"Contents":{"a":"1","b":"2"},"Meta":{"b":[1,1,1],"a":[1,1,1]},"Sessions":{},"AppliedIndex":1}`,
+		`{"Contents":{"a":"1","b":"2"},"Meta":{"a":[1,1,1]},"Sessions":{},"AppliedIndex":1}`,
 	} {
 		_, ok := decodeSnapshotFast([]byte(other))
 		assert.False(t, ok, other)
 	}
+}
+
+// FuzzDecodeSnapshotFast: whatever the hand-written decoder takes,
+// encoding/json takes too and decodes to the same state.
+func FuzzDecodeSnapshotFast(f *testing.F) {
+	f.Add([]byte(`{"Contents":{"a":"1","b":"x\"y"},"Meta":{"a":[1,2,3],"b":[2,2,1]},"Sessions":{},"AppliedIndex":3}`))
+	f.Add([]byte("{\"Contents\":{\"a\\\"b\":\"\\u00e9\\n\",\"ключ\":\"\xff\"},\"Meta\":{\"a\\\"b\":[1,2,3],\"ключ\":[1,1,1]},\"Sessions\":{\"c\":{\"Seq\":1,\"LastUsed\":2,\"Index\":2}},\"AppliedIndex\":9}"))
+	f.Add([]byte(`{"Contents":{"a":"1"},"Meta":{"a":[3,3,1]},"Sessions":{},"AppliedIndex":3,"Leases":{"2":{"TTL":5000,"Renew":2,"Keys":["a"]}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := decodeSnapshotFast(data)
+		if !ok {
+			return
+		}
+		slow, err := decodeSnapshotJSON(data)
+		require.NoError(t, err, "the fast decoder took what encoding/json refuses")
+		require.Empty(t, slow.buildTable())
+		require.Equal(t, slow.table.contents(), fast.table.contents())
+		require.Equal(t, slow.table.metas(), fast.table.metas())
+		require.Equal(t, slow.Sessions, fast.Sessions)
+		require.Equal(t, slow.Leases, fast.Leases)
+		require.Equal(t, slow.AppliedIndex, fast.AppliedIndex)
+		fast.table.check(t)
+	})
 }

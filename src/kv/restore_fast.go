@@ -8,66 +8,58 @@ import (
 
 // decodeSnapshotFast decodes a snapshot in the spelling EncodeTo writes
 // ({"Contents":{..},"Meta":{..}, then "Sessions", "Leases" and
-// "AppliedIndex", no white space) with a hand-written parser: encoding/json takes about ten
-// times longer on the key-value map, and a restart waits for it. It gives
-// exactly what encoding/json gives (a string with an escape or a byte
-// outside ASCII is handed to encoding/json), or ok = false for anything
-// spelled otherwise, which Restore then decodes with encoding/json (and
-// its errors).
+// "AppliedIndex", no white space, keys sorted and in the same order in
+// Contents and Meta) with a hand-written parser, straight into a table:
+// encoding/json takes about ten times longer on the key-value map, and a
+// restart waits for it. It gives exactly what encoding/json gives (a string
+// with an escape or a byte outside ASCII is handed to encoding/json), or
+// ok = false for anything spelled otherwise, which Restore then decodes
+// with encoding/json (and its errors).
 func decodeSnapshotFast(data []byte) (snap snapshotJSON, ok bool) {
 	p := &fastParser{b: data}
 	if !p.lit(`{"Contents":{`) {
 		return snap, false
 	}
-	// Pairs first, then a map of the right size: growing a map of a
-	// million keys rehashes it again and again. The pairs go in blocks, so
-	// that no growing slice copies them again and again either.
-	type kvPair struct{ k, v string }
-	const block = 1 << 14
-	var blocks [][]kvPair
-	n := 0
+	// A value is data[off:off+n], or escaped[-n-1] when it needed decoding:
+	// plain values go from the snapshot's bytes to the table's slabs without
+	// a string of their own in between.
+	type span struct{ off, n int }
+	var keys []string
+	var values []span
+	var escaped []string
 	for !p.lit("}") {
-		if n > 0 && !p.lit(",") {
+		if len(keys) > 0 && !p.lit(",") {
 			return snap, false
 		}
 		k, ok1 := p.str()
-		ok2 := p.lit(":")
-		v, ok3 := p.str()
-		if !ok1 || !ok2 || !ok3 {
+		if !ok1 || len(keys) > 0 && k <= keys[len(keys)-1] || !p.lit(":") {
+			return snap, false // unsorted or repeated keys: the slow way
+		}
+		start := p.i
+		v, plain, ok2 := p.strPlain()
+		if !ok2 {
 			return snap, false
 		}
-		if n%block == 0 {
-			blocks = append(blocks, make([]kvPair, 0, block))
-		}
-		blocks[len(blocks)-1] = append(blocks[len(blocks)-1], kvPair{k, v})
-		n++
-	}
-	snap.Contents = make(map[string]string, n)
-	// The writer sorts the keys (EncodeTo, and a delta chain's merge keeps
-	// them sorted): kept in that order, the key index is built without
-	// sorting a million strings again.
-	snap.keys = make([]string, 0, n)
-	for _, b := range blocks {
-		for _, kv := range b {
-			if _, dup := snap.Contents[kv.k]; !dup {
-				snap.keys = append(snap.keys, kv.k)
-			}
-			snap.Contents[kv.k] = kv.v
+		keys = append(keys, k)
+		if plain {
+			values = append(values, span{start + 1, p.i - start - 2})
+		} else {
+			escaped = append(escaped, v)
+			values = append(values, span{0, -len(escaped)})
 		}
 	}
-	blocks = nil
 	if !p.lit(`,"Meta":{`) {
 		return snap, false
 	}
-	// Straight into the Store's type (see restoreMeta).
-	snap.meta = make(map[string]Meta, len(snap.Contents))
-	for n := 0; !p.lit("}"); n++ {
+	metas := make([]Meta, len(keys))
+	n := 0
+	for ; !p.lit("}"); n++ {
 		if n > 0 && !p.lit(",") {
 			return snap, false
 		}
 		k, ok1 := p.str()
-		if !ok1 || !p.lit(":[") {
-			return snap, false
+		if !ok1 || n >= len(keys) || k != keys[n] || !p.lit(":[") {
+			return snap, false // not Contents' keys in order: the slow way
 		}
 		var m [3]uint64
 		for j := range m {
@@ -81,7 +73,10 @@ func decodeSnapshotFast(data []byte) (snap snapshotJSON, ok bool) {
 		if !p.lit("]") {
 			return snap, false
 		}
-		snap.meta[k] = Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}
+		metas[n] = Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}
+	}
+	if n != len(keys) {
+		return snap, false
 	}
 	// The rest (the session table, the leases, the applied index, in any
 	// order: a delta chain's materialized state adds Leases last) is small:
@@ -101,6 +96,13 @@ func decodeSnapshotFast(data []byte) (snap snapshotJSON, ok bool) {
 		return snap, false
 	}
 	snap.Sessions, snap.Leases, snap.AppliedIndex = tail.Sessions, tail.Leases, *tail.AppliedIndex
+	snap.table = newTable()
+	snap.table.load(keys, func(i int) ([]byte, Meta) {
+		if v := values[i]; v.n >= 0 {
+			return data[v.off : v.off+v.n], metas[i]
+		}
+		return []byte(escaped[-values[i].n-1]), metas[i]
+	})
 	return snap, true
 }
 
@@ -120,21 +122,25 @@ func (p *fastParser) lit(s string) bool {
 // str reads a JSON string: plain ASCII directly, anything else through
 // encoding/json (escapes, UTF-8 and its replacement of invalid bytes).
 func (p *fastParser) str() (string, bool) {
+	start := p.i
+	s, plain, ok := p.strPlain()
+	if plain {
+		return string(p.b[start+1 : p.i-1]), true
+	}
+	return s, ok
+}
+
+// strPlain is str without the string for plain ASCII: plain reports that
+// the string is the bytes between the quotes as they are.
+func (p *fastParser) strPlain() (s string, plain, ok bool) {
 	if p.i >= len(p.b) || p.b[p.i] != '"' {
-		return "", false
+		return "", false, false
 	}
 	start := p.i
-	j := p.i + 1
-	for j < len(p.b) {
-		c := p.b[j]
-		if c == '"' {
-			p.i = j + 1
-			return string(p.b[start+1 : j]), true
-		}
-		if c < 0x20 || c >= 0x80 || c == '\\' {
-			break
-		}
-		j++
+	j := plainPrefixBytes(p.b, p.i+1)
+	if j < len(p.b) && p.b[j] == '"' {
+		p.i = j + 1
+		return "", true, true
 	}
 	// The slow way: find the closing quote, skipping escapes.
 	for j < len(p.b) && p.b[j] != '"' {
@@ -144,14 +150,13 @@ func (p *fastParser) str() (string, bool) {
 		j++
 	}
 	if j >= len(p.b) {
-		return "", false
+		return "", false, false
 	}
-	var s string
 	if json.Unmarshal(p.b[start:j+1], &s) != nil {
-		return "", false
+		return "", false, false
 	}
 	p.i = j + 1
-	return s, true
+	return s, false, true
 }
 
 func (p *fastParser) uint() (uint64, bool) {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"raftkv/src/api"
 )
@@ -64,12 +65,13 @@ type snapshotJSON struct {
 	// snapshot without leases (or of a version before them) has none.
 	Leases       map[string]leaseJSON
 	AppliedIndex uint64
-	// meta is Meta already in the Store's type, from decodeSnapshotFast
-	// (Meta is then nil): restoreMeta checks it in place.
-	meta map[string]Meta
-	// keys are Contents' keys in the order decodeSnapshotFast read them
-	// (nil from encoding/json); newKeyIndex sorts them only if they are not.
-	keys []string
+	// table is Contents with Meta, as the Store holds them: decoded into it
+	// by decodeSnapshotFast, or built by buildTable after encoding/json
+	// (Contents and Meta are then nil).
+	table *table
+	// metaless: the snapshot has keys but no Meta (written before keys had
+	// metadata), so a delta cannot be taken on top of it.
+	metaless bool
 }
 
 type leaseJSON struct {
@@ -254,33 +256,22 @@ func (s *Store) Restore(data []byte) error { return s.RestoreChain(data, nil) }
 // checked once, whole, after they are applied.
 func (s *Store) RestoreChain(data []byte, deltas Deltas) error {
 	snap, fast := decodeSnapshotFast(data)
+	var errs []error
 	if !fast {
 		var err error
 		if snap, err = decodeSnapshotJSON(data); err != nil {
 			return err
 		}
+		errs = snap.buildTable()
 	}
 	if deltas != nil {
 		if err := snap.apply(deltas); err != nil {
 			return fmt.Errorf("kv: restore: delta: %w", err)
 		}
 	}
-	if snap.Contents == nil {
-		snap.Contents = make(map[string]string)
-	}
 	// At most maxRestoreErrors problems are reported, in sorted order.
 	const maxRestoreErrors = 10
-	var errs []error
-	for k, v := range snap.Contents {
-		if err := ValidateKey(k); err != nil {
-			errs = append(errs, fmt.Errorf("key %.64q: %w", k, err))
-		}
-		if err := ValidateValue(v); err != nil {
-			errs = append(errs, fmt.Errorf("value of key %.64q: %w", k, err))
-		}
-	}
-	meta, merrs := restoreMeta(snap)
-	errs = append(errs, merrs...)
+	errs = append(errs, snap.checkTable()...)
 	leases, keyLease, lerrs := restoreLeases(snap)
 	errs = append(errs, lerrs...)
 	sessions := make(map[string]*session, len(snap.Sessions))
@@ -343,24 +334,16 @@ func (s *Store) RestoreChain(data []byte, deltas Deltas) error {
 		size += sessionSize(sess.id, sess.result)
 	}
 
-	// Sorting and copying take a while: outside the lock.
-	keys := snap.keys
-	if keys == nil || len(keys) != len(snap.Contents) || !slices.IsSorted(keys) {
-		keys = slices.Sorted(maps.Keys(snap.Contents))
-	}
-	table := newTable()
-	table.load(keys, func(i int) (string, Meta) { return snap.Contents[keys[i]], meta[keys[i]] })
-
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.applied = snap.AppliedIndex
-	s.table = table
+	s.table = snap.table
 	s.sessions = sessions
 	s.sessionBytes = size
 	s.oldest, s.newest = oldest, newest
 	s.leases, s.keyLease = leases, keyLease
 	s.changed = nil // no delta on top of a snapshot that lacks Meta: it would patch a field that is not there
-	if snap.Meta != nil || snap.meta != nil || len(snap.Contents) == 0 {
+	if !snap.metaless {
 		s.resetChanges()
 	}
 	// A snapshot of an old version may hold more than the bounds allow:
@@ -400,49 +383,64 @@ func appendMeta(b []byte, m Meta) []byte {
 	return append(b, ']')
 }
 
-// restoreMeta returns the metadata of a snapshot's keys, and what is wrong
-// with it. A snapshot without "Meta" (written before keys had metadata)
-// gives every key create_index = mod_index = the snapshot's applied index
-// (at least 1) and version 1: true bounds ("written at or before"), and a
-// ?cas= with that mod_index works. One with "Meta" must give every key,
-// and no other, indexes that fit: 1 <= create <= mod <= applied index,
-// version >= 1; anything else is damage and is refused.
-func restoreMeta(snap snapshotJSON) (map[string]Meta, []error) {
-	if snap.meta != nil {
-		return snap.meta, checkMeta(snap, snap.meta)
-	}
-	meta := make(map[string]Meta, len(snap.Contents))
-	if snap.Meta == nil {
+// buildTable moves the Contents and Meta that encoding/json decoded into
+// the table, and returns what is wrong with the metadata's keys. A snapshot
+// without "Meta" (written before keys had metadata) gives every key
+// create_index = mod_index = the snapshot's applied index (at least 1) and
+// version 1: true bounds ("written at or before"), and a ?cas= with that
+// mod_index works. One with "Meta" must give every key, and no other, its
+// metadata (checkTable checks the indexes).
+func (snap *snapshotJSON) buildTable() []error {
+	var errs []error
+	meta := func(k string) Meta {
 		at := max(snap.AppliedIndex, 1)
-		for k := range snap.Contents {
-			meta[k] = Meta{CreateIndex: at, ModIndex: at, Version: 1}
+		return Meta{CreateIndex: at, ModIndex: at, Version: 1}
+	}
+	if snap.Meta != nil {
+		for k := range snap.Meta {
+			if _, ok := snap.Contents[k]; !ok {
+				errs = append(errs, fmt.Errorf("meta of key %.64q: the key is not in Contents", k))
+			}
 		}
-		return meta, nil
+		meta = func(k string) Meta {
+			m, ok := snap.Meta[k]
+			if !ok {
+				errs = append(errs, fmt.Errorf("key %.64q has no meta", k))
+			}
+			return Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}
+		}
 	}
-	for k, m := range snap.Meta {
-		meta[k] = Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}
-	}
-	return meta, checkMeta(snap, meta)
+	snap.metaless = snap.Meta == nil && len(snap.Contents) > 0
+	keys := slices.Sorted(maps.Keys(snap.Contents))
+	snap.table = newTable()
+	snap.table.load(keys, func(i int) ([]byte, Meta) {
+		m := meta(keys[i])
+		return []byte(snap.Contents[keys[i]]), m
+	})
+	snap.Contents, snap.Meta = nil, nil
+	return errs
 }
 
-// checkMeta returns what is wrong with the metadata of a snapshot's keys.
-func checkMeta(snap snapshotJSON, meta map[string]Meta) []error {
+// checkTable returns what is wrong with the snapshot's keys, values and
+// metadata: every key and value must be one Apply could have stored, and
+// 1 <= create_index <= mod_index <= applied index, version >= 1; anything
+// else is damage and is refused.
+func (snap *snapshotJSON) checkTable() []error {
 	var errs []error
-	for k, m := range meta {
-		if _, ok := snap.Contents[k]; !ok {
-			errs = append(errs, fmt.Errorf("meta of key %.64q: the key is not in Contents", k))
-			continue
+	t := snap.table
+	for k, slot := range t.slots {
+		_, m, v := t.record(t.refs[slot])
+		if err := ValidateKey(k); err != nil {
+			errs = append(errs, fmt.Errorf("key %.64q: %w", k, err))
+		}
+		if len(v) > MaxValueBytes {
+			errs = append(errs, fmt.Errorf("value of key %.64q: %w: value is %d bytes", k, ErrTooLarge, len(v)))
+		} else if !utf8.Valid(v) {
+			errs = append(errs, fmt.Errorf("value of key %.64q: %w: value is not valid UTF-8", k, ErrBadValue))
 		}
 		if m.CreateIndex < 1 || m.CreateIndex > m.ModIndex || m.ModIndex > snap.AppliedIndex || m.Version < 1 {
 			errs = append(errs, fmt.Errorf("meta of key %.64q: [create_index %d, mod_index %d, version %d] does not fit AppliedIndex %d",
 				k, m.CreateIndex, m.ModIndex, m.Version, snap.AppliedIndex))
-		}
-	}
-	if len(meta) != len(snap.Contents) {
-		for k := range snap.Contents {
-			if _, ok := meta[k]; !ok {
-				errs = append(errs, fmt.Errorf("key %.64q has no meta", k))
-			}
 		}
 	}
 	return errs
@@ -552,7 +550,7 @@ func restoreLeases(snap snapshotJSON) (map[uint64]*lease, map[string]uint64, []e
 		}
 		l := &lease{LeaseInfo: LeaseInfo{ID: id, TTLMillis: lj.TTL, Renew: lj.Renew}, keys: make(map[string]struct{}, len(lj.Keys))}
 		for _, k := range lj.Keys {
-			if _, ok := snap.Contents[k]; !ok {
+			if !snap.table.has(k) {
 				errs = append(errs, fmt.Errorf("lease %d: key %.64q is not in Contents", id, k))
 			}
 			if other, ok := keyLease[k]; ok {

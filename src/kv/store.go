@@ -105,7 +105,7 @@ func sessionSize(id string, r Result) int {
 type Store struct {
 	opts Options
 
-	mu       sync.RWMutex
+	mu      sync.RWMutex
 	applied uint64 // index of the last applied entry; Invariant: only grows, except by Restore
 	// table holds the keys in order with their values and metadata.
 	// Invariant: every key's 1 <= CreateIndex <= ModIndex <= applied,

@@ -116,8 +116,8 @@ func TestTableMatchesAMap(t *testing.T) {
 func TestTableLoad(t *testing.T) {
 	keys := []string{"a", "b", "c/1", "c/2"}
 	tab := newTable()
-	tab.load(keys, func(i int) (string, Meta) {
-		return strings.Repeat("v", i*100), Meta{CreateIndex: 1, ModIndex: uint64(i + 1), Version: 1}
+	tab.load(keys, func(i int) ([]byte, Meta) {
+		return []byte(strings.Repeat("v", i*100)), Meta{CreateIndex: 1, ModIndex: uint64(i + 1), Version: 1}
 	})
 	tab.check(t)
 	for i, k := range keys {

@@ -7,12 +7,18 @@
 // but when the live data grows close to a fixed limit the collector runs
 // back to back and takes half the CPU. So the limit follows the live heap:
 // it is the larger of a floor and the live heap plus a headroom: a fixed
-// one, or half the live heap when that is more. Then small states stay
-// under the floor, and large ones allocate at least half their live heap
-// between two collections. A fixed headroom alone made a collection's cost
-// (marking the live heap) per allocated byte grow with the state: at
-// 300,000 keys puts ran at half the rate of 100,000 keys, with twice the
-// CPU per put, nearly all of it the collector's.
+// one, or half the scannable live heap when that is more. Then small
+// states stay under the floor, and large ones allocate at least half their
+// scannable heap between two collections. A fixed headroom alone made a
+// collection's cost per allocated byte grow with the state: at 300,000
+// keys puts ran at half the rate of 100,000 keys, with twice the CPU per
+// put, nearly all of it the collector's.
+//
+// Half the scannable heap, not half the heap: a collection's cost is the
+// memory it scans for pointers. The key-value store keeps its values in
+// large slabs without pointers, which the collector marks in one step
+// and never reads; headroom for them would cost memory (a third more at a
+// million keys) and save no collector work.
 package memlimit
 
 import (
@@ -25,13 +31,14 @@ import (
 	"time"
 )
 
-// Limit returns the soft memory limit for a live heap of live bytes: the
-// larger of floor and live plus the larger of headroom and live/2. With a
-// ceiling (0: none), at most the ceiling, unless live plus headroom alone
-// is above it: a node in a container then collects more often rather than
-// grow into the container's hard limit and be killed.
-func Limit(live, floor, headroom, ceiling uint64) uint64 {
-	l := max(floor, live+max(headroom, live/2))
+// Limit returns the soft memory limit for a live heap of live bytes, scan
+// of them scannable (holding pointers): the larger of floor and live plus
+// the larger of headroom and scan/2. With a ceiling (0: none), at most the
+// ceiling, unless live plus headroom alone is above it: a node in a
+// container then collects more often rather than grow into the container's
+// hard limit and be killed.
+func Limit(live, scan, floor, headroom, ceiling uint64) uint64 {
+	l := max(floor, live+max(headroom, scan/2))
 	if ceiling > 0 {
 		l = min(l, max(ceiling, live+headroom))
 	}
@@ -63,23 +70,32 @@ func ceilingOf(s string) uint64 {
 	return n / 10 * 9
 }
 
-const liveHeapMetric = "/gc/heap/live:bytes"
-
-// LiveHeap reads the heap marked live by the last collection.
-func LiveHeap() uint64 {
-	s := []metrics.Sample{{Name: liveHeapMetric}}
+// LiveHeap reads the heap marked live by the last collection, and how much
+// of the heap is scannable.
+func LiveHeap() (live, scan uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/heap:bytes"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+		return 0, 0
 	}
-	return s[0].Value.Uint64()
+	return s[0].Value.Uint64(), min(s[1].Value.Uint64(), s[0].Value.Uint64())
 }
 
 // Run sets the limit at once and then every interval until ctx ends.
 // The ceiling is the container's (Ceiling), read once.
+//
+// It first collects and returns freed memory to the system: a node starts
+// Run once its state is loaded, and what the load used and dropped (the
+// snapshot file's bytes, the decoder's lists: more than the state itself
+// at a million keys) would otherwise stay resident until the scavenger
+// gets to it, slowly.
 func Run(ctx context.Context, floor, headroom uint64, interval time.Duration) {
 	ceiling := Ceiling()
-	set := func() { debug.SetMemoryLimit(int64(Limit(LiveHeap(), floor, headroom, ceiling))) }
+	debug.FreeOSMemory()
+	set := func() {
+		live, scan := LiveHeap()
+		debug.SetMemoryLimit(int64(Limit(live, scan, floor, headroom, ceiling)))
+	}
 	set()
 	t := time.NewTicker(interval)
 	defer t.Stop()

@@ -13,12 +13,13 @@ import (
 
 func TestLimit(t *testing.T) {
 	const mib = 1 << 20
-	assert.Equal(t, uint64(450*mib), Limit(400*mib, 70*mib, 32*mib, 450*mib), "at most a container's ceiling")
-	assert.Equal(t, uint64(432*mib), Limit(400*mib, 70*mib, 32*mib, 410*mib), "unless the live heap and the headroom alone pass it")
-	assert.Equal(t, uint64(70*mib), Limit(10*mib, 70*mib, 32*mib, 0), "a small heap stays under the floor")
-	assert.Equal(t, uint64(70*mib), Limit(38*mib, 70*mib, 32*mib, 0))
-	assert.Equal(t, uint64(82*mib), Limit(50*mib, 70*mib, 32*mib, 0), "a larger heap keeps its headroom")
-	assert.Equal(t, uint64(600*mib), Limit(400*mib, 70*mib, 32*mib, 0), "a larger one half its size, so a collection's cost per allocated byte does not grow with it")
+	assert.Equal(t, uint64(450*mib), Limit(400*mib, 400*mib, 70*mib, 32*mib, 450*mib), "at most a container's ceiling")
+	assert.Equal(t, uint64(432*mib), Limit(400*mib, 400*mib, 70*mib, 32*mib, 410*mib), "unless the live heap and the headroom alone pass it")
+	assert.Equal(t, uint64(70*mib), Limit(10*mib, 10*mib, 70*mib, 32*mib, 0), "a small heap stays under the floor")
+	assert.Equal(t, uint64(70*mib), Limit(38*mib, 38*mib, 70*mib, 32*mib, 0))
+	assert.Equal(t, uint64(82*mib), Limit(50*mib, 50*mib, 70*mib, 32*mib, 0), "a larger heap keeps its headroom")
+	assert.Equal(t, uint64(600*mib), Limit(400*mib, 400*mib, 70*mib, 32*mib, 0), "a larger one half its scannable size, so a collection's cost per allocated byte does not grow with it")
+	assert.Equal(t, uint64(440*mib), Limit(400*mib, 80*mib, 70*mib, 32*mib, 0), "memory without pointers costs a collection nothing to scan: no headroom for it")
 }
 
 var sink [][]byte
@@ -40,7 +41,9 @@ func TestRunFollowsTheLiveHeap(t *testing.T) {
 		sink = append(sink, make([]byte, 1<<20))
 	}
 	runtime.GC()
-	require.GreaterOrEqual(t, LiveHeap(), uint64(64<<20))
+	live, scan := LiveHeap()
+	require.GreaterOrEqual(t, live, uint64(64<<20))
+	require.Less(t, scan, uint64(8<<20), "the byte slices hold no pointers")
 	deadline := time.Now().Add(10 * time.Second)
 	for debug.SetMemoryLimit(-1) < 64<<20+headroom {
 		require.True(t, time.Now().Before(deadline), "limit %d never followed the live heap", debug.SetMemoryLimit(-1))
