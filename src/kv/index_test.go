@@ -14,14 +14,6 @@ import (
 	"raftkv/src/api"
 )
 
-func (x *keyIndex) all() []string {
-	var out []string
-	for _, c := range x.chunks {
-		out = append(out, c...)
-	}
-	return out
-}
-
 // naiveRange is Range by brute force: every key, filtered, sorted.
 func naiveRange(m map[string]string, r RangeRequest) []string {
 	var keys []string
@@ -72,14 +64,8 @@ func TestIndexMatchesTheMap(t *testing.T) {
 			if i%200 != 0 {
 				continue
 			}
-			require.Equal(t, slices.Sorted(maps.Keys(s.table.contents())), s.table.index.all(), "seed %d index %d", seed, i)
-			for ci, c := range s.table.index.chunks {
-				require.NotEmpty(t, c)
-				require.LessOrEqual(t, len(c), maxChunk)
-				if ci > 0 {
-					require.Less(t, s.table.index.chunks[ci-1][len(s.table.index.chunks[ci-1])-1], c[0])
-				}
-			}
+			require.Equal(t, slices.Sorted(maps.Keys(s.table.contents())), s.table.keys(), "seed %d index %d", seed, i)
+			s.table.check(t)
 			for range 20 {
 				req := RangeRequest{Start: key()[:rng.Intn(7)], Limit: rng.Intn(50), KeysOnly: true}
 				switch rng.Intn(3) {

@@ -114,7 +114,7 @@ func (s *Store) Snapshot() ([]byte, error) {
 // later, so a node can write a snapshot without stopping to apply entries.
 type Frozen struct {
 	applied  uint64
-	table    frozenTable // unordered; EncodeTo sorts it
+	table    frozenTable // in key order
 	sessions []frozenSession
 	leases   []frozenLease
 }
@@ -171,7 +171,6 @@ const encodeChunk = 64 << 10
 // EncodeTo writes what Encode returns to w, a chunk at a time, so the
 // encoded state is never held whole in memory.
 func (f *Frozen) EncodeTo(w io.Writer) error {
-	f.table.sort()
 	slices.SortFunc(f.leases, func(a, b frozenLease) int { return cmp.Compare(a.ID, b.ID) })
 
 	b := make([]byte, 0, encodeChunk+512)
@@ -184,13 +183,13 @@ func (f *Frozen) EncodeTo(w io.Writer) error {
 		return err
 	}
 	b = append(b, `{"Contents":{`...)
-	for i, r := range f.table.records {
+	for i := range f.table.refs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, r.key)
+		k, v, _ := f.table.at(i)
+		b = appendBytesString(b, k)
 		b = append(b, ':')
-		v, _ := f.table.at(i)
 		b = appendBytesString(b, v)
 		if len(b) >= encodeChunk {
 			if err := flush(true); err != nil {
@@ -203,12 +202,12 @@ func (f *Frozen) EncodeTo(w io.Writer) error {
 		}
 	}
 	b = append(b, `},"Meta":{`...)
-	for i, r := range f.table.records {
+	for i := range f.table.refs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, r.key)
-		_, m := f.table.at(i)
+		k, _, m := f.table.at(i)
+		b = appendBytesString(b, k)
 		b = appendMeta(append(b, ':'), m)
 		if err := flush(false); err != nil {
 			return err
@@ -370,7 +369,7 @@ func decodeSnapshotJSON(data []byte) (snapshotJSON, error) {
 }
 
 // Len is the number of keys in the frozen state.
-func (f *Frozen) Len() int { return len(f.table.records) }
+func (f *Frozen) Len() int { return len(f.table.refs) }
 
 // appendMeta appends m as [create_index,mod_index,version].
 func appendMeta(b []byte, m Meta) []byte {
@@ -428,8 +427,12 @@ func (snap *snapshotJSON) buildTable() []error {
 func (snap *snapshotJSON) checkTable() []error {
 	var errs []error
 	t := snap.table
-	for k, slot := range t.slots {
-		_, m, v := t.record(t.refs[slot])
+	for slot, r := range t.refs {
+		if r == noRecord {
+			continue
+		}
+		kb, m, v := t.record(uint32(slot))
+		k := string(kb)
 		if err := ValidateKey(k); err != nil {
 			errs = append(errs, fmt.Errorf("key %.64q: %w", k, err))
 		}

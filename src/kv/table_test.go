@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"math/rand"
@@ -14,34 +15,77 @@ import (
 // contents returns the table's keys and values as a map.
 func (t *table) contents() map[string]string {
 	m := make(map[string]string, t.len())
-	for k := range t.slots {
+	t.ascend("", func(k string) bool {
 		m[k], _, _ = t.get(k)
-	}
+		return true
+	})
 	return m
 }
 
 // metas returns the table's keys and metadata as a map.
 func (t *table) metas() map[string]Meta {
 	m := make(map[string]Meta, t.len())
-	for k := range t.slots {
+	t.ascend("", func(k string) bool {
 		m[k], _ = t.meta(k)
-	}
+		return true
+	})
 	return m
 }
 
-// check verifies the table's invariants: slots, refs and index agree, and
-// every slab's dead count is its size less its live records.
+// keys returns the table's keys in the ordered index's order.
+func (t *table) keys() []string {
+	var keys []string
+	t.ascend("", func(k string) bool {
+		keys = append(keys, k)
+		return true
+	})
+	return keys
+}
+
+// check verifies the table's invariants (see table).
 func (t *table) check(tb testing.TB) {
 	tb.Helper()
-	require.Equal(tb, slices.Sorted(maps.Keys(t.slots)), t.index.all(), "index")
-	require.Equal(tb, len(t.refs), len(t.slots)+len(t.freeSlots), "slots")
-	live := make([]int, len(t.slabs))
-	for k, slot := range t.slots {
+	live := map[uint32]bool{}
+	for slot, r := range t.refs {
+		if r != noRecord {
+			live[uint32(slot)] = true
+		}
+	}
+	require.Equal(tb, len(t.refs), len(live)+len(t.freeSlots), "free slots")
+	require.LessOrEqual(tb, 2*len(live), len(t.hash), "the hash index is at most half full")
+	hashed := map[uint32]bool{}
+	for _, e := range t.hash {
+		if e.slot1 != 0 {
+			slot := e.slot1 - 1
+			require.True(tb, live[slot] && !hashed[slot], "slot %d in the hash index", slot)
+			hashed[slot] = true
+			require.Equal(tb, t.hashOf(string(t.key(slot))), e.hash)
+			got, ok := t.find(string(t.key(slot)))
+			require.True(tb, ok && got == slot, "slot %d is not found by its key", slot)
+		}
+	}
+	require.Len(tb, hashed, len(live))
+	ordered := map[uint32]bool{}
+	var prev []byte
+	for _, c := range t.order {
+		require.NotEmpty(tb, c)
+		require.LessOrEqual(tb, len(c), maxChunk)
+		for _, slot := range c {
+			require.True(tb, live[slot] && !ordered[slot], "slot %d in the ordered index", slot)
+			ordered[slot] = true
+			k := t.key(slot)
+			require.True(tb, prev == nil || bytes.Compare(prev, k) < 0, "keys %q, %q out of order", prev, k)
+			prev = k
+		}
+	}
+	require.Len(tb, ordered, len(live))
+	bytesLive := make([]int, len(t.slabs))
+	for slot := range live {
 		r := t.refs[slot]
-		require.NotNil(tb, t.slabs[r.slab].b, "key %q in a dropped slab", k)
-		got, _, _, end := decodeRecord(t.slabs[r.slab].b, int(r.off))
-		require.Equal(tb, slot, got, "key %q's record names another slot", k)
-		live[r.slab] += end - int(r.off)
+		require.NotNil(tb, t.slabs[r.slab].b, "slot %d in a dropped slab", slot)
+		got, _, _, _, end := decodeRecord(t.slabs[r.slab].b, int(r.off))
+		require.Equal(tb, slot, got, "slot %d's record names another slot", slot)
+		bytesLive[r.slab] += end - int(r.off)
 	}
 	free := make(map[uint32]bool)
 	for _, i := range t.freeSlabs {
@@ -56,7 +100,7 @@ func (t *table) check(tb testing.TB) {
 		if uint32(i) == t.cur {
 			unused = cap(s.b) - len(s.b) // not retired yet
 		}
-		require.Equal(tb, cap(s.b)-live[i]-unused, s.dead, "slab %d's dead bytes", i)
+		require.Equal(tb, cap(s.b)-bytesLive[i]-unused, s.dead, "slab %d's dead bytes", i)
 		if uint32(i) != t.cur {
 			require.Less(tb, s.dead*4, cap(s.b), "slab %d is a quarter dead and was not compacted", i)
 		}
@@ -100,14 +144,17 @@ func TestTableMatchesAMap(t *testing.T) {
 				tab.check(t)
 				require.Equal(t, want, tab.contents(), "seed %d at %d", seed, i)
 				require.Equal(t, wantMeta, tab.metas(), "seed %d at %d", seed, i)
+				require.Equal(t, slices.Sorted(maps.Keys(want)), tab.keys())
 			}
 		}
-		frozen.sort()
 		got := map[string]string{}
-		for i, r := range frozen.records {
-			v, _ := frozen.at(i)
-			got[r.key] = string(v)
+		var keys []string
+		for i := range frozen.refs {
+			k, v, _ := frozen.at(i)
+			got[string(k)] = string(v)
+			keys = append(keys, string(k))
 		}
+		require.True(t, slices.IsSorted(keys), "the frozen copy is in key order")
 		require.Equal(t, frozenWant, got, "seed %d: the frozen copy", seed)
 	}
 }
