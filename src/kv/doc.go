@@ -38,9 +38,10 @@
 //
 // Every key has a Meta: create_index (the entry that created it since it
 // was last absent), mod_index (its last write) and version (writes since
-// creation); an absent key's is zero. The map of values stays a plain
-// map[string]string (the snapshot's "Contents", which people diff with
-// jq); the metadata is a map beside it ("Meta").
+// creation); an absent key's is zero. In memory a key, its value and its
+// metadata are one record of a table laid out for millions of keys (see
+// table); in a snapshot they stay plain JSON objects: "Contents", which
+// people diff with jq, and "Meta" beside it.
 //
 // Conditions are evaluated in Apply, on the replicated state at the
 // entry's index, never by the proposer on its local copy (which may lag):

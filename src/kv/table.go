@@ -42,17 +42,20 @@ type table struct {
 	freeSlots []uint32
 	slabs     []slab
 	freeSlabs []uint32 // indexes of dropped slabs, to reuse
-	cur       uint32   // the slab records are appended to
-	hash      []hashEntry
-	order     [][]uint32 // slots in key order, in chunks
-	seed      maphash.Seed
+	cur       uint32   // the slab records are appended to; noSlab before the first
+
+	hash  []hashEntry
+	order [][]uint32 // slots in key order, in chunks
+	seed  maphash.Seed
 }
 
 // recordRef is where a record starts: its slab and offset.
 type recordRef struct{ slab, off uint32 }
 
 // noRecord is the recordRef of a free slot, or of one being written.
-var noRecord = recordRef{slab: ^uint32(0)}
+var noRecord = recordRef{slab: noSlab}
+
+const noSlab = ^uint32(0)
 
 type slab struct {
 	b    []byte // records; never grown past its capacity, never rewritten
@@ -79,7 +82,7 @@ const maxChunk = 1024
 const recordHeaderMax = 4 + 5*binary.MaxVarintLen64
 
 func newTable() *table {
-	return &table{seed: maphash.MakeSeed()}
+	return &table{seed: maphash.MakeSeed(), cur: noSlab}
 }
 
 // len is the number of keys.
@@ -207,8 +210,10 @@ func (t *table) place(size int) recordRef {
 	if size > slabSize/4 {
 		return recordRef{slab: t.newSlab(size)}
 	}
-	if len(t.slabs) == 0 || cap(t.slabs[t.cur].b)-len(t.slabs[t.cur].b) < size {
-		if len(t.slabs) > 0 {
+	// (A slab of its own is never the current slab: its end is already
+	// retired.)
+	if t.cur == noSlab || cap(t.slabs[t.cur].b)-len(t.slabs[t.cur].b) < size {
+		if t.cur != noSlab {
 			t.retire(t.cur)
 		}
 		t.cur = t.newSlab(slabSize)

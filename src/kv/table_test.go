@@ -159,6 +159,23 @@ func TestTableMatchesAMap(t *testing.T) {
 	}
 }
 
+// TestTableFirstRecordLarge: a table whose first record has a slab of its
+// own (once retired twice, as if it were the current slab: a node
+// panicked on compacting it).
+func TestTableFirstRecordLarge(t *testing.T) {
+	tab := newTable()
+	tab.set("big", strings.Repeat("b", slabSize/2), Meta{CreateIndex: 1, ModIndex: 1, Version: 1})
+	for i := range 200 {
+		tab.set(fmt.Sprintf("k%d", i%50), "v", Meta{CreateIndex: 1, ModIndex: uint64(i + 2), Version: 1})
+		tab.check(t)
+	}
+	tab.set("big", "small now", Meta{CreateIndex: 1, ModIndex: 300, Version: 2})
+	tab.check(t)
+	v, _, ok := tab.get("big")
+	require.True(t, ok)
+	require.Equal(t, "small now", v)
+}
+
 // TestTableLoad: a loaded table is the table the same sets make.
 func TestTableLoad(t *testing.T) {
 	keys := []string{"a", "b", "c/1", "c/2"}
