@@ -345,7 +345,7 @@ func LoadNode(args []string, getenv func(string) string, hostname func() (string
 	fs.String("watch-history", "", "changes kept for watches (GET /v1/watch/...?since=N older than them is 410) (default 100000)")
 	fs.String("watch-history-bytes", "", "bytes of keys and values kept for watches, at most (default 67108864)")
 	fs.String("log-window-entries", "0", "keep at most this many applied log entries in memory; older ones are read back from the log files for a lagging follower (0: 8192)")
-	fs.String("log-window-bytes", "0", "keep at most this many bytes of applied log entries' commands in memory (0: 64 MiB)")
+	fs.String("log-window-bytes", "0", "keep at most this many bytes of applied log entries' commands in memory (0: 16 MiB)")
 	fs.String("pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (default off)")
 	fs.String("max-client-conns", "", "client HTTP connections served at once; beyond it new ones wait to be accepted (default $"+EnvMaxClientConns+", else "+strconv.Itoa(DefaultMaxClientConns)+"); keep it below the file limit")
 	fs.String("cacert", "", "the cluster CA certificate, PEM (default $"+EnvCACert+")")

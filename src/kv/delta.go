@@ -257,31 +257,54 @@ func (snap *snapshotJSON) apply(deltas Deltas) error {
 	if err != nil {
 		return err
 	}
-	t := snap.table
+	// One merge of the patched keys, in order, into the decoded keys: each
+	// key is copied once, whatever the number of patches.
+	old := snap.decoded
+	merged := &decodedKeys{
+		keys:   make([]string, 0, len(old.keys)+len(patches)),
+		values: make([][]byte, 0, len(old.keys)+len(patches)),
+		metas:  make([]Meta, 0, len(old.keys)+len(patches)),
+	}
+	i := 0
 	for _, k := range slices.Sorted(maps.Keys(patches)) {
-		p := patches[k]
-		old, oldMeta, had := t.get(k)
-		value, meta := &old, &oldMeta
-		if !had {
-			value, meta = nil, nil
+		for ; i < len(old.keys) && old.keys[i] < k; i++ {
+			merged.add(old.keys[i], old.values[i], old.metas[i])
 		}
+		var value []byte
+		var meta Meta
+		hasValue, hasMeta := false, false
+		if i < len(old.keys) && old.keys[i] == k {
+			value, meta, hasValue, hasMeta = old.values[i], old.metas[i], true, true
+			i++
+		}
+		p := patches[k]
 		if p.setV {
-			value = p.value
+			hasValue = p.value != nil
+			if hasValue {
+				value = []byte(*p.value)
+			}
 		}
 		if p.setM {
-			meta = p.meta
+			hasMeta = p.meta != nil
+			if hasMeta {
+				meta = *p.meta
+			}
 		}
 		switch {
-		case value == nil && meta == nil:
-			t.del(k)
-		case value == nil:
+		case !hasValue && !hasMeta:
+			// removed, or never there
+		case !hasValue:
 			return fmt.Errorf("meta of key %.64q: the key is not in Contents", k)
-		case meta == nil:
+		case !hasMeta:
 			return fmt.Errorf("key %.64q has no meta", k)
 		default:
-			t.set(k, *value, *meta)
+			merged.add(k, value, meta)
 		}
 	}
+	for ; i < len(old.keys); i++ {
+		merged.add(old.keys[i], old.values[i], old.metas[i])
+	}
+	snap.decoded = merged
 	return nil
 }
 

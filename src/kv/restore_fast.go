@@ -20,19 +20,15 @@ func decodeSnapshotFast(data []byte) (snap snapshotJSON, ok bool) {
 	if !p.lit(`{"Contents":{`) {
 		return snap, false
 	}
-	// A value is data[off:off+n], or escaped[-n-1] when it needed decoding:
-	// plain values go from the snapshot's bytes to the table's slabs without
-	// a string of their own in between.
-	type span struct{ off, n int }
-	var keys []string
-	var values []span
-	var escaped []string
+	// Plain values go from the snapshot's bytes to the table's slabs
+	// without a string of their own in between.
+	var d decodedKeys
 	for !p.lit("}") {
-		if len(keys) > 0 && !p.lit(",") {
+		if len(d.keys) > 0 && !p.lit(",") {
 			return snap, false
 		}
 		k, ok1 := p.str()
-		if !ok1 || len(keys) > 0 && k <= keys[len(keys)-1] || !p.lit(":") {
+		if !ok1 || len(d.keys) > 0 && k <= d.keys[len(d.keys)-1] || !p.lit(":") {
 			return snap, false // unsorted or repeated keys: the slow way
 		}
 		start := p.i
@@ -40,25 +36,22 @@ func decodeSnapshotFast(data []byte) (snap snapshotJSON, ok bool) {
 		if !ok2 {
 			return snap, false
 		}
-		keys = append(keys, k)
 		if plain {
-			values = append(values, span{start + 1, p.i - start - 2})
+			d.add(k, data[start+1:p.i-1], Meta{})
 		} else {
-			escaped = append(escaped, v)
-			values = append(values, span{0, -len(escaped)})
+			d.add(k, []byte(v), Meta{})
 		}
 	}
 	if !p.lit(`,"Meta":{`) {
 		return snap, false
 	}
-	metas := make([]Meta, len(keys))
 	n := 0
 	for ; !p.lit("}"); n++ {
 		if n > 0 && !p.lit(",") {
 			return snap, false
 		}
 		k, ok1 := p.str()
-		if !ok1 || n >= len(keys) || k != keys[n] || !p.lit(":[") {
+		if !ok1 || n >= len(d.keys) || k != d.keys[n] || !p.lit(":[") {
 			return snap, false // not Contents' keys in order: the slow way
 		}
 		var m [3]uint64
@@ -73,9 +66,9 @@ func decodeSnapshotFast(data []byte) (snap snapshotJSON, ok bool) {
 		if !p.lit("]") {
 			return snap, false
 		}
-		metas[n] = Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}
+		d.metas[n] = Meta{CreateIndex: m[0], ModIndex: m[1], Version: m[2]}
 	}
-	if n != len(keys) {
+	if n != len(d.keys) {
 		return snap, false
 	}
 	// The rest (the session table, the leases, the applied index, in any
@@ -96,13 +89,7 @@ func decodeSnapshotFast(data []byte) (snap snapshotJSON, ok bool) {
 		return snap, false
 	}
 	snap.Sessions, snap.Leases, snap.AppliedIndex = tail.Sessions, tail.Leases, *tail.AppliedIndex
-	snap.table = newTable()
-	snap.table.load(keys, func(i int) ([]byte, Meta) {
-		if v := values[i]; v.n >= 0 {
-			return data[v.off : v.off+v.n], metas[i]
-		}
-		return []byte(escaped[-values[i].n-1]), metas[i]
-	})
+	snap.decoded = &d
 	return snap, true
 }
 

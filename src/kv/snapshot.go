@@ -65,10 +65,11 @@ type snapshotJSON struct {
 	// snapshot without leases (or of a version before them) has none.
 	Leases       map[string]leaseJSON
 	AppliedIndex uint64
-	// table is Contents with Meta, as the Store holds them: decoded into it
-	// by decodeSnapshotFast, or built by buildTable after encoding/json
-	// (Contents and Meta are then nil).
-	table *table
+	// decoded is Contents with Meta, in key order: from decodeSnapshotFast,
+	// or from buildTable after encoding/json (Contents and Meta are then
+	// nil). Deltas patch it; then it becomes table, the Store's.
+	decoded *decodedKeys
+	table   *table
 	// metaless: the snapshot has keys but no Meta (written before keys had
 	// metadata), so a delta cannot be taken on top of it.
 	metaless bool
@@ -268,6 +269,7 @@ func (s *Store) RestoreChain(data []byte, deltas Deltas) error {
 			return fmt.Errorf("kv: restore: delta: %w", err)
 		}
 	}
+	snap.table, snap.decoded = snap.decoded.table(), nil
 	// At most maxRestoreErrors problems are reported, in sorted order.
 	const maxRestoreErrors = 10
 	errs = append(errs, snap.checkTable()...)
@@ -383,7 +385,7 @@ func appendMeta(b []byte, m Meta) []byte {
 }
 
 // buildTable moves the Contents and Meta that encoding/json decoded into
-// the table, and returns what is wrong with the metadata's keys. A snapshot
+// decoded, and returns what is wrong with the metadata's keys. A snapshot
 // without "Meta" (written before keys had metadata) gives every key
 // create_index = mod_index = the snapshot's applied index (at least 1) and
 // version 1: true bounds ("written at or before"), and a ?cas= with that
@@ -411,11 +413,10 @@ func (snap *snapshotJSON) buildTable() []error {
 	}
 	snap.metaless = snap.Meta == nil && len(snap.Contents) > 0
 	keys := slices.Sorted(maps.Keys(snap.Contents))
-	snap.table = newTable()
-	snap.table.load(keys, func(i int) ([]byte, Meta) {
-		m := meta(keys[i])
-		return []byte(snap.Contents[keys[i]]), m
-	})
+	snap.decoded = &decodedKeys{}
+	for _, k := range keys {
+		snap.decoded.add(k, []byte(snap.Contents[k]), meta(k))
+	}
 	snap.Contents, snap.Meta = nil, nil
 	return errs
 }

@@ -425,20 +425,33 @@ func (t *table) ascend(from string, f func(k string) bool) {
 	}
 }
 
-// load fills an empty table with keys, which must be sorted and distinct,
-// and each key's value and metadata from get; the records are written in
-// key order.
-func (t *table) load(keys []string, get func(i int) ([]byte, Meta)) {
-	t.refs = make([]recordRef, len(keys))
+// decodedKeys are a state's keys in order, each with its value and
+// metadata, as a snapshot decodes them, before they go into a table.
+// Invariant: keys are sorted and distinct; the three slices are as long.
+type decodedKeys struct {
+	keys   []string
+	values [][]byte
+	metas  []Meta
+}
+
+func (d *decodedKeys) add(k string, v []byte, m Meta) {
+	d.keys = append(d.keys, k)
+	d.values = append(d.values, v)
+	d.metas = append(d.metas, m)
+}
+
+// table returns a table of the keys; the records are written in key order.
+func (d *decodedKeys) table() *table {
+	t := newTable()
+	t.refs = make([]recordRef, len(d.keys))
 	n := 16
-	for n < 2*len(keys) {
+	for n < 2*len(d.keys) {
 		n *= 2
 	}
 	t.hash = make([]hashEntry, n)
 	mask := uint32(n - 1)
-	for i, k := range keys {
-		v, m := get(i)
-		writeRecord(t, uint32(i), k, v, m)
+	for i, k := range d.keys {
+		writeRecord(t, uint32(i), k, d.values[i], d.metas[i])
 		h := t.hashOf(k)
 		j := h & mask
 		for t.hash[j].slot1 != 0 {
@@ -446,13 +459,14 @@ func (t *table) load(keys []string, get func(i int) ([]byte, Meta)) {
 		}
 		t.hash[j] = hashEntry{uint32(i) + 1, h}
 	}
-	for i := 0; i < len(keys); i += maxChunk / 2 {
-		c := make([]uint32, min(maxChunk/2, len(keys)-i))
+	for i := 0; i < len(d.keys); i += maxChunk / 2 {
+		c := make([]uint32, min(maxChunk/2, len(d.keys)-i))
 		for j := range c {
 			c[j] = uint32(i + j)
 		}
 		t.order = append(t.order, c)
 	}
+	return t
 }
 
 // frozenTable is a table's records in key order at one moment.

@@ -176,13 +176,14 @@ func TestTableFirstRecordLarge(t *testing.T) {
 	require.Equal(t, "small now", v)
 }
 
-// TestTableLoad: a loaded table is the table the same sets make.
+// TestTableLoad: a table of decoded keys is the table the same sets make.
 func TestTableLoad(t *testing.T) {
 	keys := []string{"a", "b", "c/1", "c/2"}
-	tab := newTable()
-	tab.load(keys, func(i int) ([]byte, Meta) {
-		return []byte(strings.Repeat("v", i*100)), Meta{CreateIndex: 1, ModIndex: uint64(i + 1), Version: 1}
-	})
+	var d decodedKeys
+	for i, k := range keys {
+		d.add(k, []byte(strings.Repeat("v", i*100)), Meta{CreateIndex: 1, ModIndex: uint64(i + 1), Version: 1})
+	}
+	tab := d.table()
 	tab.check(t)
 	for i, k := range keys {
 		v, m, ok := tab.get(k)

@@ -32,15 +32,23 @@ import (
 )
 
 // Limit returns the soft memory limit for a live heap of live bytes, scan
-// of them scannable (holding pointers): the larger of floor and live plus
-// the larger of headroom and scan/2. With a ceiling (0: none), at most the
-// ceiling, unless live plus headroom alone is above it: a node in a
-// container then collects more often rather than grow into the container's
-// hard limit and be killed.
-func Limit(live, scan, floor, headroom, ceiling uint64) uint64 {
-	l := max(floor, live+max(headroom, scan/2))
+// of them scannable (holding pointers), with overhead bytes of runtime
+// memory besides the heap's objects: the larger of floor and the memory
+// that lets the heap grow the larger of headroom and scan/2 past live. With
+// a ceiling (0: none), at most the ceiling, unless live plus headroom alone
+// is above it: a node in a container then collects more often rather than
+// grow into the container's hard limit and be killed.
+//
+// The limit bounds all the runtime's memory, not the heap: the collector
+// aims the heap at the limit less the overhead (stacks, the collector's
+// own metadata, fragmentation, free pages not yet returned) and less 3 %
+// of what remains. A limit of live + headroom alone left a 300 MB heap 3 MB
+// to grow in: the collector ran 35 times a second.
+func Limit(live, scan, overhead, floor, headroom, ceiling uint64) uint64 {
+	heap := live + max(headroom, scan/2)
+	l := max(floor, heap/97*100+overhead)
 	if ceiling > 0 {
-		l = min(l, max(ceiling, live+headroom))
+		l = min(l, max(ceiling, live+headroom+overhead))
 	}
 	return l
 }
@@ -70,15 +78,29 @@ func ceilingOf(s string) uint64 {
 	return n / 10 * 9
 }
 
-// LiveHeap reads the heap marked live by the last collection, and how much
-// of the heap is scannable.
-func LiveHeap() (live, scan uint64) {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/heap:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
-		return 0, 0
+// LiveHeap reads the heap marked live by the last collection, how much of
+// the heap is scannable, and the runtime's memory besides heap objects that
+// counts against the limit (all it has mapped and not returned, less the
+// objects and the free pages).
+func LiveHeap() (live, scan, overhead uint64) {
+	s := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/heap:bytes"},
+		{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"}, {Name: "/memory/classes/heap/objects:bytes"},
 	}
-	return s[0].Value.Uint64(), min(s[1].Value.Uint64(), s[0].Value.Uint64())
+	metrics.Read(s)
+	v := make([]uint64, len(s))
+	for i := range s {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return 0, 0, 0
+		}
+		v[i] = s[i].Value.Uint64()
+	}
+	live, scan = v[0], min(v[1], v[0])
+	if used := v[3] + v[4] + v[5]; v[2] > used {
+		overhead = v[2] - used
+	}
+	return live, scan, overhead
 }
 
 // Run sets the limit at once and then every interval until ctx ends.
@@ -93,8 +115,8 @@ func Run(ctx context.Context, floor, headroom uint64, interval time.Duration) {
 	ceiling := Ceiling()
 	debug.FreeOSMemory()
 	set := func() {
-		live, scan := LiveHeap()
-		debug.SetMemoryLimit(int64(Limit(live, scan, floor, headroom, ceiling)))
+		live, scan, overhead := LiveHeap()
+		debug.SetMemoryLimit(int64(Limit(live, scan, overhead, floor, headroom, ceiling)))
 	}
 	set()
 	t := time.NewTicker(interval)

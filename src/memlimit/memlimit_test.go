@@ -13,14 +13,16 @@ import (
 
 func TestLimit(t *testing.T) {
 	const mib = 1 << 20
-	assert.Equal(t, uint64(450*mib), Limit(400*mib, 400*mib, 70*mib, 32*mib, 450*mib), "at most a container's ceiling")
-	assert.Equal(t, uint64(432*mib), Limit(400*mib, 400*mib, 70*mib, 32*mib, 410*mib), "unless the live heap and the headroom alone pass it")
-	assert.Equal(t, uint64(70*mib), Limit(10*mib, 10*mib, 70*mib, 32*mib, 0), "a small heap stays under the floor")
-	assert.Equal(t, uint64(70*mib), Limit(38*mib, 38*mib, 70*mib, 32*mib, 0))
-	assert.Equal(t, uint64(82*mib), Limit(50*mib, 50*mib, 70*mib, 32*mib, 0), "a larger heap keeps its headroom")
-	assert.Equal(t, uint64(600*mib), Limit(400*mib, 400*mib, 70*mib, 32*mib, 0), "a larger one half its scannable size, so a collection's cost per allocated byte does not grow with it")
-	assert.Equal(t, uint64(440*mib), Limit(400*mib, 80*mib, 70*mib, 32*mib, 0), "memory without pointers costs a collection nothing to scan: no headroom for it")
-}
+	assert.Equal(t, uint64(450*mib), Limit(400*mib, 400*mib, 0, 70*mib, 32*mib, 450*mib), "at most a container's ceiling")
+	assert.Equal(t, uint64(442*mib), Limit(400*mib, 400*mib, 10*mib, 70*mib, 32*mib, 410*mib), "unless the live heap, the headroom and the overhead alone pass it")
+	assert.Equal(t, uint64(70*mib), Limit(10*mib, 10*mib, 5*mib, 70*mib, 32*mib, 0), "a small heap stays under the floor")
+	assert.Equal(t, uint64(70*mib), Limit(30*mib, 30*mib, 5*mib, 70*mib, 32*mib, 0))
+	// The heap may grow by the headroom: the runtime aims it 3 % under
+	// what the overhead leaves of the limit.
+	heapGoal := func(limit, overhead uint64) uint64 { return (limit - overhead) / 100 * 97 }
+	assert.InDelta(t, 50*mib+32*mib, heapGoal(Limit(50*mib, 50*mib, 12*mib, 70*mib, 32*mib, 0), 12*mib), 100, "a larger heap keeps its headroom")
+	assert.InDelta(t, 600*mib, heapGoal(Limit(400*mib, 400*mib, 12*mib, 70*mib, 32*mib, 0), 12*mib), 100, "a larger one half its scannable size, so a collection's cost per allocated byte does not grow with it")
+	assert.InDelta(t, 432*mib, heapGoal(Limit(400*mib, 40*mib, 12*mib, 70*mib, 32*mib, 0), 12*mib), 100, "memory without pointers costs a collection nothing to scan: no headroom for it")}
 
 var sink [][]byte
 
@@ -41,9 +43,10 @@ func TestRunFollowsTheLiveHeap(t *testing.T) {
 		sink = append(sink, make([]byte, 1<<20))
 	}
 	runtime.GC()
-	live, scan := LiveHeap()
+	live, scan, overhead := LiveHeap()
 	require.GreaterOrEqual(t, live, uint64(64<<20))
 	require.Less(t, scan, uint64(8<<20), "the byte slices hold no pointers")
+	require.Less(t, overhead, uint64(64<<20))
 	deadline := time.Now().Add(10 * time.Second)
 	for debug.SetMemoryLimit(-1) < 64<<20+headroom {
 		require.True(t, time.Now().Before(deadline), "limit %d never followed the live heap", debug.SetMemoryLimit(-1))
