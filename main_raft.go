@@ -79,11 +79,15 @@ func main() {
 }
 
 // The node's soft memory limit (runtime/debug) follows its live heap: the
-// larger of memoryFloor and the live heap plus memoryHeadroom (package
-// memlimit says why). GOMEMLIMIT, when set, replaces it.
+// larger of memoryFloor and what lets the heap grow memoryHeadroom, or half
+// its scannable part if more, past the live heap (package memlimit says
+// why). GOMEMLIMIT, when set, replaces it. 16 MiB: a collection of a
+// million-key state costs a few milliseconds (its values are not scanned),
+// so one every 16 MiB of allocation costs the busiest node under 3 % of
+// its CPU, and the state stays within 1.5 times its raw size.
 const (
 	memoryFloor    = 64 << 20
-	memoryHeadroom = 28 << 20
+	memoryHeadroom = 16 << 20
 )
 
 // newLogger builds the one logger of the process: info level, debug with
