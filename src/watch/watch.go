@@ -33,9 +33,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
+	"raftkv/src/api"
 	"raftkv/src/kv"
 )
 
@@ -82,9 +84,21 @@ type Hub struct {
 	mu sync.RWMutex
 	// ring holds events first .. next-1 (sequence numbers of this hub),
 	// event seq at ring[seq % len(ring)]. Invariant: next-first <= len(ring).
-	ring        []kv.Event
+	ring        []record
 	first, next uint64
 	bytes       int
+	// The keys and values of the ring's events are in chunks, byte slices
+	// without pointers: a full history of 100,000 events is then a few
+	// hundred objects to the garbage collector, not 200,000 strings to mark
+	// on every cycle (at a million keys that was 15 % of the puts). Events
+	// leave the ring oldest first, so a chunk is dropped once its last
+	// event has left. Invariant: live[c] is the number of the ring's
+	// events in chunk c; a chunk other than cur with none is dropped (nil,
+	// its index in freeChunks).
+	chunks     [][]byte
+	live       []int
+	freeChunks []int
+	cur        int // the chunk being filled; -1: none
 	// floor: every change above it is in the ring or yet to come.
 	// Invariant: floor < the Index of every event in the ring.
 	floor uint64
@@ -108,6 +122,14 @@ func (g groupKey) matches(key string) bool {
 	return strings.HasPrefix(key, g.prefix)
 }
 
+// matchesRecord is matches of a key in the ring (without a string copy).
+func (g groupKey) matchesRecord(key []byte) bool {
+	if g.exact {
+		return string(key) == g.prefix
+	}
+	return len(key) >= len(g.prefix) && string(key[:len(g.prefix)]) == g.prefix
+}
+
 // NewHub returns a hub whose history starts after index applied.
 func NewHub(opts Options, applied uint64) *Hub {
 	if opts.MaxEvents <= 0 {
@@ -116,10 +138,81 @@ func NewHub(opts Options, applied uint64) *Hub {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = DefaultMaxBytes
 	}
-	return &Hub{opts: opts, floor: applied, groups: map[groupKey]map[*Watcher]struct{}{}}
+	return &Hub{opts: opts, floor: applied, groups: map[groupKey]map[*Watcher]struct{}{}, cur: -1}
 }
 
 func eventSize(e kv.Event) int { return len(e.Key) + len(e.Value) + eventOverhead }
+
+// record is an event in the ring: its key and value are
+// chunks[chunk][off:off+klen] and the vlen bytes after.
+type record struct {
+	index, lease uint64
+	chunk, off   uint32
+	klen, vlen   uint32
+	typ          uint8 // index in eventTypes
+}
+
+// eventTypes are the kv.Event types, by record.typ.
+var eventTypes = []string{api.EventPut, api.EventAppend, api.EventDelete, api.EventExpire}
+
+// chunkSize is the size of a chunk; an event over a quarter of it gets a
+// chunk of its own.
+const chunkSize = 64 << 10
+
+// store copies e's key and value into a chunk and returns its record.
+func (h *Hub) store(e kv.Event) record {
+	r := record{index: e.Index, lease: e.Lease, klen: uint32(len(e.Key)), vlen: uint32(len(e.Value))}
+	typ := slices.Index(eventTypes, e.Type)
+	if typ < 0 {
+		panic(fmt.Sprintf("watch: event of unknown type %q", e.Type))
+	}
+	r.typ = uint8(typ)
+	n := len(e.Key) + len(e.Value)
+	c := h.cur
+	switch {
+	case n > chunkSize/4:
+		c = h.newChunk(n)
+	case c < 0 || cap(h.chunks[c])-len(h.chunks[c]) < n:
+		if old := h.cur; old >= 0 && h.live[old] == 0 {
+			h.dropChunk(old)
+		}
+		h.cur = h.newChunk(chunkSize)
+		c = h.cur
+	}
+	r.chunk, r.off = uint32(c), uint32(len(h.chunks[c]))
+	h.chunks[c] = append(append(h.chunks[c], e.Key...), e.Value...)
+	h.live[c]++
+	return r
+}
+
+func (h *Hub) newChunk(size int) int {
+	b := make([]byte, 0, size)
+	if n := len(h.freeChunks); n > 0 {
+		c := h.freeChunks[n-1]
+		h.freeChunks = h.freeChunks[:n-1]
+		h.chunks[c] = b
+		return c
+	}
+	h.chunks = append(h.chunks, b)
+	h.live = append(h.live, 0)
+	return len(h.chunks) - 1
+}
+
+func (h *Hub) dropChunk(c int) {
+	h.chunks[c] = nil
+	h.freeChunks = append(h.freeChunks, c)
+}
+
+// key is r's key, aliasing its chunk.
+func (h *Hub) key(r record) []byte {
+	return h.chunks[r.chunk][r.off : r.off+r.klen]
+}
+
+// event returns r as a kv.Event, its key and value copied out of the chunk.
+func (h *Hub) event(r record) kv.Event {
+	v := h.chunks[r.chunk][r.off+r.klen : r.off+r.klen+r.vlen]
+	return kv.Event{Index: r.index, Type: eventTypes[r.typ], Key: string(h.key(r)), Value: string(v), Lease: r.lease}
+}
 
 // Publish appends the events of one log entry to the history and wakes
 // the watchers they match. It never blocks. Entries must come in log
@@ -132,7 +225,7 @@ func (h *Hub) Publish(evs []kv.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.ring == nil {
-		h.ring = make([]kv.Event, min(h.opts.MaxEvents, 1024))
+		h.ring = make([]record, min(h.opts.MaxEvents, 1024))
 	}
 	for _, e := range evs {
 		if int(h.next-h.first) == len(h.ring) && len(h.ring) < h.opts.MaxEvents {
@@ -142,7 +235,7 @@ func (h *Hub) Publish(evs []kv.Event) {
 		for h.next > h.first && (int(h.next-h.first) >= len(h.ring) || h.bytes > h.opts.MaxBytes) {
 			h.dropOldest()
 		}
-		h.ring[h.next%uint64(len(h.ring))] = e
+		h.ring[h.next%uint64(len(h.ring))] = h.store(e)
 		h.next++
 	}
 	for g, ws := range h.groups {
@@ -163,7 +256,7 @@ func (h *Hub) Publish(evs []kv.Event) {
 // grow doubles the ring (up to MaxEvents), keeping its events.
 func (h *Hub) grow() {
 	n := min(2*len(h.ring), h.opts.MaxEvents)
-	ring := make([]kv.Event, n)
+	ring := make([]record, n)
 	for seq := h.first; seq < h.next; seq++ {
 		ring[seq%uint64(n)] = h.ring[seq%uint64(len(h.ring))]
 	}
@@ -172,13 +265,16 @@ func (h *Hub) grow() {
 
 func (h *Hub) dropOldest() {
 	i := h.first % uint64(len(h.ring))
-	e := h.ring[i]
-	h.bytes -= eventSize(e)
+	r := h.ring[i]
+	h.bytes -= int(r.klen+r.vlen) + eventOverhead
 	// Events of one index are dropped together or the index is not whole:
 	// either way nothing at or below it can be served any more.
-	h.floor = max(h.floor, e.Index)
-	h.ring[i] = kv.Event{}
+	h.floor = max(h.floor, r.index)
+	h.ring[i] = record{}
 	h.first++
+	if h.live[r.chunk]--; h.live[r.chunk] == 0 && int(r.chunk) != h.cur {
+		h.dropChunk(int(r.chunk))
+	}
 }
 
 // Reset forgets the history and cancels every watcher (ErrReset): the node
@@ -186,9 +282,8 @@ func (h *Hub) dropOldest() {
 func (h *Hub) Reset(applied uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for i := range h.ring {
-		h.ring[i] = kv.Event{}
-	}
+	clear(h.ring)
+	h.chunks, h.live, h.freeChunks, h.cur = nil, nil, nil, -1
 	h.first, h.next, h.bytes = 0, 0, 0
 	h.floor = applied
 	h.epoch++
@@ -235,7 +330,7 @@ func (h *Hub) Subscribe(prefix string, exact bool, since uint64) (*Watcher, erro
 	lo, hi := h.first, h.next
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		if h.ring[mid%uint64(len(h.ring))].Index <= since {
+		if h.ring[mid%uint64(len(h.ring))].index <= since {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -311,12 +406,12 @@ func (w *Watcher) poll() ([]kv.Event, error) {
 	var out []kv.Event
 	seq := w.cursor
 	for ; seq < h.next; seq++ {
-		e := h.ring[seq%uint64(len(h.ring))]
-		if len(out) >= maxBatch && e.Index != out[len(out)-1].Index {
+		r := h.ring[seq%uint64(len(h.ring))]
+		if len(out) >= maxBatch && r.index != out[len(out)-1].Index {
 			break
 		}
-		if w.group.matches(e.Key) {
-			out = append(out, e)
+		if w.group.matchesRecord(h.key(r)) {
+			out = append(out, h.event(r))
 		}
 	}
 	w.cursor = seq
@@ -325,8 +420,8 @@ func (w *Watcher) poll() ([]kv.Event, error) {
 		// one shares its index; the ring holds an index whole once its
 		// last event was published, and the state machine publishes an
 		// entry's events before the next entry's.
-		last := h.ring[(seq-1)%uint64(len(h.ring))].Index
-		if seq == h.next || h.ring[seq%uint64(len(h.ring))].Index != last {
+		last := h.ring[(seq-1)%uint64(len(h.ring))].index
+		if seq == h.next || h.ring[seq%uint64(len(h.ring))].index != last {
 			w.done = max(w.done, last)
 		} else {
 			w.done = max(w.done, last-1)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,4 +121,51 @@ func BenchmarkPublish(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestHistoryChunks: the ring's keys and values live in chunks that are
+// dropped once their last event leaves; events of every size, a chunk of
+// their own for large ones, come back as they were published.
+func TestHistoryChunks(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	h := NewHub(Options{MaxEvents: 300, MaxBytes: 256 << 10}, 0)
+	var published []kv.Event
+	for i := uint64(1); i <= 5000; i++ {
+		n := rng.Intn(600)
+		if rng.Intn(100) == 0 {
+			n = chunkSize/4 + rng.Intn(chunkSize)
+		}
+		e := kv.Event{Index: i, Type: []string{"put", "append", "delete", "expire"}[rng.Intn(4)],
+			Key: fmt.Sprintf("k/%d", rng.Intn(50)), Value: strings.Repeat("v", n), Lease: uint64(rng.Intn(3))}
+		h.Publish([]kv.Event{e})
+		published = append(published, e)
+		if i%97 == 0 || i == 5000 {
+			h.mu.RLock()
+			live := make([]int, len(h.chunks))
+			for seq := h.first; seq < h.next; seq++ {
+				live[h.ring[seq%uint64(len(h.ring))].chunk]++
+			}
+			bytes := 0
+			for c := range h.chunks {
+				require.Equal(t, live[c], h.live[c], "chunk %d's count", c)
+				if c != h.cur && live[c] == 0 {
+					require.Nil(t, h.chunks[c], "chunk %d has no event left and was not dropped", c)
+				}
+				bytes += cap(h.chunks[c])
+			}
+			require.LessOrEqual(t, bytes, h.opts.MaxBytes+3*chunkSize+2*chunkSize/4, "chunks kept beyond the history")
+			floor := h.floor
+			h.mu.RUnlock()
+			w, err := h.Subscribe("", false, floor)
+			require.NoError(t, err)
+			var got []kv.Event
+			for len(got) == 0 || got[len(got)-1].Index < i {
+				got = append(got, next(t, w)...)
+			}
+			w.Close()
+			require.Equal(t, published[len(published)-len(got):], got)
+		}
+	}
+	h.Reset(5000)
+	require.Empty(t, h.chunks)
 }
