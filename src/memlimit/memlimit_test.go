@@ -22,7 +22,8 @@ func TestLimit(t *testing.T) {
 	heapGoal := func(limit, overhead uint64) uint64 { return (limit - overhead) / 100 * 97 }
 	assert.InDelta(t, 50*mib+32*mib, heapGoal(Limit(50*mib, 50*mib, 12*mib, 70*mib, 32*mib, 0), 12*mib), 100, "a larger heap keeps its headroom")
 	assert.InDelta(t, 600*mib, heapGoal(Limit(400*mib, 400*mib, 12*mib, 70*mib, 32*mib, 0), 12*mib), 100, "a larger one half its scannable size, so a collection's cost per allocated byte does not grow with it")
-	assert.InDelta(t, 432*mib, heapGoal(Limit(400*mib, 40*mib, 12*mib, 70*mib, 32*mib, 0), 12*mib), 100, "memory without pointers costs a collection nothing to scan: no headroom for it")}
+	assert.InDelta(t, 432*mib, heapGoal(Limit(400*mib, 40*mib, 12*mib, 70*mib, 32*mib, 0), 12*mib), 100, "memory without pointers costs a collection nothing to scan: no headroom for it")
+}
 
 var sink [][]byte
 
