@@ -174,9 +174,11 @@ func runNode(args []string) int {
 	// Started once the state is loaded: a limit computed from the nearly
 	// empty heap of a starting process would run the collector back to
 	// back while a large state is decoded (a restart at 1 M keys took
-	// twice as long).
+	// twice as long). Read four times a second: a bulk load grows the live
+	// heap by tens of MB a second, and a limit a second old left it no
+	// headroom (collections back to back).
 	if os.Getenv("GOMEMLIMIT") == "" {
-		go memlimit.Run(context.Background(), memoryFloor, memoryHeadroom, time.Second)
+		go memlimit.Run(context.Background(), memoryFloor, memoryHeadroom, 250*time.Millisecond)
 	}
 	srv := httpapi.New(httpapi.Config{
 		Self: raft.ID(cfg.ID), Peers: httpPeers,
