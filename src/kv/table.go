@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
+
+	"raftkv/src/freelist"
 )
 
 // table holds the Store's keys in order, each with its value and metadata,
@@ -40,9 +42,8 @@ import (
 type table struct {
 	refs      []recordRef // by slot; noRecord when free
 	freeSlots []uint32
-	slabs     []slab
-	freeSlabs []uint32 // indexes of dropped slabs, to reuse
-	cur       uint32   // the slab records are appended to; noSlab before the first
+	slabs     freelist.Slice[slab] // a dropped slab's index is reused
+	cur       uint32               // the slab records are appended to; noSlab before the first
 
 	hash  []hashEntry
 	order [][]uint32 // slots in key order, in chunks
@@ -117,7 +118,7 @@ func (t *table) meta(k string) (Meta, bool) {
 // them before they leave the table.
 func (t *table) record(slot uint32) (key []byte, m Meta, value []byte) {
 	r := t.refs[slot]
-	_, key, m, value, _ = decodeRecord(t.slabs[r.slab].b, int(r.off))
+	_, key, m, value, _ = decodeRecord(t.slabs.Items[r.slab].b, int(r.off))
 	return key, m, value
 }
 
@@ -189,14 +190,14 @@ func (t *table) newSlot() uint32 {
 func writeRecord[V string | []byte](t *table, slot uint32, k string, v V, m Meta) {
 	size := recordHeaderMax + len(k) + len(v)
 	r := t.place(size)
-	b := binary.LittleEndian.AppendUint32(t.slabs[r.slab].b, slot)
+	b := binary.LittleEndian.AppendUint32(t.slabs.Items[r.slab].b, slot)
 	b = binary.AppendUvarint(b, uint64(len(k)))
 	b = append(b, k...)
 	b = binary.AppendUvarint(b, m.CreateIndex)
 	b = binary.AppendUvarint(b, m.ModIndex)
 	b = binary.AppendUvarint(b, m.Version)
 	b = binary.AppendUvarint(b, uint64(len(v)))
-	t.slabs[r.slab].b = append(b, v...)
+	t.slabs.Items[r.slab].b = append(b, v...)
 	if size > slabSize/4 {
 		t.retire(r.slab)
 	}
@@ -212,32 +213,24 @@ func (t *table) place(size int) recordRef {
 	}
 	// (A slab of its own is never the current slab: its end is already
 	// retired.)
-	if t.cur == noSlab || cap(t.slabs[t.cur].b)-len(t.slabs[t.cur].b) < size {
+	if t.cur == noSlab || cap(t.slabs.Items[t.cur].b)-len(t.slabs.Items[t.cur].b) < size {
 		if t.cur != noSlab {
 			t.retire(t.cur)
 		}
 		t.cur = t.newSlab(slabSize)
 	}
-	return recordRef{slab: t.cur, off: uint32(len(t.slabs[t.cur].b))}
+	return recordRef{slab: t.cur, off: uint32(len(t.slabs.Items[t.cur].b))}
 }
 
 // retire counts the unused end of a slab no more records go to as dead.
 func (t *table) retire(i uint32) {
-	s := &t.slabs[i]
+	s := &t.slabs.Items[i]
 	s.dead += cap(s.b) - len(s.b)
 }
 
 // newSlab returns the index of a new empty slab of capacity size.
 func (t *table) newSlab(size int) uint32 {
-	s := slab{b: make([]byte, 0, size)}
-	if n := len(t.freeSlabs); n > 0 {
-		i := t.freeSlabs[n-1]
-		t.freeSlabs = t.freeSlabs[:n-1]
-		t.slabs[i] = s
-		return i
-	}
-	t.slabs = append(t.slabs, s)
-	return uint32(len(t.slabs) - 1)
+	return uint32(t.slabs.Add(slab{b: make([]byte, 0, size)}))
 }
 
 // kill marks slot's record dead, and compacts its slab once a quarter of
@@ -245,7 +238,7 @@ func (t *table) newSlab(size int) uint32 {
 func (t *table) kill(slot uint32) {
 	r := t.refs[slot]
 	t.refs[slot] = noRecord
-	s := &t.slabs[r.slab]
+	s := &t.slabs.Items[r.slab]
 	_, _, _, _, end := decodeRecord(s.b, int(r.off))
 	s.dead += end - int(r.off)
 	if r.slab != t.cur && s.dead*4 >= cap(s.b) {
@@ -257,25 +250,24 @@ func (t *table) kill(slot uint32) {
 // slab and drops slab i. A frozen copy that still reads slab i holds its
 // own reference to it.
 func (t *table) compact(i uint32) {
-	b := t.slabs[i].b
-	for off := 0; off < len(b) && t.slabs[i].dead < cap(b); {
+	b := t.slabs.Items[i].b
+	for off := 0; off < len(b) && t.slabs.Items[i].dead < cap(b); {
 		slot, _, _, _, end := decodeRecord(b, off)
 		if int(slot) < len(t.refs) && t.refs[slot] == (recordRef{i, uint32(off)}) {
 			r := t.place(end - off)
-			t.slabs[r.slab].b = append(t.slabs[r.slab].b, b[off:end]...)
+			t.slabs.Items[r.slab].b = append(t.slabs.Items[r.slab].b, b[off:end]...)
 			t.refs[slot] = r
-			t.slabs[i].dead += end - off
+			t.slabs.Items[i].dead += end - off
 			if end-off > slabSize/4 {
 				t.retire(r.slab)
 			}
 		}
 		off = end
 	}
-	if t.slabs[i].dead != cap(b) {
-		panic(fmt.Sprintf("kv: table: slab %d compacted with %d of %d bytes dead", i, t.slabs[i].dead, cap(b)))
+	if t.slabs.Items[i].dead != cap(b) {
+		panic(fmt.Sprintf("kv: table: slab %d compacted with %d of %d bytes dead", i, t.slabs.Items[i].dead, cap(b)))
 	}
-	t.slabs[i] = slab{}
-	t.freeSlabs = append(t.freeSlabs, i)
+	t.slabs.Free(int(i))
 }
 
 // The hash index: open addressing with linear probing, at most half full,
@@ -478,8 +470,8 @@ type frozenTable struct {
 // freeze copies where the records are, in key order: 8 bytes a key, and
 // no sorting.
 func (t *table) freeze() frozenTable {
-	f := frozenTable{refs: make([]recordRef, 0, t.len()), slabs: make([][]byte, len(t.slabs))}
-	for i, s := range t.slabs {
+	f := frozenTable{refs: make([]recordRef, 0, t.len()), slabs: make([][]byte, len(t.slabs.Items))}
+	for i, s := range t.slabs.Items {
 		f.slabs[i] = s.b
 	}
 	for _, c := range t.order {

@@ -79,21 +79,19 @@ func (t *table) check(tb testing.TB) {
 		}
 	}
 	require.Len(tb, ordered, len(live))
-	bytesLive := make([]int, len(t.slabs))
+	bytesLive := make([]int, len(t.slabs.Items))
 	for slot := range live {
 		r := t.refs[slot]
-		require.NotNil(tb, t.slabs[r.slab].b, "slot %d in a dropped slab", slot)
-		got, _, _, _, end := decodeRecord(t.slabs[r.slab].b, int(r.off))
+		require.NotNil(tb, t.slabs.Items[r.slab].b, "slot %d in a dropped slab", slot)
+		got, _, _, _, end := decodeRecord(t.slabs.Items[r.slab].b, int(r.off))
 		require.Equal(tb, slot, got, "slot %d's record names another slot", slot)
 		bytesLive[r.slab] += end - int(r.off)
 	}
-	free := make(map[uint32]bool)
-	for _, i := range t.freeSlabs {
-		free[i] = true
-	}
-	for i, s := range t.slabs {
-		if free[uint32(i)] {
-			require.Nil(tb, s.b, "a free slab holds records")
+	dropped := 0
+	for i, s := range t.slabs.Items {
+		if s.b == nil {
+			require.Zero(tb, bytesLive[i], "slab %d was dropped with live records", i)
+			dropped++
 			continue
 		}
 		unused := 0
@@ -105,6 +103,7 @@ func (t *table) check(tb testing.TB) {
 			require.Less(tb, s.dead*4, cap(s.b), "slab %d is a quarter dead and was not compacted", i)
 		}
 	}
+	require.Equal(tb, t.slabs.Freed(), dropped, "dropped slabs are free")
 }
 
 // TestTableMatchesAMap: under random sets and deletes of values from empty

@@ -38,6 +38,7 @@ import (
 	"sync"
 
 	"raftkv/src/api"
+	"raftkv/src/freelist"
 	"raftkv/src/kv"
 )
 
@@ -94,11 +95,10 @@ type Hub struct {
 	// leave the ring oldest first, so a chunk is dropped once its last
 	// event has left. Invariant: live[c] is the number of the ring's
 	// events in chunk c; a chunk other than cur with none is dropped (nil,
-	// its index in freeChunks).
-	chunks     [][]byte
-	live       []int
-	freeChunks []int
-	cur        int // the chunk being filled; -1: none
+	// its index free).
+	chunks freelist.Slice[[]byte]
+	live   []int
+	cur    int // the chunk being filled; -1: none
 	// floor: every change above it is in the ring or yet to come.
 	// Invariant: floor < the Index of every event in the ring.
 	floor uint64
@@ -172,45 +172,37 @@ func (h *Hub) store(e kv.Event) record {
 	switch {
 	case n > chunkSize/4:
 		c = h.newChunk(n)
-	case c < 0 || cap(h.chunks[c])-len(h.chunks[c]) < n:
+	case c < 0 || cap(h.chunks.Items[c])-len(h.chunks.Items[c]) < n:
 		if old := h.cur; old >= 0 && h.live[old] == 0 {
 			h.dropChunk(old)
 		}
 		h.cur = h.newChunk(chunkSize)
 		c = h.cur
 	}
-	r.chunk, r.off = uint32(c), uint32(len(h.chunks[c]))
-	h.chunks[c] = append(append(h.chunks[c], e.Key...), e.Value...)
+	r.chunk, r.off = uint32(c), uint32(len(h.chunks.Items[c]))
+	h.chunks.Items[c] = append(append(h.chunks.Items[c], e.Key...), e.Value...)
 	h.live[c]++
 	return r
 }
 
 func (h *Hub) newChunk(size int) int {
-	b := make([]byte, 0, size)
-	if n := len(h.freeChunks); n > 0 {
-		c := h.freeChunks[n-1]
-		h.freeChunks = h.freeChunks[:n-1]
-		h.chunks[c] = b
-		return c
+	c := h.chunks.Add(make([]byte, 0, size))
+	if c == len(h.live) {
+		h.live = append(h.live, 0)
 	}
-	h.chunks = append(h.chunks, b)
-	h.live = append(h.live, 0)
-	return len(h.chunks) - 1
+	return c
 }
 
-func (h *Hub) dropChunk(c int) {
-	h.chunks[c] = nil
-	h.freeChunks = append(h.freeChunks, c)
-}
+func (h *Hub) dropChunk(c int) { h.chunks.Free(c) }
 
 // key is r's key, aliasing its chunk.
 func (h *Hub) key(r record) []byte {
-	return h.chunks[r.chunk][r.off : r.off+r.klen]
+	return h.chunks.Items[r.chunk][r.off : r.off+r.klen]
 }
 
 // event returns r as a kv.Event, its key and value copied out of the chunk.
 func (h *Hub) event(r record) kv.Event {
-	v := h.chunks[r.chunk][r.off+r.klen : r.off+r.klen+r.vlen]
+	v := h.chunks.Items[r.chunk][r.off+r.klen : r.off+r.klen+r.vlen]
 	return kv.Event{Index: r.index, Type: eventTypes[r.typ], Key: string(h.key(r)), Value: string(v), Lease: r.lease}
 }
 
@@ -283,7 +275,7 @@ func (h *Hub) Reset(applied uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	clear(h.ring)
-	h.chunks, h.live, h.freeChunks, h.cur = nil, nil, nil, -1
+	h.chunks, h.live, h.cur = freelist.Slice[[]byte]{}, nil, -1
 	h.first, h.next, h.bytes = 0, 0, 0
 	h.floor = applied
 	h.epoch++

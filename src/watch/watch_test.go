@@ -141,17 +141,17 @@ func TestHistoryChunks(t *testing.T) {
 		published = append(published, e)
 		if i%97 == 0 || i == 5000 {
 			h.mu.RLock()
-			live := make([]int, len(h.chunks))
+			live := make([]int, len(h.chunks.Items))
 			for seq := h.first; seq < h.next; seq++ {
 				live[h.ring[seq%uint64(len(h.ring))].chunk]++
 			}
 			bytes := 0
-			for c := range h.chunks {
+			for c, b := range h.chunks.Items {
 				require.Equal(t, live[c], h.live[c], "chunk %d's count", c)
 				if c != h.cur && live[c] == 0 {
-					require.Nil(t, h.chunks[c], "chunk %d has no event left and was not dropped", c)
+					require.Nil(t, b, "chunk %d has no event left and was not dropped", c)
 				}
-				bytes += cap(h.chunks[c])
+				bytes += cap(b)
 			}
 			require.LessOrEqual(t, bytes, h.opts.MaxBytes+3*chunkSize+2*chunkSize/4, "chunks kept beyond the history")
 			floor := h.floor
@@ -167,5 +167,5 @@ func TestHistoryChunks(t *testing.T) {
 		}
 	}
 	h.Reset(5000)
-	require.Empty(t, h.chunks)
+	require.Empty(t, h.chunks.Items)
 }
