@@ -265,7 +265,11 @@ func decodeFast(line []byte) (record, bool) {
 			if !isRawJSON(d) {
 				return r, false
 			}
-			r.entry.Data = d[:len(d):len(d)]
+			// A copy, not a slice of line: an entry that stays in memory
+			// (the core's log window) would keep the whole segment file it
+			// was read from alive, 55 MB at a million keys, in a restarted
+			// node's every byte of RSS.
+			r.entry.Data = bytes.Clone(d)
 		case bytes.HasPrefix(rest, []byte(`,"data":"`)) && bytes.HasSuffix(rest, []byte(`"}`)) &&
 			len(rest) >= len(`,"data":""}`):
 			enc := rest[len(`,"data":"`) : len(rest)-2]
