@@ -178,7 +178,7 @@ func runNode(args []string) int {
 	// heap by tens of MB a second, and a limit a second old left it no
 	// headroom (collections back to back).
 	if os.Getenv("GOMEMLIMIT") == "" {
-		go memlimit.Run(context.Background(), memoryFloor, memoryHeadroom, 250*time.Millisecond)
+		memlimit.Start(context.Background(), memoryFloor, memoryHeadroom, 250*time.Millisecond)
 	}
 	srv := httpapi.New(httpapi.Config{
 		Self: raft.ID(cfg.ID), Peers: httpPeers,

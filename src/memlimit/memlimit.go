@@ -103,30 +103,36 @@ func LiveHeap() (live, scan, overhead uint64) {
 	return live, scan, overhead
 }
 
-// Run sets the limit at once and then every interval until ctx ends.
-// The ceiling is the container's (Ceiling), read once.
+// Start collects, returns freed memory to the system, sets the limit, and
+// then keeps it set every interval until ctx ends, in a goroutine that
+// closes done when it returns. The ceiling is the container's (Ceiling),
+// read once.
 //
-// It first collects and returns freed memory to the system: a node starts
-// Run once its state is loaded, and what the load used and dropped (the
-// snapshot file's bytes, the decoder's lists: more than the state itself
-// at a million keys) would otherwise stay resident until the scavenger
-// gets to it, slowly.
-func Run(ctx context.Context, floor, headroom uint64, interval time.Duration) {
-	ceiling := Ceiling()
+// A node starts it once its state is loaded, before it serves: what the
+// load used and dropped (the snapshot file's bytes, the decoder's lists:
+// more than the state itself at a million keys) would otherwise stay
+// resident until the scavenger gets to it, slowly.
+func Start(ctx context.Context, floor, headroom uint64, interval time.Duration) (done <-chan struct{}) {
 	debug.FreeOSMemory()
+	ceiling := Ceiling()
 	set := func() {
 		live, scan, overhead := LiveHeap()
 		debug.SetMemoryLimit(int64(Limit(live, scan, overhead, floor, headroom, ceiling)))
 	}
 	set()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			set()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				set()
+			}
 		}
-	}
+	}()
+	return stopped
 }

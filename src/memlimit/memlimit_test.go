@@ -27,17 +27,13 @@ func TestLimit(t *testing.T) {
 
 var sink [][]byte
 
-func TestRunFollowsTheLiveHeap(t *testing.T) {
+func TestStartFollowsTheLiveHeap(t *testing.T) {
 	old := debug.SetMemoryLimit(-1)
 	defer debug.SetMemoryLimit(old)
 
 	const floor, headroom = 8 << 20, 16 << 20
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		Run(ctx, floor, headroom, time.Millisecond)
-		close(done)
-	}()
+	done := Start(ctx, floor, headroom, time.Millisecond)
 
 	// Hold 64 MiB live: the limit must move above it.
 	for range 64 {
