@@ -66,7 +66,7 @@ type snapshotJSON struct {
 	Leases       map[string]leaseJSON
 	AppliedIndex uint64
 	// decoded is Contents with Meta, in key order: from decodeSnapshotFast,
-	// or from buildTable after encoding/json (Contents and Meta are then
+	// or from gatherKeys after encoding/json (Contents and Meta are then
 	// nil). Deltas patch it; then it becomes table, the Store's.
 	decoded *decodedKeys
 	table   *table
@@ -262,7 +262,7 @@ func (s *Store) RestoreChain(data []byte, deltas Deltas) error {
 		if snap, err = decodeSnapshotJSON(data); err != nil {
 			return err
 		}
-		errs = snap.buildTable()
+		errs = snap.gatherKeys()
 	}
 	if deltas != nil {
 		if err := snap.apply(deltas); err != nil {
@@ -384,14 +384,14 @@ func appendMeta(b []byte, m Meta) []byte {
 	return append(b, ']')
 }
 
-// buildTable moves the Contents and Meta that encoding/json decoded into
+// gatherKeys moves the Contents and Meta that encoding/json decoded into
 // decoded, and returns what is wrong with the metadata's keys. A snapshot
 // without "Meta" (written before keys had metadata) gives every key
 // create_index = mod_index = the snapshot's applied index (at least 1) and
 // version 1: true bounds ("written at or before"), and a ?cas= with that
 // mod_index works. One with "Meta" must give every key, and no other, its
 // metadata (checkTable checks the indexes).
-func (snap *snapshotJSON) buildTable() []error {
+func (snap *snapshotJSON) gatherKeys() []error {
 	var errs []error
 	meta := func(k string) Meta {
 		at := max(snap.AppliedIndex, 1)
