@@ -965,12 +965,12 @@ func (s *Node) startSnapshot(applied uint64, base bool) {
 	frozen := s.kv.FreezeBase()
 	go func() {
 		start := time.Now()
-		var size countingWriter
+		var size storage.CountingWriter
 		err := s.disk.SaveSnapshotFrom(meta, func(w io.Writer) error {
-			size.w = w
+			size.W = w
 			return frozen.EncodeTo(&size)
 		})
-		s.snapc <- snapResult{index: applied, keys: frozen.Len(), bytes: size.n, took: time.Since(start), err: err}
+		s.snapc <- snapResult{index: applied, keys: frozen.Len(), bytes: uint64(size.N), took: time.Since(start), err: err}
 	}()
 }
 
@@ -1066,16 +1066,4 @@ const StateMachineFile = "statemachine.json"
 func writeStateMachine(dir string, snap raft.Snapshot) error {
 	head := fmt.Appendf(nil, `{"Index":%d,"Term":%d,"StateMachine":`, snap.Index, snap.Term)
 	return storage.WriteFileAtomic(filepath.Join(dir, StateMachineFile), head, snap.Data, []byte("}\n"))
-}
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n uint64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += uint64(n)
-	return n, err
 }

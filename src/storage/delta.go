@@ -167,24 +167,26 @@ func (s *Storage) SaveSnapshotDelta(meta raft.Snapshot, from uint64, encode func
 	name := deltaName(from, snap.Index)
 	var size int64
 	werr := writeAtomicFunc(s.dir, name, func(w io.Writer) error {
-		cw := &countWriter{w: w}
+		cw := &CountingWriter{W: w}
 		if err := writeDeltaFile(cw, from, snap, encode); err != nil {
 			return err
 		}
-		size = cw.n
+		size = cw.N
 		return nil
 	})
 	return s.finishSnapshot(snap, name, werr, func() { s.deltaBytes += size })
 }
 
-type countWriter struct {
-	w io.Writer
-	n int64
+// CountingWriter counts the bytes written through it to W (N): the size of
+// a snapshot as it is streamed to its file.
+type CountingWriter struct {
+	W io.Writer
+	N int64
 }
 
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
+func (c *CountingWriter) Write(p []byte) (int, error) {
+	n, err := c.W.Write(p)
+	c.N += int64(n)
 	return n, err
 }
 

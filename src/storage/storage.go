@@ -555,9 +555,9 @@ func (s *Storage) SaveSnapshotFrom(meta raft.Snapshot, encode func(w io.Writer) 
 	var size int64
 	werr := writeAtomicFunc(s.dir, name, func(w io.Writer) error {
 		return writeSnapshotFile(w, snap, func(w io.Writer) error {
-			cw := &countWriter{w: w}
+			cw := &CountingWriter{W: w}
 			err := encode(cw)
-			size = cw.n
+			size = cw.N
 			return err
 		})
 	})
