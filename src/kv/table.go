@@ -297,28 +297,27 @@ func (t *table) hashInsert(slot, h uint32) {
 	if 2*(t.len()+1) > len(t.hash) {
 		t.hashResize(max(16, 2*len(t.hash)))
 	}
+	t.hashPut(hashEntry{slot + 1, h})
+}
+
+// hashPut puts e in the first empty place from its home on.
+func (t *table) hashPut(e hashEntry) {
 	mask := uint32(len(t.hash) - 1)
-	i := h & mask
+	i := e.hash & mask
 	for t.hash[i].slot1 != 0 {
 		i = (i + 1) & mask
 	}
-	t.hash[i] = hashEntry{slot + 1, h}
+	t.hash[i] = e
 }
 
 // hashResize moves the entries to a hash index of n places (a power of two).
 func (t *table) hashResize(n int) {
 	old := t.hash
 	t.hash = make([]hashEntry, n)
-	mask := uint32(n - 1)
 	for _, e := range old {
-		if e.slot1 == 0 {
-			continue
+		if e.slot1 != 0 {
+			t.hashPut(e)
 		}
-		i := e.hash & mask
-		for t.hash[i].slot1 != 0 {
-			i = (i + 1) & mask
-		}
-		t.hash[i] = e
 	}
 }
 
@@ -441,15 +440,9 @@ func (d *decodedKeys) table() *table {
 		n *= 2
 	}
 	t.hash = make([]hashEntry, n)
-	mask := uint32(n - 1)
 	for i, k := range d.keys {
 		writeRecord(t, uint32(i), k, d.values[i], d.metas[i])
-		h := t.hashOf(k)
-		j := h & mask
-		for t.hash[j].slot1 != 0 {
-			j = (j + 1) & mask
-		}
-		t.hash[j] = hashEntry{uint32(i) + 1, h}
+		t.hashPut(hashEntry{uint32(i) + 1, t.hashOf(k)})
 	}
 	for i := 0; i < len(d.keys); i += maxChunk / 2 {
 		c := make([]uint32, min(maxChunk/2, len(d.keys)-i))
